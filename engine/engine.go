@@ -1,0 +1,85 @@
+// Package engine drives a container runtime's command-line tool: Apple's
+// `container` on macOS, podman or docker on Linux. Every answer a runtime
+// gives is parsed into typed values before the rest of claudecontainer sees
+// it.
+package engine
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/VerilyPete/claudecontainer/policy"
+)
+
+// State is a container's state.
+type State string
+
+// Container states. Absent means no container has the name.
+const (
+	Absent  State = "absent"
+	Stopped State = "stopped"
+	Running State = "running"
+)
+
+// Engine is one container runtime.
+type Engine interface {
+	// Name is the runtime's setting value: "container", "podman" or "docker".
+	Name() string
+	// Version returns the runtime's version string.
+	Version(ctx context.Context) (string, error)
+	// EnsureRunning starts the runtime's background service when it is down
+	// (never prompting).
+	EnsureRunning(ctx context.Context) error
+
+	// Network returns the named network, or an error wrapping ErrNotFound.
+	Network(ctx context.Context, name string) (policy.Network, error)
+	// CreateNetwork creates the named network with a fixed IPv4 subnet.
+	CreateNetwork(ctx context.Context, name string, subnet netip.Prefix) error
+
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	Build(ctx context.Context, b BuildSpec) error
+
+	State(ctx context.Context, name string) (State, error)
+	// RunningOn lists the running containers attached to the network.
+	RunningOn(ctx context.Context, network string) ([]string, error)
+	// Create creates and starts the container detached, running its default
+	// command, so that shells can be exec'd into it.
+	Create(ctx context.Context, r RunSpec) error
+	Start(ctx context.Context, name string) error
+	// Exec runs an interactive command in the container on this terminal.
+	Exec(ctx context.Context, name string, argv ...string) error
+	Stop(ctx context.Context, name string) error
+}
+
+// BuildSpec is an image build.
+type BuildSpec struct {
+	Context    string // directory holding the Dockerfile
+	Dockerfile string // path, "" for Context/Dockerfile
+	Tag        string
+	Args       map[string]string // --build-arg
+}
+
+// RunSpec is a container to create.
+type RunSpec struct {
+	Name    string
+	Image   string
+	Network string
+	DNS     []netip.Addr
+	Volumes []Volume
+	Memory  string
+	CPUs    int
+	Env     map[string]string
+}
+
+// Volume mounts a named volume (Source without a slash) or a host directory
+// (absolute Source) at Target.
+type Volume struct {
+	Source, Target string
+}
+
+// ErrNotFound marks a network or container that does not exist.
+var ErrNotFound = errNotFound{}
+
+type errNotFound struct{}
+
+func (errNotFound) Error() string { return "not found" }

@@ -1,0 +1,47 @@
+//go:build mage
+
+// claudecontainer runs Claude Code in a container whose network is locked
+// down by a firewall on the host. Settings are CLAUDECONTAINER_* environment
+// variables; see README.md.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/VerilyPete/claudecontainer/app"
+)
+
+// There is no Default target: a bare `mage` lists the targets. (mage 1.17.2
+// cannot compile a default target that takes optional flags, and `dev` takes
+// -workspace.)
+
+// Dev brings the firewall up, starts or attaches to the container, and lifts the firewall when the last shell leaves.
+// With -workspace=DIR it mounts DIR at /workspace instead of the current directory.
+func Dev(ctx context.Context, workspace *string) error {
+	ws := ""
+	if workspace != nil {
+		ws = *workspace
+	}
+	return app.Dev(ctx, os.Stdout, ws)
+}
+
+// Build builds the container image (claudepine:latest by default).
+func Build(ctx context.Context) error { return app.Build(ctx, os.Stdout) }
+
+// Allowlist fetches every allowlist source, merges them and writes the allowlist file (and the live table if the firewall is up).
+func Allowlist(ctx context.Context) error { return app.Allowlist(ctx, os.Stdout) }
+
+// Subnet finds (or creates) the container network and prints the firewall rules rendered for it.
+func Subnet(ctx context.Context) error { return app.Subnet(ctx, os.Stdout) }
+
+// Up brings the firewall up without touching any container.
+func Up(ctx context.Context) error { return app.Up(ctx, os.Stdout) }
+
+// Reset takes the firewall down and repairs what a crashed run left behind; with -stop it first stops a running container, without it it refuses.
+func Reset(ctx context.Context, stop *bool) error {
+	return app.Reset(ctx, os.Stdout, stop != nil && *stop)
+}
+
+// Status checks the firewall, the allowlist, the network and the container, and says how to fix what is wrong.
+func Status(ctx context.Context) error { return app.Status(ctx, os.Stdout) }

@@ -1,0 +1,95 @@
+// Package policy is the firewall policy that every backend renders: which
+// container network is guarded, where its DNS may go, and which table holds
+// the allowlist. It holds no rule syntax; pf and nftables each render it in
+// their own package, and Decide states what both renderings must do.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+)
+
+// Network is a container network as the runtime reports it, after parsing.
+type Network struct {
+	Name      string
+	IPv4      netip.Prefix // masked, e.g. 192.168.64.0/24
+	Gateway4  netip.Addr   // the host's address on the network; the default DNS server
+	IPv6      netip.Prefix // masked; invalid (zero) when the network has no IPv6 subnet
+	Interface string       // host bridge interface (bridge100, cni-podman1); "" when unknown
+}
+
+// Policy is everything a firewall backend needs to render its rules.
+type Policy struct {
+	Network Network
+	// DNS lists the only addresses the containers may send DNS queries to
+	// (UDP and TCP port 53). By default it is the network's gateway; a DNS
+	// forwarder run by claudecontainer would put its own address here.
+	DNS []netip.Addr
+	// Table names the allowlist table (pf) or the prefix of the allowlist
+	// sets (nftables).
+	Table string
+}
+
+// New returns the default policy for a network: DNS only to the gateway.
+func New(n Network, table string) (Policy, error) {
+	p := Policy{Network: n, DNS: []netip.Addr{n.Gateway4}, Table: table}
+	return p, p.Validate()
+}
+
+var (
+	identifier = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,30}$`)
+	ifname     = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,14}$`)
+)
+
+// ValidIdentifier reports whether s can be used as a table, set or anchor
+// name in both pf and nftables without quoting.
+func ValidIdentifier(s string) bool { return identifier.MatchString(s) }
+
+// ValidInterface reports whether s is a plausible network interface name
+// (at most 15 characters, as on Linux; no spaces, colons or quotes).
+func ValidInterface(s string) bool { return ifname.MatchString(s) }
+
+// Validate checks that every value can be rendered safely and means what the
+// policy intends. Backends call it before rendering.
+func (p Policy) Validate() error {
+	n := p.Network
+	var errs []error
+	if !n.IPv4.IsValid() || !n.IPv4.Addr().Is4() {
+		errs = append(errs, fmt.Errorf("network %q has no IPv4 subnet", n.Name))
+	} else {
+		if n.IPv4 != n.IPv4.Masked() {
+			errs = append(errs, fmt.Errorf("network %q: subnet %s is not masked", n.Name, n.IPv4))
+		}
+		if !n.IPv4.Addr().IsPrivate() {
+			errs = append(errs, fmt.Errorf("network %q: subnet %s is not a private range; refusing to treat it as a container network", n.Name, n.IPv4))
+		}
+		if n.IPv4.Bits() < 8 || n.IPv4.Bits() > 30 {
+			errs = append(errs, fmt.Errorf("network %q: subnet %s must be between /8 and /30", n.Name, n.IPv4))
+		}
+		if !n.Gateway4.Is4() || !n.IPv4.Contains(n.Gateway4) {
+			errs = append(errs, fmt.Errorf("network %q: gateway %v is not inside %s", n.Name, n.Gateway4, n.IPv4))
+		}
+	}
+	if n.IPv6.IsValid() {
+		if !n.IPv6.Addr().Is6() || n.IPv6.Addr().Is4In6() || n.IPv6 != n.IPv6.Masked() || n.IPv6.Bits() < 48 {
+			errs = append(errs, fmt.Errorf("network %q: IPv6 subnet %s must be a masked IPv6 prefix of /48 or longer", n.Name, n.IPv6))
+		}
+	}
+	if n.Interface != "" && !ValidInterface(n.Interface) {
+		errs = append(errs, fmt.Errorf("network %q: %q is not a valid interface name", n.Name, n.Interface))
+	}
+	if len(p.DNS) == 0 {
+		errs = append(errs, errors.New("policy names no DNS server"))
+	}
+	for _, a := range p.DNS {
+		if !a.IsValid() || a.Zone() != "" {
+			errs = append(errs, fmt.Errorf("DNS server %v is not a plain IP address", a))
+		}
+	}
+	if !ValidIdentifier(p.Table) {
+		errs = append(errs, fmt.Errorf("table name %q: want letters, digits and '_', starting with a letter, at most 31 characters", p.Table))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,110 @@
+package policy_test
+
+import (
+	"net/netip"
+	"testing"
+
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/policy"
+)
+
+var (
+	a = netip.MustParseAddr
+	p = netip.MustParsePrefix
+)
+
+func dualStack() policy.Policy {
+	pol, err := policy.New(policy.Network{
+		Name: "claude", IPv4: p("192.168.64.0/24"), Gateway4: a("192.168.64.1"),
+		IPv6: p("fd5e:9a3b:1c2d:4e5f::/64"), Interface: "bridge100",
+	}, "allowed_destinations")
+	if err != nil {
+		panic(err)
+	}
+	return pol
+}
+
+func allowlist() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	b.AddPrefix(p("140.82.112.0/20"))
+	b.AddPrefix(p("2606:50c0::/32"))
+	s, err := b.IPSet()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func TestDecideFollowsThePolicy(t *testing.T) {
+	pol, set := dualStack(), allowlist()
+	ctr, ctr6 := a("192.168.64.5"), a("fd5e:9a3b:1c2d:4e5f::5")
+	cases := []struct {
+		name string
+		f    policy.Flow
+		want policy.Verdict
+	}{
+		{"https to an allowlisted address", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.TCP, Port: 443}, policy.Pass},
+		{"ssh to an allowlisted address", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.TCP, Port: 22}, policy.Pass},
+		{"udp to an allowlisted address", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.UDP, Port: 443}, policy.Pass},
+		{"icmp to an allowlisted address", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.ICMP}, policy.Refuse},
+		{"https elsewhere", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.TCP, Port: 443}, policy.Refuse},
+		{"ssh elsewhere", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.TCP, Port: 22}, policy.Refuse},
+		{"dns to the gateway over udp", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.UDP, Port: 53}, policy.Pass},
+		{"dns to the gateway over tcp", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.TCP, Port: 53}, policy.Pass},
+		{"dns to a public resolver", policy.Flow{Src: ctr, Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 53}, policy.Refuse},
+		{"ssh to the host", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.TCP, Port: 22}, policy.Refuse},
+		{"another container", policy.Flow{Src: ctr, Dst: a("192.168.64.7"), Proto: policy.TCP, Port: 8080}, policy.Pass},
+		{"the LAN", policy.Flow{Src: ctr, Dst: a("192.168.1.10"), Proto: policy.TCP, Port: 80}, policy.Refuse},
+		{"ipv6 to an allowlisted address", policy.Flow{Src: ctr6, Dst: a("2606:50c0::1"), Proto: policy.TCP, Port: 443}, policy.Pass},
+		{"ipv6 elsewhere", policy.Flow{Src: ctr6, Dst: a("2001:db8::1"), Proto: policy.TCP, Port: 443}, policy.Refuse},
+		{"ipv6 inside the network", policy.Flow{Src: ctr6, Dst: a("fd5e:9a3b:1c2d:4e5f::1"), Proto: policy.TCP, Port: 22}, policy.Refuse},
+		{"the host opens a connection to a container", policy.Flow{Src: a("192.168.64.1"), Dst: ctr, Proto: policy.TCP, Port: 8080, FromHost: true}, policy.Pass},
+		{"traffic from elsewhere", policy.Flow{Src: a("10.1.1.1"), Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 53}, policy.Ignore},
+		{"an IPv4-mapped destination counts as IPv4", policy.Flow{Src: ctr, Dst: a("::ffff:140.82.113.4"), Proto: policy.TCP, Port: 443}, policy.Pass},
+	}
+	for _, c := range cases {
+		if got := pol.Decide(c.f, set); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestDecideSendsDNSOnlyWhereThePolicySays(t *testing.T) {
+	pol := dualStack()
+	pol.DNS = []netip.Addr{a("192.168.64.2")} // a forwarder on the network
+	ctr := a("192.168.64.5")
+	if got := pol.Decide(policy.Flow{Src: ctr, Dst: a("192.168.64.2"), Proto: policy.UDP, Port: 53}, nil); got != policy.Pass {
+		t.Errorf("dns to the forwarder: %v", got)
+	}
+	if got := pol.Decide(policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.UDP, Port: 53}, nil); got != policy.Refuse {
+		t.Errorf("dns to the gateway when a forwarder is named: %v", got)
+	}
+}
+
+func TestValidateRefusesWhatCannotBeRenderedSafely(t *testing.T) {
+	good := dualStack()
+	cases := map[string]func(*policy.Policy){
+		"no subnet":            func(q *policy.Policy) { q.Network.IPv4 = netip.Prefix{} },
+		"unmasked subnet":      func(q *policy.Policy) { q.Network.IPv4 = p("192.168.64.1/24") },
+		"public subnet":        func(q *policy.Policy) { q.Network.IPv4 = p("8.8.8.0/24"); q.Network.Gateway4 = a("8.8.8.1") },
+		"gateway outside":      func(q *policy.Policy) { q.Network.Gateway4 = a("10.0.0.1") },
+		"ipv4 as ipv6 subnet":  func(q *policy.Policy) { q.Network.IPv6 = p("192.168.0.0/24") },
+		"short ipv6 subnet":    func(q *policy.Policy) { q.Network.IPv6 = p("fd00::/8") },
+		"interface with colon": func(q *policy.Policy) { q.Network.Interface = "bridge100:" },
+		"interface injection":  func(q *policy.Policy) { q.Network.Interface = "en0 all" },
+		"table with a space":   func(q *policy.Policy) { q.Table = "a b" },
+		"no dns":               func(q *policy.Policy) { q.DNS = nil },
+	}
+	for name, mutate := range cases {
+		pol := good
+		pol.DNS = append([]netip.Addr(nil), good.DNS...)
+		mutate(&pol)
+		if err := pol.Validate(); err == nil {
+			t.Errorf("%s: Validate passed", name)
+		}
+	}
+	if err := good.Validate(); err != nil {
+		t.Errorf("good policy: %v", err)
+	}
+}
