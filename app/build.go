@@ -1,0 +1,9 @@
+package app
+
+import (
+	"context"
+	"io"
+)
+
+// Build builds the container image.
+func Build(ctx context.Context, out io.Writer) error { return notYet("build", "the dev issue") }
