@@ -8,6 +8,7 @@ package sources
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -35,9 +36,9 @@ type Source struct {
 // Env is what a Fetch may use. Tests point it at local servers and temporary
 // directories.
 type Env struct {
-	HTTP      *http.Client      // has a timeout; never http.DefaultClient
-	CacheDir  string            // per-source cache files live here
-	LocalFile string            // the user's additions file
+	HTTP      *http.Client // has a timeout; never http.DefaultClient
+	CacheDir  string       // per-source cache files live here
+	LocalFile string       // the user's additions file
 	Getenv    func(string) string
 	// URL overrides a source's document address, by source name; tests use
 	// it to point sources at httptest servers. Empty means the real address.
@@ -80,17 +81,26 @@ var registry = map[string]Source{}
 var name = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
 
 // Register adds s. It panics on a source that could never work: an invalid
-// or duplicate name, no Doc, no entries and no Fetch, or a fixed prefix or
-// host name that does not parse.
+// or duplicate name, no Doc or one of several lines, no entries and no Fetch,
+// or a fixed prefix or host name that does not parse.
 func Register(s Source) {
+	registerIn(registry, s)
+}
+
+// registerIn is Register on the map m, so that tests can check what Register
+// refuses without touching the real registry.
+func registerIn(m map[string]Source, s Source) {
 	if !name.MatchString(s.Name) {
 		panic(fmt.Sprintf("sources: Register: invalid source name %q (want a lower-case word)", s.Name))
 	}
-	if _, dup := registry[s.Name]; dup {
+	if _, dup := m[s.Name]; dup {
 		panic(fmt.Sprintf("sources: Register called twice for source %q", s.Name))
 	}
 	if strings.TrimSpace(s.Doc) == "" {
 		panic(fmt.Sprintf("sources: source %q has no Doc", s.Name))
+	}
+	if strings.ContainsAny(s.Doc, "\r\n") {
+		panic(fmt.Sprintf("sources: source %q: Doc must be one line", s.Name))
 	}
 	if s.Fetch == nil && len(s.Prefixes) == 0 && len(s.Hosts) == 0 {
 		panic(fmt.Sprintf("sources: source %q has no prefixes, hosts or Fetch", s.Name))
@@ -105,7 +115,7 @@ func Register(s Source) {
 			panic(fmt.Sprintf("sources: source %q: invalid host name %q", s.Name, h))
 		}
 	}
-	registry[s.Name] = s
+	m[s.Name] = s
 }
 
 // Lookup returns the source called name.
@@ -218,4 +228,21 @@ func ValidHost(h string) bool {
 	// addresses out.
 	last := labels[len(labels)-1]
 	return strings.Trim(last, "0123456789") != ""
+}
+
+// userAgent is sent with every request a source makes.
+const userAgent = "claudecontainer (+https://github.com/VerilyPete/claudecontainer)"
+
+// readLimited reads all of r, failing once it holds more than limit bytes:
+// a document that large is not the one asked for, and reading on would only
+// use memory.
+func readLimited(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("document larger than %d bytes", limit)
+	}
+	return b, nil
 }
