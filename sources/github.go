@@ -1,0 +1,257 @@
+package sources
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+)
+
+func init() {
+	Register(Source{
+		Name:     "github",
+		Doc:      "GitHub web, API and git ranges (IPv4 and IPv6) from api.github.com/meta, cached; GITHUB_TOKEN raises the rate limit",
+		Required: true,
+		Fetch:    fetchGitHub,
+	})
+}
+
+// See https://docs.github.com/en/rest/meta/meta#get-github-meta-information
+// and https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/about-githubs-ip-addresses.
+// Only web, api and git are taken: actions, codespaces and the like are
+// whole Azure regions shared with everyone else.
+const (
+	githubMetaURL   = "https://api.github.com/meta"
+	githubMetaLimit = 4 << 20 // the 2026 document, actions included, is well under 1 MiB
+	githubDocFile   = "github-meta.json"
+	githubETagFile  = "github-meta.etag"
+)
+
+// githubMeta is the part of the meta document used here; other keys are
+// ignored. The lists are pointers so that a missing key (or null) is told
+// apart from an empty list.
+type githubMeta struct {
+	Web *[]string `json:"web"`
+	API *[]string `json:"api"`
+	Git *[]string `json:"git"`
+}
+
+// fetchGitHub gets the meta document, asking with the cached copy's ETag so
+// that an unchanged document costs nothing. On any failure it falls back to
+// the cached copy with a warning; it fails only when there is none.
+func fetchGitHub(ctx context.Context, env Env) (Result, error) {
+	url := env.URLFor("github", githubMetaURL)
+	cache := githubCache{dir: env.CacheDir}
+	cached, etag, err := cache.load()
+	if err != nil {
+		env.Warnf("ignoring the cached GitHub meta document: %v", err)
+	}
+	ps, err := getGitHubMeta(ctx, env, url, cache, etag, cached != nil)
+	switch {
+	case err == nil && ps == nil: // 304 Not Modified
+		return Result{Prefixes: cached}, nil
+	case err == nil:
+		return Result{Prefixes: ps}, nil
+	case cached != nil:
+		env.Warnf("fetching %s: %v; using the copy cached in %s", url, err, cache.path(githubDocFile))
+		return Result{Prefixes: cached}, nil
+	default:
+		return Result{}, fmt.Errorf("fetching %s: %w (and no cached copy in %s to fall back to)", url, err, env.CacheDir)
+	}
+}
+
+// getGitHubMeta asks for the document and, when a new one comes, checks it
+// and caches it. It returns nil prefixes and no error for 304 Not Modified.
+// It calls env.HTTP directly rather than through a script pipe because it
+// needs the status and headers (ETag, 304, rate limits), which a pipe hides.
+func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, etag string, haveCache bool) ([]netip.Prefix, error) {
+	if env.HTTP == nil {
+		return nil, errors.New("no HTTP client")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/vnd.github+json")
+	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+	req.Header.Set("User-Agent", userAgent)
+	if env.Getenv != nil {
+		if token := strings.TrimSpace(env.Getenv("GITHUB_TOKEN")); token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+	}
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := env.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode == http.StatusNotModified && haveCache:
+		return nil, nil
+	case resp.StatusCode == http.StatusNotModified:
+		return nil, errors.New("304 Not Modified, but there is no cached copy to use")
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, fmt.Errorf("%s%s", resp.Status, rateLimitNote(resp.Header, env))
+	case resp.StatusCode/100 != 2:
+		return nil, errors.New(resp.Status)
+	}
+	body, err := readLimited(resp.Body, githubMetaLimit)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := parseGitHubMeta(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := cache.save(body, resp.Header.Get("ETag")); err != nil {
+		env.Warnf("caching the GitHub meta document: %v", err)
+	}
+	return ps, nil
+}
+
+// parseGitHubMeta returns the union of web, api and git, de-duplicated and
+// sorted. Every entry must parse: one bad entry makes the document
+// malformed.
+func parseGitHubMeta(b []byte) ([]netip.Prefix, error) {
+	var m githubMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("malformed meta document: %v", err)
+	}
+	seen := map[netip.Prefix]bool{}
+	var out []netip.Prefix
+	for _, l := range []struct {
+		key  string
+		list *[]string
+	}{{"web", m.Web}, {"api", m.API}, {"git", m.Git}} {
+		if l.list == nil {
+			return nil, fmt.Errorf("malformed meta document: no %q list", l.key)
+		}
+		for i, s := range *l.list {
+			p, err := ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("malformed meta document: %s[%d]: %v", l.key, i, err)
+			}
+			if p.Bits() == 0 {
+				return nil, fmt.Errorf("malformed meta document: %s[%d]: %s would allow every address", l.key, i, p)
+			}
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("malformed meta document: web, api and git are all empty")
+	}
+	slices.SortFunc(out, comparePrefixes)
+	return out, nil
+}
+
+func comparePrefixes(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// rateLimitNote explains a 403 or 429 from GitHub's rate-limit headers.
+func rateLimitNote(h http.Header, env Env) string {
+	var notes []string
+	if h.Get("X-RateLimit-Remaining") == "0" {
+		notes = append(notes, "rate limit used up")
+	}
+	if s := strings.TrimSpace(h.Get("Retry-After")); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 {
+			notes = append(notes, fmt.Sprintf("retry after %ds", n))
+		} else if t, err := http.ParseTime(s); err == nil {
+			notes = append(notes, "retry after "+t.UTC().Format(time.RFC3339))
+		}
+	}
+	if n, err := strconv.ParseInt(strings.TrimSpace(h.Get("X-RateLimit-Reset")), 10, 64); err == nil && n > 0 {
+		notes = append(notes, "the limit resets at "+time.Unix(n, 0).UTC().Format(time.RFC3339))
+	}
+	if len(notes) == 0 {
+		return ""
+	}
+	if env.Getenv == nil || strings.TrimSpace(env.Getenv("GITHUB_TOKEN")) == "" {
+		notes = append(notes, "set GITHUB_TOKEN to raise the limit from 60 to 5,000 requests an hour")
+	}
+	return " (" + strings.Join(notes, "; ") + ")"
+}
+
+// githubCache keeps the last good meta document and its ETag. An empty dir
+// turns caching off.
+type githubCache struct{ dir string }
+
+func (c githubCache) path(file string) string { return filepath.Join(c.dir, file) }
+
+// load returns the cached document's prefixes and ETag; nil prefixes when
+// there is no usable copy. An error means a copy exists but is unusable.
+func (c githubCache) load() ([]netip.Prefix, string, error) {
+	if c.dir == "" {
+		return nil, "", nil
+	}
+	b, err := os.ReadFile(c.path(githubDocFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	ps, err := parseGitHubMeta(b)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %v", c.path(githubDocFile), err)
+	}
+	etag, err := os.ReadFile(c.path(githubETagFile))
+	if err != nil || !validETag(string(etag)) {
+		etag = nil // the document is still good; it is just fetched in full
+	}
+	return ps, string(etag), nil
+}
+
+// save stores a document known to be good. The old ETag goes first, so that
+// a crash half-way leaves a document with no ETag (fetched in full next
+// time), never a new ETag beside an old document.
+func (c githubCache) save(doc []byte, etag string) error {
+	if c.dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Remove(c.path(githubETagFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := atomicfile.Write(c.path(githubDocFile), doc, 0o600); err != nil {
+		return err
+	}
+	if !validETag(etag) {
+		return nil
+	}
+	return atomicfile.Write(c.path(githubETagFile), []byte(etag), 0o600)
+}
+
+// validETag reports whether s can be sent back as an If-None-Match value:
+// non-empty, short, and visible ASCII or spaces only.
+func validETag(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	return !bytes.ContainsFunc([]byte(s), func(r rune) bool { return r < ' ' || r > '~' })
+}
