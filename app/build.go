@@ -6,4 +6,10 @@ import (
 )
 
 // Build builds the container image.
-func Build(ctx context.Context, out io.Writer) error { return notYet("build", "the dev issue") }
+func Build(ctx context.Context, out io.Writer) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.build(ctx)
+}

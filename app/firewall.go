@@ -2,19 +2,223 @@ package app
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/engine"
 )
 
-// Subnet finds the container network and prints the rendered firewall rules.
-func Subnet(ctx context.Context, out io.Writer) error { return notYet("subnet", "the pf issue") }
-
-// Up brings the firewall up without touching any container.
-func Up(ctx context.Context, out io.Writer) error { return notYet("up", "the pf issue") }
-
-// Reset takes the firewall down and repairs crashed runs.
-func Reset(ctx context.Context, out io.Writer, stop bool) error {
-	return notYet("reset", "the pf issue")
+// Subnet finds (or creates) the container network and prints the firewall
+// rules rendered for it.
+func Subnet(ctx context.Context, out io.Writer) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.subnet(ctx)
 }
 
-// Status reports the state of the firewall, allowlist, network and container.
-func Status(ctx context.Context, out io.Writer) error { return notYet("status", "the pf issue") }
+func (e *env) subnet(ctx context.Context) error {
+	if err := e.eng.EnsureRunning(ctx); err != nil {
+		return err
+	}
+	n, err := e.network(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := e.policyFor(n)
+	if err != nil {
+		return err
+	}
+	text, err := e.fw.Render(p)
+	if err != nil {
+		return err
+	}
+	e.step("network %s: %s; DNS only to %v", n.Name, describe(n), p.DNS)
+	if n.Interface == "" {
+		e.note("the host interface appears when the first container attaches; `mage dev` reloads the rules then")
+	}
+	e.step("%s rules:", e.fw.Name())
+	fmt.Fprint(e.out, text)
+	return nil
+}
+
+// Up brings the firewall up without touching any container. It stays up
+// until `mage reset`.
+func Up(ctx context.Context, out io.Writer) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.up(ctx)
+}
+
+func (e *env) up(ctx context.Context) (err error) {
+	if err := e.eng.EnsureRunning(ctx); err != nil {
+		return err
+	}
+	n, err := e.network(ctx)
+	if err != nil {
+		return err
+	}
+	unlock, err := e.sessions.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	wasHeld := e.sessions.Held()
+	if err := e.sessions.SetHold(true); err != nil {
+		return fmt.Errorf("recording the hold: %w", err)
+	}
+	if _, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge); err != nil {
+		// Leave nothing loaded that nothing owns.
+		if !wasHeld {
+			e.sessions.SetHold(false)
+		}
+		if live, _ := e.sessions.Live(); len(live) == 0 && !wasHeld {
+			if derr := e.fw.Down(context.WithoutCancel(ctx)); derr != nil {
+				err = errors.Join(err, fmt.Errorf("taking the half-loaded firewall down (run `mage reset`): %w", derr))
+			}
+		}
+		return err
+	}
+	e.step("the firewall stays up until `mage reset`")
+	return nil
+}
+
+// Reset takes the firewall down and repairs what crashed runs left behind.
+// It refuses while a container on the network runs, unless stop is set, in
+// which case it stops those containers first.
+func Reset(ctx context.Context, out io.Writer, stop bool) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.reset(ctx, stop)
+}
+
+func (e *env) reset(ctx context.Context, stop bool) error {
+	unlock, err := e.sessions.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	live, err := e.sessions.Live()
+	if err != nil {
+		return err
+	}
+	running, err := e.eng.RunningOn(ctx, e.cfg.Network)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("cannot tell whether containers run on network %s, so the firewall stays up: %w", e.cfg.Network, err)
+	}
+	if len(running) > 0 && !stop {
+		msg := fmt.Sprintf("refusing to lift the firewall: %s still running on network %s", strings.Join(running, ", "), e.cfg.Network)
+		if len(live) > 0 {
+			msg += fmt.Sprintf(" (%d `mage dev` session(s) attached)", len(live))
+		}
+		return errors.New(msg + "; run `mage reset -stop` to stop them first")
+	}
+	for _, name := range running {
+		e.step("stopping container %s", name)
+		if err := e.eng.Stop(ctx, name); err != nil {
+			return fmt.Errorf("stopping container %s (the firewall stays up): %w", name, err)
+		}
+	}
+	if err := e.sessions.SetHold(false); err != nil {
+		return err
+	}
+	for _, pid := range live {
+		e.sessions.Leave(pid)
+	}
+	return e.stopAndLift(ctx, false)
+}
+
+// Status checks every part and says how to fix what is wrong. It returns an
+// error when anything is.
+func Status(ctx context.Context, out io.Writer) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.status(ctx)
+}
+
+type check struct {
+	what, detail, fix string
+	ok                bool
+}
+
+func (e *env) status(ctx context.Context) error {
+	var checks []check
+	add := func(c check) { checks = append(checks, c) }
+
+	fwUp, err := e.fw.IsUp(ctx)
+	if err != nil {
+		add(check{what: "firewall", detail: err.Error(), fix: "see the error; `mage reset` then `mage up` reloads everything"})
+	}
+	for _, c := range e.fw.Status(ctx) {
+		add(check{what: c.What, ok: c.OK, detail: c.Detail, fix: c.Fix})
+	}
+
+	if fi, err := os.Stat(e.cfg.AllowlistFile); err != nil {
+		add(check{what: "allowlist file", detail: err.Error(), fix: "run `mage allowlist`"})
+	} else {
+		age := time.Since(fi.ModTime()).Round(time.Second)
+		c := check{what: "allowlist file", ok: true, detail: fmt.Sprintf("%s, %v old", e.cfg.AllowlistFile, age)}
+		if age > e.cfg.AllowlistMaxAge {
+			c.detail += fmt.Sprintf(" (older than %v: `mage dev` will refetch it)", e.cfg.AllowlistMaxAge)
+		}
+		add(c)
+	}
+
+	n, nerr := e.eng.Network(ctx, e.cfg.Network)
+	if nerr != nil {
+		add(check{what: "network " + e.cfg.Network, detail: nerr.Error(), fix: "run `mage subnet` to create it"})
+	} else {
+		add(check{what: "network " + e.cfg.Network, ok: true, detail: describe(n)})
+	}
+
+	state, serr := e.eng.State(ctx, e.cfg.Container)
+	switch {
+	case serr != nil:
+		add(check{what: "container " + e.cfg.Container, detail: serr.Error(), fix: "check the runtime (`" + e.eng.Name() + "`)"})
+	case state == engine.Running && !fwUp:
+		add(check{what: "container " + e.cfg.Container, detail: "running WITHOUT the firewall", fix: "run `mage up` now, or `mage reset -stop` to stop it"})
+	default:
+		add(check{what: "container " + e.cfg.Container, ok: true, detail: string(state)})
+	}
+
+	live, _ := e.sessions.Live()
+	held := e.sessions.Held()
+	c := check{what: "sessions", ok: true, detail: fmt.Sprintf("%d attached", len(live))}
+	if held {
+		c.detail += ", held up by `mage up`"
+	}
+	if fwUp && len(live) == 0 && !held && state != engine.Running {
+		c.ok = false
+		c.detail += "; the firewall is up with nothing attached (a crashed run?)"
+		c.fix = "run `mage reset`"
+	}
+	add(c)
+
+	bad := 0
+	for _, c := range checks {
+		if c.ok {
+			fmt.Fprintf(e.out, "ok    %s: %s\n", c.what, c.detail)
+			continue
+		}
+		bad++
+		fmt.Fprintf(e.out, "FAIL  %s: %s\n", c.what, c.detail)
+		if c.fix != "" {
+			fmt.Fprintf(e.out, "      fix: %s\n", c.fix)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d problem(s) found", bad)
+	}
+	return nil
+}

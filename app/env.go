@@ -1,0 +1,103 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/config"
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/policy"
+	"github.com/VerilyPete/claudecontainer/session"
+)
+
+// env is everything a target works with. Targets build one with newEnv;
+// tests build their own around fakes.
+type env struct {
+	cfg      config.Config
+	out      io.Writer
+	fw       firewall.Backend
+	eng      engine.Engine
+	sessions *session.Dir
+	// allowlist returns the set to load: the file when it is younger than
+	// maxAge (zero forces a fetch), a fresh fetch otherwise, and the last good
+	// file when a fetch fails.
+	allowlist func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error)
+	pid       int
+}
+
+func (e *env) step(format string, args ...any) {
+	fmt.Fprintf(e.out, "==> "+format+"\n", args...)
+}
+
+func (e *env) note(format string, args ...any) {
+	fmt.Fprintf(e.out, "    "+format+"\n", args...)
+}
+
+// network finds the container network, creating it with the configured
+// subnet when it does not exist.
+func (e *env) network(ctx context.Context) (policy.Network, error) {
+	n, err := e.eng.Network(ctx, e.cfg.Network)
+	if err == nil {
+		return n, nil
+	}
+	if !isNotFound(err) {
+		return policy.Network{}, fmt.Errorf("reading network %q: %w", e.cfg.Network, err)
+	}
+	e.step("creating network %s with subnet %s", e.cfg.Network, e.cfg.Subnet)
+	if err := e.eng.CreateNetwork(ctx, e.cfg.Network, e.cfg.Subnet); err != nil {
+		return policy.Network{}, fmt.Errorf("creating network %q: %w", e.cfg.Network, err)
+	}
+	n, err = e.eng.Network(ctx, e.cfg.Network)
+	if err != nil {
+		return policy.Network{}, fmt.Errorf("reading network %q after creating it: %w", e.cfg.Network, err)
+	}
+	return n, nil
+}
+
+// policyFor returns the policy for network n.
+func (e *env) policyFor(n policy.Network) (policy.Policy, error) {
+	p, err := policy.New(n, e.cfg.Table)
+	if err != nil {
+		return policy.Policy{}, fmt.Errorf("network %q cannot be firewalled as reported: %w", n.Name, err)
+	}
+	return p, nil
+}
+
+// firewallUp loads the allowlist and brings the firewall up for n.
+func (e *env) firewallUp(ctx context.Context, n policy.Network, maxAge time.Duration) (policy.Policy, error) {
+	p, err := e.policyFor(n)
+	if err != nil {
+		return p, err
+	}
+	set, err := e.allowlist(ctx, maxAge)
+	if err != nil {
+		return p, err
+	}
+	e.step("firewall (%s): loading rules for %s (%s)", e.fw.Name(), n.Name, describe(n))
+	if err := e.fw.Up(ctx, p, set); err != nil {
+		return p, fmt.Errorf("bringing the firewall up: %w", err)
+	}
+	e.note("firewall up and verified")
+	return p, nil
+}
+
+func describe(n policy.Network) string {
+	s := n.IPv4.String()
+	if n.IPv6.IsValid() {
+		s += ", " + n.IPv6.String()
+	}
+	if n.Interface != "" {
+		s += " on " + n.Interface
+	}
+	return s
+}
+
+func isNotFound(err error) bool {
+	return errors.Is(err, engine.ErrNotFound)
+}

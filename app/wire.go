@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/config"
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+	"github.com/VerilyPete/claudecontainer/session"
+)
+
+// newEnv builds the environment of a target from the settings of this
+// process.
+func newEnv(out io.Writer) (*env, error) {
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	var runner proc.Runner = proc.Exec{}
+	fw, err := newFirewall(cfg, runner)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(cfg, runner)
+	if err != nil {
+		return nil, err
+	}
+	sessions, err := session.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	e := &env{cfg: cfg, out: out, fw: fw, eng: eng, sessions: sessions, pid: os.Getpid()}
+	e.allowlist = func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error) {
+		return loadAllowlist(ctx, cfg, out, fw, maxAge)
+	}
+	return e, nil
+}
+
+func newFirewall(cfg config.Config, runner proc.Runner) (firewall.Backend, error) {
+	return nil, fmt.Errorf("firewall backend %q is not available yet", cfg.Firewall)
+}
+
+func newEngine(cfg config.Config, runner proc.Runner) (engine.Engine, error) {
+	return nil, fmt.Errorf("container runtime %q is not available yet", cfg.Runtime)
+}
+
+func loadAllowlist(ctx context.Context, cfg config.Config, out io.Writer, fw firewall.Backend, maxAge time.Duration) (*netipx.IPSet, error) {
+	return nil, fmt.Errorf("the allowlist is not available yet")
+}
+
+func (e *env) build(ctx context.Context) error {
+	spec, err := buildSpec(e.cfg)
+	if err != nil {
+		return err
+	}
+	e.step("building image %s with %s", spec.Tag, e.eng.Name())
+	if err := e.eng.Build(ctx, spec); err != nil {
+		return fmt.Errorf("building image %s: %w", spec.Tag, err)
+	}
+	return nil
+}
+
+func buildSpec(cfg config.Config) (engine.BuildSpec, error) {
+	return engine.BuildSpec{Context: ".", Dockerfile: "Dockerfile", Tag: cfg.Image}, nil
+}
