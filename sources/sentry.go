@@ -1,0 +1,135 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+
+	"github.com/bitfield/script"
+)
+
+func init() {
+	Register(Source{
+		Name:  "sentry",
+		Doc:   "Sentry error reporting: dashboard and US event-ingestion ranges from docs.sentry.io, or a built-in copy",
+		Hosts: []string{"sentry.io"},
+		Fetch: fetchSentry,
+	})
+}
+
+// See https://docs.sentry.io/security-legal-pii/security/ip-ranges/, whose
+// data is served as JSON at sentryURL. Only the ranges Claude Code connects
+// to are taken; outbound_requests, email_delivery and uptime_monitoring are
+// where Sentry connects from.
+const (
+	sentryURL   = "https://docs.sentry.io/api/ip-ranges"
+	sentryLimit = 1 << 20
+)
+
+// sentryFallback is data.dashboard.sentry_io, data.event_ingestion.apex_domain
+// and data.event_ingestion.organization_subdomains.us as published after
+// Sentry's November 2025 IPv6 update, used when the document cannot be had.
+var sentryFallback = []string{
+	"35.186.247.156/32", "34.120.195.249/32", "34.160.81.0/32", "34.102.210.18/32",
+	"2600:1901:0:5e8a::/64", "2600:1901:0:7edb::/64",
+}
+
+// sentryRanges is the part of the document used here; other keys are
+// ignored, and a missing list makes the document malformed.
+type sentryRanges struct {
+	Data struct {
+		Dashboard struct {
+			SentryIO *[]string `json:"sentry_io"`
+		} `json:"dashboard"`
+		EventIngestion struct {
+			ApexDomain             *[]string `json:"apex_domain"`
+			OrganizationSubdomains struct {
+				US *[]string `json:"us"`
+			} `json:"organization_subdomains"`
+		} `json:"event_ingestion"`
+	} `json:"data"`
+}
+
+// fetchSentry never fails: the built-in copy stands in for a document that
+// cannot be fetched or read, with a warning.
+func fetchSentry(ctx context.Context, env Env) (Result, error) {
+	url := env.URLFor("sentry", sentryURL)
+	ps, err := getSentryRanges(ctx, env, url)
+	if err != nil {
+		env.Warnf("fetching %s: %v; using the built-in Sentry list", url, err)
+		if ps, err = parseSentryList("built-in list", sentryFallback); err != nil {
+			return Result{}, err
+		}
+	}
+	slices.SortFunc(ps, comparePrefixes)
+	return Result{Prefixes: slices.Compact(ps)}, nil
+}
+
+func getSentryRanges(ctx context.Context, env Env, url string) ([]netip.Prefix, error) {
+	if env.HTTP == nil {
+		return nil, errors.New("no HTTP client")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	// The pipe fails on a non-2xx status after streaming the body, so its
+	// error is checked once the body has been read.
+	p := script.NewPipe().WithHTTPClient(env.HTTP).Do(req)
+	defer p.Close()
+	body, err := readLimited(p, sentryLimit)
+	if err == nil {
+		err = p.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var doc sentryRanges
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("malformed document: %v", err)
+	}
+	var out []netip.Prefix
+	for _, l := range []struct {
+		key  string
+		list *[]string
+	}{
+		{"data.dashboard.sentry_io", doc.Data.Dashboard.SentryIO},
+		{"data.event_ingestion.apex_domain", doc.Data.EventIngestion.ApexDomain},
+		{"data.event_ingestion.organization_subdomains.us", doc.Data.EventIngestion.OrganizationSubdomains.US},
+	} {
+		if l.list == nil {
+			return nil, fmt.Errorf("malformed document: no %s list", l.key)
+		}
+		ps, err := parseSentryList(l.key, *l.list)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("malformed document: the dashboard and ingestion lists are all empty")
+	}
+	return out, nil
+}
+
+// parseSentryList parses CIDRs and bare addresses (taken as /32 or /128).
+func parseSentryList(key string, list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range list {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("malformed document: %s[%d]: %v", key, i, err)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("malformed document: %s[%d]: %s would allow every address", key, i, p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
