@@ -1,0 +1,42 @@
+// Package nft is the Linux firewall backend: it renders a policy.Policy as
+// one nftables table of our own (family inet) and loads, refreshes and
+// removes it with the nft program.
+//
+// The rules are loaded as `nft -f` text rather than through netlink
+// (github.com/google/nftables). The text is what a person reviews (`mage
+// subnet` prints it, as the pf backend prints its anchor); a whole `nft -f`
+// script is one kernel transaction, so a table is replaced, and a set is
+// flushed and refilled, with no instant in which packets see a partial
+// state; and it needs no new dependency. The only cost is one nft process
+// per change, which is small next to the lifetime of a container.
+//
+// What the table does (policy.Policy.Decide states it exactly):
+//
+//   - Two base chains, on the forward hook (container to the world) and the
+//     input hook (container to the host's own services), both at priority
+//     filter - 10 with policy accept. They judge only packets from the
+//     container network, recognised by the bridge interface (when known) and
+//     by source address (the IPv4 subnet and the IPv6 subnet, when there is
+//     one); every other packet of the host is left alone.
+//   - Established and related packets pass: replies to connections the host
+//     opened to a container, and the rest of connections already allowed.
+//   - DNS (UDP and TCP 53) passes only to the policy's DNS servers; any other
+//     traffic to the gateway is refused; IPv4 traffic inside the subnet
+//     (container to container) passes; TCP and UDP to the allowlist sets
+//     `<Table>_v4` and `<Table>_v6` pass on every port; everything else is
+//     refused with a TCP reset or an ICMP administratively-prohibited error,
+//     so that clients fail at once instead of timing out.
+//
+// Netfilter evaluates every base chain registered at a hook. An accept in
+// another table (docker's or podman's forward rules, firewalld) ends only
+// that chain, while our reject ends the packet, so nothing those tables
+// accept can bypass our verdict. The forward hook sees packets after DNAT
+// and before SNAT (masquerade), so the container's own address is the
+// source our rules match.
+//
+// Two exceptions are not in Decide, because Decide has no notion of them:
+// IPv6 neighbour discovery to the host passes (without it the host cannot
+// reach its containers over IPv6), and a packet arriving on the bridge is
+// judged even when its source address lies outside the subnets (a spoofed
+// or link-local source is still the container network).
+package nft

@@ -1,0 +1,230 @@
+package nft
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/policy"
+)
+
+// DefaultTable is the name of our table when the configuration names none.
+const DefaultTable = "claude_firewall"
+
+// Family is the nftables family of our table: one table for IPv4 and IPv6.
+const Family = "inet"
+
+// chunk is how many set elements one `add element` statement carries. The
+// whole script is still one transaction; chunking only keeps lines readable.
+const chunk = 512
+
+// SetNames returns the names of the IPv4 and IPv6 allowlist sets for the
+// policy's table name.
+func SetNames(table string) (v4, v6 string) { return table + "_v4", table + "_v6" }
+
+// rule is one rule of a chain, with the comment rendered above it.
+type rule struct {
+	note string
+	text string
+}
+
+// chain is one chain of our table; hook is empty for a regular chain.
+type chain struct {
+	name  string
+	hook  string
+	rules []rule
+}
+
+// Names of our chains. The base chains are named after their hooks.
+const (
+	chainForward = "forward"
+	chainInput   = "input"
+	chainJudge   = "judge"
+	chainRefuse  = "refuse"
+)
+
+// priority of both base chains: just before the usual filter chains
+// (iptables-nft, firewalld, netavark), so the client sees our fast reject
+// rather than someone else's silent drop. Our verdict does not depend on it:
+// an accept elsewhere never stops our chain.
+const priority = "filter - 10"
+
+// chains returns the chains that implement p, in the order they are
+// rendered. Regular chains come after the base chains that jump to them.
+func chains(p policy.Policy) ([]chain, error) {
+	n := p.Network
+	var dns4, dns6 []string
+	for _, a := range p.DNS {
+		switch {
+		case a.Is4():
+			dns4 = append(dns4, a.String())
+		case a.Is4In6():
+			return nil, fmt.Errorf("DNS server %v is an IPv4-mapped IPv6 address; write it as %v", a, a.Unmap())
+		default:
+			dns6 = append(dns6, a.String())
+		}
+	}
+	set4, set6 := SetNames(p.Table)
+
+	// Which packets are ours to judge: from the bridge, or from one of the
+	// network's subnets.
+	var match []rule
+	if n.Interface != "" {
+		match = append(match, rule{"everything that arrives on the network's bridge", fmt.Sprintf("iifname %q jump %s", n.Interface, chainJudge)})
+	}
+	match = append(match, rule{"everything from the network's IPv4 subnet", fmt.Sprintf("ip saddr %s jump %s", n.IPv4, chainJudge)})
+	if n.IPv6.IsValid() {
+		match = append(match, rule{"everything from the network's IPv6 subnet", fmt.Sprintf("ip6 saddr %s jump %s", n.IPv6, chainJudge)})
+	}
+
+	forward := chain{name: chainForward, hook: "forward", rules: match}
+	input := chain{name: chainInput, hook: "input", rules: append([]rule{
+		{"the host talking to itself is not ours to judge", `iifname "lo" accept`},
+		{"IPv6 neighbour discovery, which never leaves the link; without it the host cannot reach its containers over IPv6",
+			"icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } ip6 hoplimit 255 accept"},
+	}, match...)}
+
+	judge := chain{name: chainJudge}
+	judge.rules = append(judge.rules, rule{"replies to connections the host opened, and the rest of connections already allowed", "ct state established,related accept"})
+	if len(dns4) > 0 {
+		judge.rules = append(judge.rules, rule{"DNS only to the policy's servers", "meta l4proto { tcp, udp } th dport 53 ip daddr " + addrList(dns4) + " accept"})
+	}
+	if len(dns6) > 0 {
+		judge.rules = append(judge.rules, rule{"DNS only to the policy's IPv6 servers", "meta l4proto { tcp, udp } th dport 53 ip6 daddr " + addrList(dns6) + " accept"})
+	}
+	judge.rules = append(judge.rules,
+		rule{"the host's own services on the gateway", fmt.Sprintf("ip daddr %s goto %s", n.Gateway4, chainRefuse)},
+		rule{"container to container inside the IPv4 subnet", fmt.Sprintf("ip saddr %s ip daddr %s accept", n.IPv4, n.IPv4)},
+		rule{"the allowlist, every TCP and UDP port", fmt.Sprintf("meta l4proto { tcp, udp } ip daddr @%s accept", set4)},
+		rule{"", fmt.Sprintf("meta l4proto { tcp, udp } ip6 daddr @%s accept", set6)},
+		rule{"everything else", "goto " + chainRefuse},
+	)
+	refuse := chain{name: chainRefuse, rules: []rule{
+		{"fail fast: a reset for TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
+		{"", "reject with icmpx admin-prohibited"},
+	}}
+	return []chain{forward, input, judge, refuse}, nil
+}
+
+func addrList(as []string) string {
+	slices.Sort(as)
+	as = slices.Compact(as)
+	if len(as) == 1 {
+		return as[0]
+	}
+	return "{ " + strings.Join(as, ", ") + " }"
+}
+
+// Render returns the `nft -f` script that creates or replaces our table
+// (table; DefaultTable when empty) with the rules for p and empty allowlist
+// sets. It replaces the table in one transaction: `add table` makes sure the
+// table exists, `delete table` removes it with everything in it, and the
+// definition that follows recreates it, all committed at once.
+func Render(p policy.Policy, table string) (string, error) {
+	if table == "" {
+		table = DefaultTable
+	}
+	if !policy.ValidIdentifier(table) {
+		return "", fmt.Errorf("nftables table name %q: want letters, digits and '_', starting with a letter, at most 31 characters", table)
+	}
+	if err := p.Validate(); err != nil {
+		return "", fmt.Errorf("rendering nftables rules: %w", err)
+	}
+	cs, err := chains(p)
+	if err != nil {
+		return "", fmt.Errorf("rendering nftables rules: %w", err)
+	}
+	n := p.Network
+	var b strings.Builder
+	fmt.Fprintf(&b, "# claudecontainer firewall for container network %q\n", n.Name)
+	fmt.Fprintf(&b, "#   IPv4 %s, gateway %s", n.IPv4, n.Gateway4)
+	if n.IPv6.IsValid() {
+		fmt.Fprintf(&b, ", IPv6 %s", n.IPv6)
+	}
+	if n.Interface != "" {
+		fmt.Fprintf(&b, ", bridge %s", n.Interface)
+	}
+	b.WriteString("\n")
+	if n.Interface == "" {
+		b.WriteString("#   The bridge is not known: only packets with a source address in the subnets\n")
+		b.WriteString("#   are judged (IPv6 link-local traffic from the containers is not).\n")
+	}
+	fmt.Fprintf(&b, "# Load with `nft -f`: one transaction that replaces table %s %s and touches nothing else.\n", Family, table)
+	fmt.Fprintf(&b, "add table %s %s\n", Family, table)
+	fmt.Fprintf(&b, "delete table %s %s\n", Family, table)
+	fmt.Fprintf(&b, "table %s %s {\n", Family, table)
+	set4, set6 := SetNames(p.Table)
+	for _, s := range []struct{ name, typ string }{{set4, "ipv4_addr"}, {set6, "ipv6_addr"}} {
+		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n\t\tauto-merge\n\t}\n\n", s.name, s.typ)
+	}
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+		if c.hook != "" {
+			fmt.Fprintf(&b, "\t\ttype filter hook %s priority %s; policy accept;\n", c.hook, priority)
+		}
+		for _, r := range c.rules {
+			if r.note != "" {
+				fmt.Fprintf(&b, "\t\t# %s\n", r.note)
+			}
+			fmt.Fprintf(&b, "\t\t%s\n", r.text)
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// split returns the prefixes of set that go into the IPv4 and the IPv6 set.
+// IPv4-mapped IPv6 prefixes are left out: policy.Decide unmaps destinations,
+// so they never match, and no packet on the wire carries such an address.
+func split(set *netipx.IPSet) (v4, v6 []netip.Prefix) {
+	if set == nil {
+		return nil, nil
+	}
+	for _, p := range set.Prefixes() {
+		switch {
+		case p.Addr().Is4():
+			v4 = append(v4, p)
+		case p.Addr().Is4In6() && p.Bits() >= 96:
+			// inside ::ffff:0:0/96
+		default:
+			v6 = append(v6, p)
+		}
+	}
+	return v4, v6
+}
+
+// elements renders `add element` statements that put prefixes into set.
+func elements(b *strings.Builder, table, set string, prefixes []netip.Prefix) {
+	for len(prefixes) > 0 {
+		n := min(chunk, len(prefixes))
+		fmt.Fprintf(b, "add element %s %s %s { ", Family, table, set)
+		for i, p := range prefixes[:n] {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(p.String())
+		}
+		b.WriteString(" }\n")
+		prefixes = prefixes[n:]
+	}
+}
+
+// fill renders the statements that set both allowlist sets to exactly set:
+// a flush of each set and the elements, meant for the same transaction.
+func fill(b *strings.Builder, table, setTable string, set *netipx.IPSet, flush bool) {
+	set4, set6 := SetNames(setTable)
+	v4, v6 := split(set)
+	if flush {
+		fmt.Fprintf(b, "flush set %s %s %s\n", Family, table, set4)
+		fmt.Fprintf(b, "flush set %s %s %s\n", Family, table, set6)
+	}
+	elements(b, table, set4, v4)
+	elements(b, table, set6, v6)
+}
