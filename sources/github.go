@@ -58,9 +58,9 @@ func fetchGitHub(ctx context.Context, env Env) (Result, error) {
 	if err != nil {
 		env.Warnf("ignoring the cached GitHub meta document: %v", err)
 	}
-	ps, err := getGitHubMeta(ctx, env, url, cache, etag, cached != nil)
+	ps, notModified, err := getGitHubMeta(ctx, env, url, cache, etag, cached != nil)
 	switch {
-	case err == nil && ps == nil: // 304 Not Modified
+	case err == nil && notModified:
 		return Result{Prefixes: cached}, nil
 	case err == nil:
 		return Result{Prefixes: ps}, nil
@@ -73,16 +73,17 @@ func fetchGitHub(ctx context.Context, env Env) (Result, error) {
 }
 
 // getGitHubMeta asks for the document and, when a new one comes, checks it
-// and caches it. It returns nil prefixes and no error for 304 Not Modified.
+// and caches it. notModified reports a 304 answer when there is a cached
+// copy to use.
 // It calls env.HTTP directly rather than through a script pipe because it
 // needs the status and headers (ETag, 304, rate limits), which a pipe hides.
-func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, etag string, haveCache bool) ([]netip.Prefix, error) {
+func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, etag string, haveCache bool) (ps []netip.Prefix, notModified bool, err error) {
 	if env.HTTP == nil {
-		return nil, errors.New("no HTTP client")
+		return nil, false, errors.New("no HTTP client")
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
@@ -97,32 +98,31 @@ func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, 
 	}
 	resp, err := env.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer resp.Body.Close()
 
 	switch {
 	case resp.StatusCode == http.StatusNotModified && haveCache:
-		return nil, nil
+		return nil, true, nil
 	case resp.StatusCode == http.StatusNotModified:
-		return nil, errors.New("304 Not Modified, but there is no cached copy to use")
+		return nil, false, errors.New("304 Not Modified, but there is no cached copy to use")
 	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, fmt.Errorf("%s%s", resp.Status, rateLimitNote(resp.Header, env))
+		return nil, false, fmt.Errorf("%s%s", resp.Status, rateLimitNote(resp.Header, env))
 	case resp.StatusCode/100 != 2:
-		return nil, errors.New(resp.Status)
+		return nil, false, errors.New(resp.Status)
 	}
 	body, err := readLimited(resp.Body, githubMetaLimit)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	ps, err := parseGitHubMeta(body)
-	if err != nil {
-		return nil, err
+	if ps, err = parseGitHubMeta(body); err != nil {
+		return nil, false, err
 	}
 	if err := cache.save(body, resp.Header.Get("ETag")); err != nil {
 		env.Warnf("caching the GitHub meta document: %v", err)
 	}
-	return ps, nil
+	return ps, false, nil
 }
 
 // parseGitHubMeta returns the union of web, api and git, de-duplicated and
