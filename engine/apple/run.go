@@ -1,0 +1,302 @@
+package apple
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+)
+
+// KeepAlive is the command Create gives the container. The image's default
+// command is an interactive shell, which exits at once in a detached
+// container (it has no terminal and reads end-of-file), so the container
+// would stop before any session could join it. This command is passed as the
+// image's CMD, so the image's entrypoint still runs first and then execs it;
+// it idles in any POSIX sh, needs no `sleep infinity` (BusyBox builds differ
+// there), and exits on SIGTERM, which a plain `sleep` running as the
+// container's first process would ignore, making `container stop` wait for
+// its timeout. Shells then join with `container exec -it`.
+var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"}
+
+var (
+	volumeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+	memorySize = regexp.MustCompile(`^[1-9][0-9]{0,8}[kKmMgGtTpP]?[bB]?$`)
+)
+
+// containers lists every container, running or not. It always passes --all:
+// through 0.9.0 the JSON output ignored the flag and listed stopped
+// containers anyway, from 0.10.0 it lists only running ones without it.
+func (e *Engine) containers(ctx context.Context) ([]ContainerInfo, error) {
+	out, err := e.run(ctx, "list", "--all", "--format", "json")
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	return ParseContainers(out)
+}
+
+func (e *Engine) lookup(ctx context.Context, name string) (ContainerInfo, bool, error) {
+	cs, err := e.containers(ctx)
+	if err != nil {
+		return ContainerInfo{}, false, err
+	}
+	for _, c := range cs {
+		if c.Name == name {
+			return c, true, nil
+		}
+	}
+	return ContainerInfo{}, false, nil
+}
+
+// State returns the container's state. A container that is stopping is
+// waited for, for a while, since it can neither be joined nor started until
+// it has stopped; a container in state "unknown" is an error.
+func (e *Engine) State(ctx context.Context, name string) (engine.State, error) {
+	deadline := time.Now().Add(e.stopWait)
+	for {
+		c, ok, err := e.lookup(ctx, name)
+		switch {
+		case err != nil:
+			return "", err
+		case !ok:
+			return engine.Absent, nil
+		case c.State == "running":
+			return engine.Running, nil
+		case c.State == "stopped":
+			return engine.Stopped, nil
+		case c.State == "unknown":
+			return "", fmt.Errorf("container %s is in state unknown (the container service lost track of it): "+
+				"remove it with `container rm -f %s` and start again", name, name)
+		}
+		// stopping
+		if !time.Now().Before(deadline) {
+			return "", fmt.Errorf("container %s is still stopping after %s: wait for `container ls --all` to show it stopped, "+
+				"or end it with `container kill %s`", name, e.stopWait, name)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(e.poll):
+		}
+	}
+}
+
+// RunningOn lists, sorted, the running containers attached to the network
+// (the builder container "buildkit" included, when it runs there).
+func (e *Engine) RunningOn(ctx context.Context, network string) ([]string, error) {
+	cs, err := e.containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, c := range cs {
+		if c.State == "running" && c.OnNetwork(network) {
+			names = append(names, c.Name)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Attachments returns the network interfaces of a running container, so a
+// caller can check that its addresses lie inside the subnet it guards. The
+// error wraps engine.ErrNotFound when there is no such container.
+func (e *Engine) Attachments(ctx context.Context, name string) ([]Attachment, error) {
+	c, ok, err := e.lookup(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("container %s: %w", name, engine.ErrNotFound)
+	}
+	return c.Attachments, nil
+}
+
+// Create creates and starts the container detached, running KeepAlive:
+//
+//	container run -d --name NAME --network NET --dns IP -v SRC:DST … --memory M --cpus N -e K=V … IMAGE /bin/sh -c …
+//
+// Host directories must be absolute and exist. Named volumes need 0.4.0 or
+// later; before 0.6.0 they are created first with `container volume create`.
+func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
+	v, err := e.ParsedVersion(ctx)
+	if err != nil {
+		return err
+	}
+	args, volumes, err := runArgs(r, v)
+	if err != nil {
+		return err
+	}
+	if !v.autoCreatesVolumes() {
+		for _, name := range volumes {
+			if err := e.ensureVolume(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := e.run(ctx, args...); err != nil {
+		return fmt.Errorf("creating container %s: %w", r.Name, err)
+	}
+	return e.checkRunning(ctx, r.Name, "was created")
+}
+
+// runArgs checks r and returns the `container run` argv and the named
+// volumes it mounts.
+func runArgs(r engine.RunSpec, v Version) (args, volumes []string, err error) {
+	if !containerName.MatchString(r.Name) || len(r.Name) > 63 {
+		return nil, nil, fmt.Errorf("container name %q: want 2 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", r.Name)
+	}
+	if r.Image == "" || strings.HasPrefix(r.Image, "-") {
+		return nil, nil, fmt.Errorf("container %s: bad image %q", r.Name, r.Image)
+	}
+	if _, err := NormalizeReference(r.Image); err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", r.Name, err)
+	}
+	args = []string{"run", "-d", "--name", r.Name}
+	switch {
+	case r.Network == "":
+	case !networkName.MatchString(r.Network):
+		return nil, nil, fmt.Errorf("container %s: bad network name %q", r.Name, r.Network)
+	case !v.hasNetworkCommand() && r.Network != DefaultNetwork:
+		return nil, nil, noNetworks(r.Network, v)
+	case v.hasNetworkCommand():
+		args = append(args, "--network", r.Network)
+	}
+	for _, a := range r.DNS {
+		if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+			return nil, nil, fmt.Errorf("container %s: DNS server %v is not a plain IP address", r.Name, a)
+		}
+		args = append(args, "--dns", a.String())
+	}
+	for _, vol := range r.Volumes {
+		if !filepath.IsAbs(vol.Target) || strings.ContainsAny(vol.Target, ":,") {
+			return nil, nil, fmt.Errorf("container %s: mount target %q must be an absolute path without ':' or ','", r.Name, vol.Target)
+		}
+		if strings.Contains(vol.Source, "/") {
+			if !filepath.IsAbs(vol.Source) || strings.ContainsAny(vol.Source, ":,") {
+				return nil, nil, fmt.Errorf("container %s: host directory %q must be an absolute path without ':' or ','", r.Name, vol.Source)
+			}
+			if fi, err := os.Stat(vol.Source); err != nil || !fi.IsDir() {
+				return nil, nil, fmt.Errorf("container %s: host directory %s does not exist; create it or choose another", r.Name, vol.Source)
+			}
+		} else {
+			if !volumeName.MatchString(vol.Source) {
+				return nil, nil, fmt.Errorf("container %s: volume name %q: want letters, digits, '.', '_' or '-'", r.Name, vol.Source)
+			}
+			if !v.hasNamedVolumes() {
+				return nil, nil, fmt.Errorf("container %s: container %s does not support named volumes such as %q (they arrived in 0.4.0): upgrade container", r.Name, v, vol.Source)
+			}
+			volumes = append(volumes, vol.Source)
+		}
+		args = append(args, "--volume", vol.Source+":"+vol.Target)
+	}
+	if r.Memory != "" {
+		if !memorySize.MatchString(r.Memory) {
+			return nil, nil, fmt.Errorf("container %s: memory %q: want a size such as 8g or 4096m", r.Name, r.Memory)
+		}
+		args = append(args, "--memory", r.Memory)
+	}
+	if r.CPUs < 0 {
+		return nil, nil, fmt.Errorf("container %s: %d CPUs", r.Name, r.CPUs)
+	}
+	if r.CPUs > 0 {
+		args = append(args, "--cpus", strconv.Itoa(r.CPUs))
+	}
+	keys := make([]string, 0, len(r.Env))
+	for k := range r.Env {
+		if !envName.MatchString(k) {
+			return nil, nil, fmt.Errorf("container %s: environment variable name %q: want letters, digits and '_'", r.Name, k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--env", k+"="+r.Env[k])
+	}
+	args = append(args, r.Image)
+	args = append(args, KeepAlive...)
+	return args, volumes, nil
+}
+
+// ensureVolume creates a named volume unless it exists (needed before
+// 0.6.0, where `container run` does not create them).
+func (e *Engine) ensureVolume(ctx context.Context, name string) error {
+	_, err := e.run(ctx, "volume", "inspect", name)
+	if err == nil {
+		return nil
+	}
+	var ee *proc.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(strings.ToLower(ee.Stderr), "not found") {
+		return fmt.Errorf("looking for volume %s: %w", name, err)
+	}
+	if _, err := e.run(ctx, "volume", "create", name); err != nil {
+		return fmt.Errorf("creating volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// checkRunning confirms that a container just created or started runs.
+func (e *Engine) checkRunning(ctx context.Context, name, what string) error {
+	st, err := e.State(ctx, name)
+	switch {
+	case err != nil:
+		return err
+	case st == engine.Running:
+		return nil
+	case st == engine.Absent:
+		return fmt.Errorf("container %s %s but is gone: %w", name, what, engine.ErrNotFound)
+	}
+	return fmt.Errorf("container %s %s but stopped at once: its command exited (`container logs %s` shows its output). "+
+		"A container made by the old claude-dev.sh runs an interactive shell that ends without a terminal: "+
+		"remove it with `container rm %s` and it is created again, with the same volumes", name, what, name, name)
+}
+
+// Start starts a stopped container and checks that it keeps running.
+func (e *Engine) Start(ctx context.Context, name string) error {
+	if _, err := e.run(ctx, "start", name); err != nil {
+		if st, serr := e.State(ctx, name); serr == nil && st == engine.Absent {
+			return fmt.Errorf("starting container %s: %w", name, engine.ErrNotFound)
+		}
+		return fmt.Errorf("starting container %s: %w", name, err)
+	}
+	return e.checkRunning(ctx, name, "was started")
+}
+
+// Stop stops the container; stopping one that is already stopped does
+// nothing, and the error wraps engine.ErrNotFound when there is none.
+func (e *Engine) Stop(ctx context.Context, name string) error {
+	_, err := e.run(ctx, "stop", name)
+	if err == nil {
+		return nil
+	}
+	switch st, serr := e.State(ctx, name); {
+	case serr != nil:
+	case st == engine.Absent:
+		return fmt.Errorf("stopping container %s: %w", name, engine.ErrNotFound)
+	case st == engine.Stopped:
+		return nil
+	}
+	return fmt.Errorf("stopping container %s: %w", name, err)
+}
+
+// Exec runs argv in the running container on this terminal (`container
+// exec -it NAME ARGV…`). The error carries the command's exit status
+// (proc.ExitCode).
+func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
+	if len(argv) == 0 || argv[0] == "" {
+		return fmt.Errorf("exec in container %s: no command", name)
+	}
+	args := append([]string{"exec", "-it", name}, argv...)
+	if err := e.runner.Interactive(ctx, proc.Cmd{Name: Program, Args: args}); err != nil {
+		return fmt.Errorf("exec in container %s: %w", name, explain(err))
+	}
+	return nil
+}
