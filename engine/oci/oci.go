@@ -1,0 +1,231 @@
+// Package oci drives podman and docker, the Linux container runtimes, through
+// their command-line tools. The two share almost every command; where their
+// answers differ in shape (podman prints JSON arrays with lower-case keys,
+// docker one object per line with capitalised keys) the parsers here accept
+// both, so that podman standing in for docker (the podman-docker package)
+// works too.
+//
+// The container is created with `run -d -i -t` and keeps its default command
+// (the image's zsh) running on a terminal the runtime allocates, so that
+// shells can be exec'd into it; it is stopped with SIGHUP, the signal an
+// interactive shell exits on when its terminal goes away.
+package oci
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+)
+
+// Programs this package drives.
+const (
+	Podman = "podman"
+	Docker = "docker"
+)
+
+// Engine is podman or docker.
+type Engine struct {
+	run     proc.Runner
+	program string
+	// Privileged runs every command with root rights (through sudo when this
+	// process is not root). Rootful podman needs it: only a rootful runtime
+	// puts the network's bridge in the host's network namespace, where the
+	// host firewall sees it.
+	Privileged bool
+}
+
+// Interface guard.
+var _ engine.Engine = (*Engine)(nil)
+
+// New returns the engine for program, "podman" or "docker", found on PATH
+// and run through runner. It panics on any other program: the caller picks
+// one of the two constants.
+func New(runner proc.Runner, program string) *Engine {
+	if program != Podman && program != Docker {
+		panic(fmt.Sprintf("oci.New: program %q is neither podman nor docker", program))
+	}
+	return &Engine{run: runner, program: program}
+}
+
+// Name returns "podman" or "docker".
+func (e *Engine) Name() string { return e.program }
+
+func (e *Engine) cmd(args ...string) proc.Cmd {
+	return proc.Cmd{Name: e.program, Args: args, Privileged: e.Privileged}
+}
+
+// output runs the program and returns its standard output.
+func (e *Engine) output(ctx context.Context, args ...string) ([]byte, error) {
+	res, err := e.run.Run(ctx, e.cmd(args...))
+	return res.Stdout, err
+}
+
+var versionLine = regexp.MustCompile(`(?i)^(?:podman|docker) version v?([0-9]+\.[0-9]+[0-9A-Za-z.+~-]*?),?(?:\s|$)`)
+
+// Version returns the runtime's version, such as "5.4.2" or "28.2.2", from
+// `--version`, which needs neither a daemon nor a working storage.
+func (e *Engine) Version(ctx context.Context) (string, error) {
+	out, err := e.output(ctx, "--version")
+	if err != nil {
+		return "", err
+	}
+	return parseVersion(out)
+}
+
+func parseVersion(out []byte) (string, error) {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	m := versionLine.FindStringSubmatch(strings.TrimSpace(line))
+	if m == nil {
+		return "", fmt.Errorf("unexpected --version output %q: want \"podman version X.Y.Z\" or \"Docker version X.Y.Z, build …\"", clip(out))
+	}
+	return m[1], nil
+}
+
+// info is what claudecontainer reads of `podman info --format json` and
+// `docker info --format '{{json .}}'`.
+type info struct {
+	// podman
+	Host *struct {
+		Security struct {
+			Rootless *bool `json:"rootless"`
+		} `json:"security"`
+	} `json:"host"`
+	// docker
+	ServerVersion   *string  `json:"ServerVersion"`
+	SecurityOptions []string `json:"SecurityOptions"`
+}
+
+func (e *Engine) info(ctx context.Context) (info, error) {
+	format := "json"
+	if e.program == Docker {
+		format = "{{json .}}"
+	}
+	out, err := e.output(ctx, "info", "--format", format)
+	if err != nil {
+		return info{}, e.explainInfo(err)
+	}
+	var i info
+	if err := json.Unmarshal(out, &i); err != nil {
+		return info{}, fmt.Errorf("reading `%s info` output: %w (output: %q)", e.program, err, clip(out))
+	}
+	switch {
+	case i.Host != nil:
+		if i.Host.Security.Rootless == nil {
+			return info{}, fmt.Errorf("reading `%s info` output: no host.security.rootless key", e.program)
+		}
+	case i.ServerVersion != nil:
+		if *i.ServerVersion == "" {
+			return info{}, fmt.Errorf("`%s info` reports no server version: is the daemon running?", e.program)
+		}
+	default:
+		return info{}, fmt.Errorf("reading `%s info` output: neither podman's host nor docker's ServerVersion key (output: %q)", e.program, clip(out))
+	}
+	return i, nil
+}
+
+func (e *Engine) explainInfo(err error) error {
+	msg := stderrOf(err)
+	switch {
+	case containsAny(msg, "cannot connect to the docker daemon", "is the docker daemon running"):
+		return fmt.Errorf("the Docker daemon is not running: start it (`sudo systemctl start docker`) and try again: %w", err)
+	case e.program == Docker && containsAny(msg, "permission denied"):
+		return fmt.Errorf("cannot reach the Docker daemon's socket: add yourself to the docker group "+
+			"(`sudo usermod -aG docker $USER`, then log in again) or run as root: %w", err)
+	case e.program == Podman:
+		return fmt.Errorf("podman cannot run (see its message; `podman system migrate` repairs a storage left by an older podman): %w", err)
+	}
+	return err
+}
+
+// EnsureRunning checks that the runtime answers. podman has no daemon, so
+// this only checks that `podman info` works; docker's daemon is a system
+// service that claudecontainer does not start (it would need a password
+// prompt), so a stopped daemon is an error that says how to start it.
+func (e *Engine) EnsureRunning(ctx context.Context) error {
+	_, err := e.info(ctx)
+	return err
+}
+
+// Rootless reports whether the runtime runs without root rights. A rootless
+// runtime keeps its bridge inside a network namespace of its own, out of the
+// host firewall's sight.
+func (e *Engine) Rootless(ctx context.Context) (bool, error) {
+	i, err := e.info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if i.Host != nil {
+		return *i.Host.Security.Rootless, nil
+	}
+	for _, opt := range i.SecurityOptions {
+		for _, kv := range strings.Split(opt, ",") {
+			if kv == "name=rootless" {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// stderrOf returns what the failed program printed on standard error,
+// lower-cased for matching.
+func stderrOf(err error) string {
+	var ee *proc.ExitError
+	if errors.As(err, &ee) {
+		return strings.ToLower(ee.Stderr)
+	}
+	return ""
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// notFound reports whether a failed command's message says the object it
+// named does not exist. podman exits 125 ("no such network", "network not
+// found", "no container with name or ID … found: no such container"); docker
+// exits 1 ("No such network: x", "network x not found", "No such container: x").
+func notFound(err error, kind string) bool {
+	if proc.ExitCode(err) <= 0 {
+		return false
+	}
+	msg := stderrOf(err)
+	switch kind {
+	case "network":
+		return containsAny(msg, "no such network", "network not found") || networkXNotFound.MatchString(msg)
+	case "container":
+		return containsAny(msg, "no such container", "no container with name or id")
+	case "image":
+		return containsAny(msg, "no such image", "image not known")
+	}
+	return false
+}
+
+var networkXNotFound = regexp.MustCompile(`network \S+ not found`)
+
+// missing returns an error that wraps both engine.ErrNotFound and the
+// program's own error: `network "claude": not found (podman network …)`.
+func missing(kind, name string, err error) error {
+	return fmt.Errorf("%s %q: %w (%w)", kind, name, engine.ErrNotFound, err)
+}
+
+// clip shortens program output quoted in an error message.
+func clip(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}
