@@ -1,0 +1,1001 @@
+package oci
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/fakebin"
+)
+
+// dialect is what differs between the two programs.
+type dialect struct {
+	program    string
+	failCode   int // exit status of a command the daemon or podman refused
+	version    string
+	defaultNet string
+}
+
+var (
+	podman = dialect{program: "podman", failCode: 125, version: "5.4.2", defaultNet: "podman"}
+	docker = dialect{program: "docker", failCode: 1, version: "28.2.2", defaultNet: "bridge"}
+)
+
+// PodmanMain is the fake podman.
+func PodmanMain() int {
+	fakebin.Record()
+	return newFake(podman).main(os.Args[1:])
+}
+
+// DockerMain is the fake docker.
+func DockerMain() int {
+	fakebin.Record()
+	return newFake(docker).main(os.Args[1:])
+}
+
+type fake struct {
+	dialect
+	stdout, stderr io.Writer
+	dir            string
+}
+
+func newFake(d dialect) *fake {
+	return &fake{dialect: d, stdout: os.Stdout, stderr: os.Stderr}
+}
+
+func (f *fake) isPodman() bool { return f.program == "podman" }
+
+// fail prints msg and returns code.
+func (f *fake) fail(code int, format string, args ...any) int {
+	fmt.Fprintf(f.stderr, format+"\n", args...)
+	return code
+}
+
+// refuse reports an error the way the program reports a refused request:
+// podman "Error: …" with 125, docker "Error response from daemon: …" with 1.
+func (f *fake) refuse(format string, args ...any) int {
+	if f.isPodman() {
+		return f.fail(125, "Error: "+format, args...)
+	}
+	return f.fail(1, "Error response from daemon: "+format, args...)
+}
+
+func (f *fake) usage(cmd, format string, args ...any) int {
+	msg := fmt.Sprintf(format, args...)
+	if f.isPodman() {
+		return f.fail(125, "Error: %s\nSee 'podman %s --help'", msg, cmd)
+	}
+	return f.fail(125, "%s\nSee 'docker %s --help'.", msg, cmd)
+}
+
+func commandKey(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	switch args[0] {
+	case "network", "image", "container", "volume", "system":
+		if len(args) > 1 {
+			return args[0] + " " + args[1]
+		}
+	}
+	return args[0]
+}
+
+// injected returns the exit status FailEnv asks for this command, or -1.
+func (f *fake) injected(key string) int {
+	for _, item := range strings.Split(os.Getenv(FailEnv), ",") {
+		name, code, hasCode := strings.Cut(strings.TrimSpace(item), ":")
+		if name == "" || name != key {
+			continue
+		}
+		if !hasCode {
+			return f.failCode
+		}
+		n, err := strconv.Atoi(code)
+		if err != nil || n <= 0 {
+			return f.failCode
+		}
+		return n
+	}
+	return -1
+}
+
+func (f *fake) main(args []string) int {
+	key := commandKey(args)
+	if code := f.injected(key); code >= 0 {
+		if f.isPodman() {
+			return f.fail(code, "Error: %s: injected failure (%s)", key, FailEnv)
+		}
+		return f.fail(code, "Error response from daemon: %s: injected failure (%s)", key, FailEnv)
+	}
+	if len(args) > 0 && args[0] == "--version" {
+		if f.isPodman() {
+			fmt.Fprintf(f.stdout, "podman version %s\n", f.version)
+		} else {
+			fmt.Fprintf(f.stdout, "Docker version %s, build e6534b4\n", f.version)
+		}
+		return 0
+	}
+	f.dir = os.Getenv(StateEnv)
+	if f.dir == "" {
+		return f.fail(2, "fake %s: %s is not set", f.program, StateEnv)
+	}
+	if key == "exec" {
+		return f.exec(args[1:])
+	}
+	unlock, err := lock(f.dir)
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err)
+	}
+	defer unlock()
+	w, err := Load(f.dir)
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err)
+	}
+	if w.DaemonDown && !f.isPodman() && key != "version" {
+		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+	}
+	before := fmt.Sprint(w)
+	code := f.dispatch(&w, key, args)
+	if fmt.Sprint(w) != before {
+		if err := Save(f.dir, w); err != nil {
+			return f.fail(2, "fake %s: %v", f.program, err)
+		}
+	}
+	return code
+}
+
+func (f *fake) dispatch(w *World, key string, args []string) int {
+	switch key {
+	case "version":
+		return f.versionCmd(w, args[1:])
+	case "info", "system info":
+		return f.info(w, args[len(strings.Fields(key)):])
+	case "network inspect":
+		return f.networkInspect(w, args[2:])
+	case "network create":
+		return f.networkCreate(w, args[2:])
+	case "image exists":
+		if !f.isPodman() {
+			break
+		}
+		return f.imageExists(w, args[2:])
+	case "image inspect":
+		return f.imageInspect(w, args[2:])
+	case "build":
+		return f.build(w, args[1:])
+	case "ps", "container ls", "container ps", "container list":
+		return f.ps(w, args[len(strings.Fields(key)):])
+	case "run":
+		return f.run(w, args[1:])
+	case "start":
+		return f.start(w, args[1:])
+	case "stop":
+		return f.stop(w, args[1:])
+	case "rm":
+		return f.rm(w, args[1:])
+	}
+	if f.isPodman() {
+		return f.fail(125, "Error: unrecognized command `podman %s`\nTry 'podman --help' for more information", strings.Join(args, " "))
+	}
+	return f.fail(1, "docker: unknown command: docker %s\n\nRun 'docker --help' for more information", strings.Join(args, " "))
+}
+
+// lock takes the state directory's lock, so that concurrent fakes see one
+// another's changes whole.
+func lock(dir string) (func(), error) {
+	fh, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
+		fh.Close()
+	}, nil
+}
+
+// flagSet names the options a command understands: canonical name by every
+// spelling, and whether it takes a value.
+type flagSet struct {
+	names  map[string]string
+	values map[string]bool
+	// stopAtPositional ends option parsing at the first positional argument
+	// (run and exec: what follows is the container's command).
+	stopAtPositional bool
+}
+
+func flags(stop bool, spec ...string) flagSet {
+	fs := flagSet{names: map[string]string{}, values: map[string]bool{}, stopAtPositional: stop}
+	for _, s := range spec {
+		// "name=-n,--name" takes a value; "rm:--rm" is a switch.
+		canon, spellings, ok := strings.Cut(s, "=")
+		if ok {
+			fs.values[canon] = true
+		} else {
+			canon, spellings, _ = strings.Cut(s, ":")
+		}
+		for _, sp := range strings.Split(spellings, ",") {
+			fs.names[sp] = canon
+		}
+	}
+	return fs
+}
+
+type parsed struct {
+	opts map[string][]string
+	pos  []string
+}
+
+func (p parsed) has(name string) bool     { _, ok := p.opts[name]; return ok }
+func (p parsed) all(name string) []string { return p.opts[name] }
+func (p parsed) last(name string) string {
+	if v := p.opts[name]; len(v) > 0 {
+		return v[len(v)-1]
+	}
+	return ""
+}
+
+func (fs flagSet) parse(args []string) (parsed, error) {
+	p := parsed{opts: map[string][]string{}}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			p.pos = append(p.pos, args[i+1:]...)
+			return p, nil
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			if fs.stopAtPositional {
+				p.pos = append(p.pos, args[i:]...)
+				return p, nil
+			}
+			p.pos = append(p.pos, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(a, "=")
+		canon, ok := fs.names[name]
+		if !ok && !strings.HasPrefix(a, "--") && len(a) > 2 && !hasValue {
+			// Combined switches: -dit.
+			for _, c := range a[1:] {
+				sw, ok := fs.names["-"+string(c)]
+				if !ok || fs.values[sw] {
+					return p, fmt.Errorf("unknown shorthand flag: '%c' in %s", c, a)
+				}
+				p.opts[sw] = append(p.opts[sw], "true")
+			}
+			continue
+		}
+		if !ok {
+			return p, fmt.Errorf("unknown flag: %s", name)
+		}
+		switch {
+		case !fs.values[canon]:
+			if hasValue {
+				return p, fmt.Errorf("flag %s takes no value here", name)
+			}
+			p.opts[canon] = append(p.opts[canon], "true")
+		case hasValue:
+			p.opts[canon] = append(p.opts[canon], value)
+		case i+1 < len(args):
+			i++
+			p.opts[canon] = append(p.opts[canon], args[i])
+		default:
+			return p, fmt.Errorf("flag needs an argument: %s", name)
+		}
+	}
+	return p, nil
+}
+
+func id(kind, name string) string {
+	sum := sha256.Sum256([]byte(kind + "/" + name))
+	return hex.EncodeToString(sum[:])
+}
+
+// normRef spells an image reference the way both runtimes compare them.
+func normRef(ref string) string {
+	for _, p := range []string{"localhost/", "docker.io/library/", "docker.io/"} {
+		ref = strings.TrimPrefix(ref, p)
+	}
+	if !strings.Contains(path.Base(ref), ":") && !strings.Contains(ref, "@") {
+		ref += ":latest"
+	}
+	return ref
+}
+
+func (w *World) hasImage(ref string) bool {
+	for _, i := range w.Images {
+		if normRef(i) == normRef(ref) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *fake) versionCmd(w *World, args []string) int {
+	p, err := flags(false, "format=-f,--format").parse(args)
+	if err != nil {
+		return f.usage("version", "%v", err)
+	}
+	format := p.last("format")
+	if f.isPodman() {
+		if format != "json" && format != "{{json .}}" {
+			fmt.Fprintf(f.stdout, "Client:       Podman Engine\nVersion:      %s\nAPI Version:  %s\nOS/Arch:      linux/amd64\n", f.version, f.version)
+			return 0
+		}
+		fmt.Fprintf(f.stdout, `{"Client":{"APIVersion":"%s","Version":"%s","GoVersion":"go1.23.6","GitCommit":"","BuiltTime":"Thu Jan  1 00:00:00 1970","Built":0,"OsArch":"linux/amd64","Os":"linux"}}`+"\n", f.version, f.version)
+		return 0
+	}
+	client := fmt.Sprintf(`{"Version":"%s","ApiVersion":"1.50","DefaultAPIVersion":"1.50","GitCommit":"e6534b4","GoVersion":"go1.24.3","Os":"linux","Arch":"amd64","BuildTime":"Fri May 30 12:07:14 2025","Context":"default"}`, f.version)
+	server := "null"
+	if !w.DaemonDown {
+		server = fmt.Sprintf(`{"Platform":{"Name":"Docker Engine - Community"},"Version":"%s","ApiVersion":"1.50","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`, f.version)
+	}
+	if format == "{{json .}}" || format == "json" {
+		fmt.Fprintf(f.stdout, `{"Client":%s,"Server":%s}`+"\n", client, server)
+	} else {
+		fmt.Fprintf(f.stdout, "Client: Docker Engine - Community\n Version:           %s\n", f.version)
+	}
+	if w.DaemonDown {
+		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+	}
+	return 0
+}
+
+func (f *fake) info(w *World, args []string) int {
+	p, err := flags(false, "format=-f,--format").parse(args)
+	if err != nil {
+		return f.usage("info", "%v", err)
+	}
+	format := p.last("format")
+	if f.isPodman() {
+		switch format {
+		case "json", "{{json .}}":
+			fmt.Fprintf(f.stdout, `{
+  "host": {
+    "arch": "amd64",
+    "cgroupManager": "systemd",
+    "cgroupVersion": "v2",
+    "hostname": "fakehost",
+    "networkBackend": "netavark",
+    "ociRuntime": {"name": "crun", "package": "crun_1.21-1_amd64", "path": "/usr/bin/crun"},
+    "os": "linux",
+    "security": {
+      "apparmorEnabled": false,
+      "capabilities": "CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,CAP_FSETID,CAP_KILL,CAP_NET_BIND_SERVICE,CAP_SETFCAP,CAP_SETGID,CAP_SETPCAP,CAP_SETUID,CAP_SYS_CHROOT",
+      "rootless": %t,
+      "seccompEnabled": true,
+      "seccompProfilePath": "/usr/share/containers/seccomp.json",
+      "selinuxEnabled": false
+    }
+  },
+  "store": {"graphDriverName": "overlay", "graphRoot": "/var/lib/containers/storage"},
+  "registries": {},
+  "plugins": {"network": ["bridge", "macvlan", "ipvlan"]},
+  "version": {"APIVersion": "%s", "Version": "%s", "GoVersion": "go1.23.6", "OsArch": "linux/amd64", "Os": "linux"}
+}
+`, w.Rootless, f.version, f.version)
+		case "":
+			fmt.Fprintf(f.stdout, "host:\n  arch: amd64\n  networkBackend: netavark\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", w.Rootless, f.version)
+		default:
+			return f.fail(125, "Error: template: info:1: unsupported format %q in the fake", format)
+		}
+		return 0
+	}
+	opts := `"name=seccomp,profile=builtin","name=cgroupns"`
+	if w.Rootless {
+		opts += `,"name=rootless"`
+	}
+	switch format {
+	case "{{json .}}", "json":
+		fmt.Fprintf(f.stdout, `{"ID":"6d3c5f1e-8a2b-4c7d-9e0f-1a2b3c4d5e6f","Containers":%d,"Images":%d,"Driver":"overlay2","CgroupDriver":"systemd","CgroupVersion":"2","KernelVersion":"6.12.0","OperatingSystem":"Debian GNU/Linux 13 (trixie)","OSType":"linux","Architecture":"x86_64","Name":"fakehost","ServerVersion":"%s","SecurityOptions":[%s],"Warnings":null,"ClientInfo":{"Debug":false,"Version":"%s","Context":"default","Plugins":[],"Warnings":null}}`+"\n",
+			len(w.Containers), len(w.Images), f.version, opts, f.version)
+	case "":
+		fmt.Fprintf(f.stdout, "Client: Docker Engine - Community\n Version:    %s\n\nServer:\n Server Version: %s\n", f.version, f.version)
+	default:
+		return f.fail(1, "template parsing error: unsupported format %q in the fake", format)
+	}
+	return 0
+}
+
+// filled returns n with the defaults the runtime would have given it.
+func (f *fake) filled(n Network, index int) Network {
+	if n.ID == "" {
+		n.ID = id("network", n.Name)
+	}
+	if n.Driver == "" {
+		n.Driver = "bridge"
+	}
+	if n.Interface == "" {
+		if f.isPodman() {
+			n.Interface = fmt.Sprintf("podman%d", index+1)
+		} else {
+			n.Interface = "br-" + n.ID[:12]
+		}
+	}
+	firstHost := func(s string) string {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return ""
+		}
+		return p.Masked().Addr().Next().String()
+	}
+	if n.Gateway == "" && n.Subnet != "" {
+		n.Gateway = firstHost(n.Subnet)
+	}
+	if n.Gateway6 == "" && n.Subnet6 != "" {
+		n.Gateway6 = firstHost(n.Subnet6)
+	}
+	return n
+}
+
+func quote(s string) string { return strconv.Quote(s) }
+
+func (f *fake) networkJSON(n Network) string {
+	if len(n.Raw) > 0 {
+		return string(n.Raw)
+	}
+	var b strings.Builder
+	if f.isPodman() {
+		var subnets []string
+		if n.Subnet != "" {
+			subnets = append(subnets, fmt.Sprintf(`{"subnet": %s, "gateway": %s}`, quote(n.Subnet), quote(n.Gateway)))
+		}
+		if n.Subnet6 != "" {
+			subnets = append(subnets, fmt.Sprintf(`{"subnet": %s, "gateway": %s}`, quote(n.Subnet6), quote(n.Gateway6)))
+		}
+		fmt.Fprintf(&b, `{
+    "name": %s,
+    "id": %s,
+    "driver": %s,
+    "network_interface": %s,
+    "created": "2026-01-02T03:04:05.123456789Z",
+    "subnets": [%s],
+    "ipv6_enabled": %t,
+    "internal": %t,
+    "dns_enabled": true,
+    "ipam_options": {"driver": "host-local"},
+    "containers": {}
+  }`, quote(n.Name), quote(n.ID), quote(n.Driver), quote(n.Interface), strings.Join(subnets, ", "), n.Subnet6 != "", n.Internal)
+		return b.String()
+	}
+	var configs []string
+	if n.Subnet != "" {
+		configs = append(configs, fmt.Sprintf(`{"Subnet": %s, "Gateway": %s}`, quote(n.Subnet), quote(n.Gateway)))
+	}
+	if n.Subnet6 != "" {
+		configs = append(configs, fmt.Sprintf(`{"Subnet": %s, "Gateway": %s}`, quote(n.Subnet6), quote(n.Gateway6)))
+	}
+	options := "{}"
+	if n.Interface != "br-"+n.ID[:min(12, len(n.ID))] {
+		options = fmt.Sprintf(`{"com.docker.network.bridge.name": %s}`, quote(n.Interface))
+	}
+	fmt.Fprintf(&b, `{
+        "Name": %s,
+        "Id": %s,
+        "Created": "2026-01-02T03:04:05.123456789Z",
+        "Scope": "local",
+        "Driver": %s,
+        "EnableIPv4": true,
+        "EnableIPv6": %t,
+        "IPAM": {
+            "Driver": "default",
+            "Options": {},
+            "Config": [%s]
+        },
+        "Internal": %t,
+        "Attachable": false,
+        "Ingress": false,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": {},
+        "Options": %s,
+        "Labels": {}
+    }`, quote(n.Name), quote(n.ID), quote(n.Driver), n.Subnet6 != "", strings.Join(configs, ", "), n.Internal, options)
+	return b.String()
+}
+
+func (f *fake) networkInspect(w *World, args []string) int {
+	p, err := flags(false, "format=-f,--format").parse(args)
+	if err != nil {
+		return f.usage("network inspect", "%v", err)
+	}
+	if p.has("format") {
+		return f.usage("network inspect", "the fake does not support --format")
+	}
+	if len(p.pos) == 0 {
+		return f.usage("network inspect", "requires at least 1 arg(s), only received 0")
+	}
+	var objs []string
+	for _, name := range p.pos {
+		i := slices.IndexFunc(w.Networks, func(n Network) bool { return n.Name == name })
+		if i < 0 {
+			if f.isPodman() {
+				return f.fail(125, "Error: %s: unable to find network with name or ID %s: network not found", name, name)
+			}
+			fmt.Fprintln(f.stdout, "[]")
+			return f.fail(1, "Error response from daemon: network %s not found", name)
+		}
+		objs = append(objs, f.networkJSON(f.filled(w.Networks[i], i)))
+	}
+	fmt.Fprintf(f.stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
+	return 0
+}
+
+func (f *fake) networkCreate(w *World, args []string) int {
+	p, err := flags(false, "driver=-d,--driver", "subnet=--subnet", "gateway=--gateway", "ipv6:--ipv6", "internal:--internal").parse(args)
+	if err != nil {
+		return f.usage("network create", "%v", err)
+	}
+	if len(p.pos) != 1 {
+		return f.usage("network create", "accepts 1 arg(s), received %d", len(p.pos))
+	}
+	name := p.pos[0]
+	if _, ok := w.Network(name); ok {
+		if f.isPodman() {
+			return f.fail(125, "Error: network name %s already used: network already exists", name)
+		}
+		return f.fail(1, "Error response from daemon: network with name %s already exists", name)
+	}
+	n := Network{Name: name, Driver: p.last("driver"), Internal: p.has("internal")}
+	if n.Driver == "" {
+		n.Driver = "bridge"
+	}
+	if n.Driver != "bridge" {
+		return f.refuse("unsupported driver %s in the fake", n.Driver)
+	}
+	for _, s := range p.all("subnet") {
+		pr, err := netip.ParsePrefix(s)
+		if err != nil {
+			return f.refuse("invalid subnet %s: %v", s, err)
+		}
+		if pr != pr.Masked() {
+			return f.refuse("invalid subnet %s: it should be %s", s, pr.Masked())
+		}
+		if pr.Addr().Is4() {
+			n.Subnet = s
+		} else {
+			n.Subnet6 = s
+		}
+		for _, other := range w.Networks {
+			if o, err := netip.ParsePrefix(other.Subnet); err == nil && o.Overlaps(pr) {
+				if f.isPodman() {
+					return f.fail(125, "Error: subnet %s is already used on the host or by another config", s)
+				}
+				return f.fail(1, "Error response from daemon: invalid pool request: Pool overlaps with other one on this address space")
+			}
+		}
+	}
+	if n.Subnet == "" {
+		if f.isPodman() {
+			n.Subnet = fmt.Sprintf("10.89.%d.0/24", len(w.Networks))
+		} else {
+			n.Subnet = fmt.Sprintf("172.%d.0.0/16", 18+len(w.Networks))
+		}
+	}
+	if p.has("ipv6") && n.Subnet6 == "" {
+		n.Subnet6 = fmt.Sprintf("fd%02x:a1b2:c3d4::/64", len(w.Networks))
+	}
+	if g := p.last("gateway"); g != "" {
+		n.Gateway = g
+	}
+	n = f.filled(n, len(w.Networks))
+	w.Networks = append(w.Networks, n)
+	if f.isPodman() {
+		fmt.Fprintln(f.stdout, name)
+	} else {
+		fmt.Fprintln(f.stdout, n.ID)
+	}
+	return 0
+}
+
+func (f *fake) imageExists(w *World, args []string) int {
+	if len(args) != 1 {
+		return f.usage("image exists", "accepts 1 arg(s), received %d", len(args))
+	}
+	if w.hasImage(args[0]) {
+		return 0
+	}
+	return 1
+}
+
+func (f *fake) imageInspect(w *World, args []string) int {
+	p, err := flags(false, "format=-f,--format").parse(args)
+	if err != nil {
+		return f.usage("image inspect", "%v", err)
+	}
+	if len(p.pos) != 1 {
+		return f.usage("image inspect", "the fake inspects exactly one image")
+	}
+	ref := p.pos[0]
+	if !w.hasImage(ref) {
+		if f.isPodman() {
+			return f.fail(125, "Error: %s: image not known", ref)
+		}
+		if !p.has("format") {
+			fmt.Fprintln(f.stdout, "[]")
+		}
+		return f.fail(1, "Error response from daemon: No such image: %s", normRef(ref))
+	}
+	imageID := "sha256:" + id("image", normRef(ref))
+	switch p.last("format") {
+	case "{{.Id}}", "{{.ID}}":
+		fmt.Fprintln(f.stdout, imageID)
+	case "":
+		fmt.Fprintf(f.stdout, "[{\"Id\": %s, \"RepoTags\": [%s]}]\n", quote(imageID), quote(normRef(ref)))
+	default:
+		return f.usage("image inspect", "unsupported format %q in the fake", p.last("format"))
+	}
+	return 0
+}
+
+func (f *fake) build(w *World, args []string) int {
+	p, err := flags(false, "tag=-t,--tag", "file=-f,--file", "build-arg=--build-arg").parse(args)
+	if err != nil {
+		return f.usage("build", "%v", err)
+	}
+	if len(p.pos) != 1 {
+		return f.usage("build", "accepts 1 arg(s), received %d", len(p.pos))
+	}
+	if fi, err := os.Stat(p.pos[0]); err != nil || !fi.IsDir() {
+		return f.refuse("stat %s: no such directory", p.pos[0])
+	}
+	file := p.last("file")
+	if file == "" {
+		file = filepath.Join(p.pos[0], "Dockerfile")
+	}
+	if _, err := os.Stat(file); err != nil {
+		return f.refuse("no Containerfile or Dockerfile specified or found in context directory, %s: %v", p.pos[0], err)
+	}
+	for _, a := range p.all("build-arg") {
+		if k, _, ok := strings.Cut(a, "="); !ok || k == "" {
+			return f.usage("build", "invalid build argument %q", a)
+		}
+	}
+	fmt.Fprintln(f.stdout, "STEP 1/1: FROM scratch")
+	for _, t := range p.all("tag") {
+		if !w.hasImage(t) {
+			w.Images = append(w.Images, normRef(t))
+		}
+		fmt.Fprintf(f.stdout, "Successfully tagged %s\n", normRef(t))
+	}
+	return 0
+}
+
+var created = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func status(state string) string {
+	switch state {
+	case "running":
+		return "Up 2 minutes"
+	case "paused":
+		return "Up 2 minutes (Paused)"
+	case "created":
+		return "Created"
+	case "exited", "stopped":
+		return "Exited (0) 1 minute ago"
+	}
+	return strings.ToUpper(state[:1]) + state[1:]
+}
+
+func (f *fake) ps(w *World, args []string) int {
+	p, err := flags(false, "all:-a,--all", "format=--format", "no-trunc:--no-trunc").parse(args)
+	if err != nil {
+		return f.usage("ps", "%v", err)
+	}
+	format := p.last("format")
+	var shown []Container
+	for _, c := range w.Containers {
+		up := c.State == "running" || (!f.isPodman() && (c.State == "paused" || c.State == "restarting"))
+		if up || p.has("all") {
+			shown = append(shown, c)
+		}
+	}
+	switch {
+	case format == "":
+		fmt.Fprintln(f.stdout, "CONTAINER ID  IMAGE  COMMAND  CREATED  STATUS  PORTS  NAMES")
+		for _, c := range shown {
+			fmt.Fprintf(f.stdout, "%s  %s  /bin/zsh  2 minutes ago  %s    %s\n", c.ID[:12], c.Image, status(c.State), c.Name)
+		}
+	case f.isPodman() && format == "json":
+		var objs []string
+		for _, c := range shown {
+			objs = append(objs, f.podmanPS(c))
+		}
+		if len(objs) == 0 {
+			fmt.Fprintln(f.stdout, "[]")
+		} else {
+			fmt.Fprintf(f.stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
+		}
+	case !f.isPodman() && (format == "{{json .}}" || format == "json"):
+		for _, c := range shown {
+			fmt.Fprintln(f.stdout, f.dockerPS(c))
+		}
+	default:
+		return f.usage("ps", "unsupported format %q in the fake", format)
+	}
+	return 0
+}
+
+func jsonList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ",") + "]"
+}
+
+func (f *fake) podmanPS(c Container) string {
+	exited := c.State == "exited" || c.State == "stopped"
+	pid := 0
+	if c.State == "running" {
+		pid = 4242
+	}
+	return fmt.Sprintf(`{
+    "AutoRemove": false,
+    "Command": ["/bin/zsh"],
+    "Created": %s,
+    "CreatedAt": "2 minutes ago",
+    "CIDFile": "",
+    "Exited": %t,
+    "ExitedAt": %d,
+    "ExitCode": 0,
+    "Id": %s,
+    "Image": %s,
+    "ImageID": %s,
+    "IsInfra": false,
+    "Labels": null,
+    "Mounts": ["/workspace"],
+    "Names": [%s],
+    "Namespaces": {},
+    "Networks": %s,
+    "Pid": %d,
+    "Pod": "",
+    "PodName": "",
+    "Ports": null,
+    "Restarts": 0,
+    "Size": null,
+    "StartedAt": %d,
+    "State": %s,
+    "Status": %s
+  }`, quote(created.Format(time.RFC3339Nano)), exited, created.Unix()+60, quote(c.ID), quote(c.Image), quote(id("image", normRef(c.Image))),
+		quote(c.Name), jsonList(c.Networks), pid, created.Unix(), quote(c.State), quote(status(c.State)))
+}
+
+func (f *fake) dockerPS(c Container) string {
+	return fmt.Sprintf(`{"Command":"\"/entrypoint.sh /bin/zsh\"","CreatedAt":"2026-01-02 03:04:05 +0000 UTC","ID":%s,"Image":%s,"Labels":"","LocalVolumes":"2","Mounts":"alpine-home,claude-history,/home/user/proj","Names":%s,"Networks":%s,"Ports":"","RunningFor":"2 minutes ago","Size":"0B","State":%s,"Status":%s}`,
+		quote(c.ID[:12]), quote(c.Image), quote(c.Name), quote(strings.Join(c.Networks, ",")), quote(c.State), quote(status(c.State)))
+}
+
+func (f *fake) run(w *World, args []string) int {
+	p, err := flags(true,
+		"detach:-d,--detach", "interactive:-i,--interactive", "tty:-t,--tty", "rm:--rm", "init:--init",
+		"name=--name", "network=--network,--net", "dns=--dns", "volume=-v,--volume", "memory=-m,--memory",
+		"cpus=--cpus", "env=-e,--env", "userns=--userns", "stop-signal=--stop-signal", "hostname=-h,--hostname",
+		"workdir=-w,--workdir", "user=-u,--user",
+	).parse(args)
+	if err != nil {
+		return f.usage("run", "%v", err)
+	}
+	if len(p.pos) == 0 {
+		return f.usage("run", "requires at least 1 arg(s), only received 0")
+	}
+	if !p.has("detach") {
+		return f.usage("run", "the fake runs containers detached only (-d)")
+	}
+	image, command := p.pos[0], p.pos[1:]
+	name := p.last("name")
+	if name == "" {
+		return f.usage("run", "the fake needs --name")
+	}
+	if c, ok := w.Container(name); ok {
+		if f.isPodman() {
+			return f.fail(125, "Error: creating container storage: the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: that name is already in use", name, c.ID)
+		}
+		return f.fail(125, "docker: Error response from daemon: Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.\n\nRun 'docker run --help' for more information", name, c.ID)
+	}
+	if !w.hasImage(image) {
+		if f.isPodman() {
+			return f.fail(125, "Error: %s: image not known", image)
+		}
+		return f.fail(125, "Unable to find image '%s' locally\ndocker: Error response from daemon: pull access denied for %s, repository does not exist or may require 'docker login'\n\nRun 'docker run --help' for more information", normRef(image), strings.Split(normRef(image), ":")[0])
+	}
+	network := p.last("network")
+	if network == "" {
+		network = f.defaultNet
+	} else if _, ok := w.Network(network); !ok {
+		if f.isPodman() {
+			return f.fail(125, "Error: unable to find network with name or ID %s: network not found", network)
+		}
+		return f.fail(125, "docker: Error response from daemon: network %s not found\n\nRun 'docker run --help' for more information", network)
+	}
+	for _, d := range p.all("dns") {
+		if _, err := netip.ParseAddr(d); err != nil {
+			return f.usage("run", "invalid argument %q for \"--dns\" flag: %v", d, err)
+		}
+	}
+	if u := p.last("userns"); u != "" {
+		switch {
+		case !f.isPodman():
+			return f.fail(125, "docker: Error response from daemon: invalid USER namespace mode %q: only host is supported\n\nRun 'docker run --help' for more information", u)
+		case u == "keep-id" && !w.Rootless:
+			return f.fail(125, "Error: keep-id is only supported in rootless mode")
+		}
+	}
+	if s := p.last("stop-signal"); s != "" && !slices.Contains([]string{"SIGHUP", "HUP", "SIGTERM", "TERM", "SIGINT", "INT", "SIGKILL", "KILL"}, s) {
+		return f.usage("run", "invalid signal: %s", s)
+	}
+	for _, v := range p.all("volume") {
+		src, dst, ok := strings.Cut(v, ":")
+		if !ok || !strings.HasPrefix(dst, "/") {
+			return f.usage("run", "invalid volume specification: %q", v)
+		}
+		if strings.HasPrefix(src, "/") {
+			if _, err := os.Stat(src); err != nil && f.isPodman() {
+				return f.fail(125, "Error: statfs %s: no such file or directory", src)
+			}
+			continue
+		}
+		if !slices.Contains(w.Volumes, src) {
+			w.Volumes = append(w.Volumes, src)
+		}
+	}
+	state := "running"
+	if len(command) == 0 && !(p.has("interactive") && p.has("tty")) {
+		// The image's default command is an interactive shell: without a
+		// terminal and an open standard input it exits at once.
+		state = "exited"
+	}
+	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: args}
+	w.Containers = append(w.Containers, c)
+	fmt.Fprintln(f.stdout, c.ID)
+	return 0
+}
+
+func (f *fake) noSuchContainer(name string) int {
+	if f.isPodman() {
+		return f.fail(125, "Error: no container with name or ID %q found: no such container", name)
+	}
+	return f.fail(1, "Error response from daemon: No such container: %s", name)
+}
+
+func (f *fake) start(w *World, args []string) int {
+	p, err := flags(false, "attach:-a,--attach", "interactive:-i,--interactive").parse(args)
+	if err != nil {
+		return f.usage("start", "%v", err)
+	}
+	if len(p.pos) == 0 {
+		return f.usage("start", "requires at least 1 arg(s), only received 0")
+	}
+	for _, name := range p.pos {
+		c, ok := w.Container(name)
+		if !ok {
+			return f.noSuchContainer(name)
+		}
+		if c.State == "paused" {
+			return f.refuse("cannot start a paused container, try unpause instead")
+		}
+		c.State = "running"
+		fmt.Fprintln(f.stdout, name)
+	}
+	return 0
+}
+
+func (f *fake) stop(w *World, args []string) int {
+	p, err := flags(false, "time=-t,--time").parse(args)
+	if err != nil {
+		return f.usage("stop", "%v", err)
+	}
+	if t := p.last("time"); t != "" {
+		if _, err := strconv.Atoi(t); err != nil {
+			return f.usage("stop", "invalid argument %q for \"-t, --time\" flag", t)
+		}
+	}
+	if len(p.pos) == 0 {
+		return f.usage("stop", "requires at least 1 arg(s), only received 0")
+	}
+	for _, name := range p.pos {
+		c, ok := w.Container(name)
+		if !ok {
+			return f.noSuchContainer(name)
+		}
+		if c.State == "running" || c.State == "paused" {
+			c.State = "exited"
+		}
+		fmt.Fprintln(f.stdout, name)
+	}
+	return 0
+}
+
+func (f *fake) rm(w *World, args []string) int {
+	p, err := flags(false, "force:-f,--force").parse(args)
+	if err != nil {
+		return f.usage("rm", "%v", err)
+	}
+	for _, name := range p.pos {
+		c, ok := w.Container(name)
+		if !ok {
+			return f.noSuchContainer(name)
+		}
+		if c.State == "running" && !p.has("force") {
+			return f.refuse("cannot remove container %s as it is running - running or paused containers cannot be removed without force: container state improper", name)
+		}
+		w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == c.Name })
+		fmt.Fprintln(f.stdout, name)
+	}
+	return 0
+}
+
+// exec checks the container under the lock, then, without it, waits for
+// ExecWaitEnv's file and exits with ExecCodeEnv's status.
+func (f *fake) exec(args []string) int {
+	p, err := flags(true, "interactive:-i,--interactive", "tty:-t,--tty", "detach:-d,--detach",
+		"env=-e,--env", "user=-u,--user", "workdir=-w,--workdir").parse(args)
+	if err != nil {
+		return f.usage("exec", "%v", err)
+	}
+	if len(p.pos) < 2 {
+		if f.isPodman() {
+			return f.fail(125, "Error: must provide a non-empty command to start an exec session: invalid argument")
+		}
+		return f.fail(1, "docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+	}
+	code, done := f.execCheck(p.pos[0])
+	if done {
+		return code
+	}
+	if gate := os.Getenv(ExecWaitEnv); gate != "" {
+		for {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if s := os.Getenv(ExecCodeEnv); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return f.fail(2, "fake %s: %s=%q is not a number", f.program, ExecCodeEnv, s)
+		}
+		return n
+	}
+	return 0
+}
+
+func (f *fake) execCheck(name string) (int, bool) {
+	unlock, err := lock(f.dir)
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err), true
+	}
+	defer unlock()
+	w, err := Load(f.dir)
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err), true
+	}
+	if w.DaemonDown && !f.isPodman() {
+		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"), true
+	}
+	c, ok := w.Container(name)
+	if !ok {
+		return f.noSuchContainer(name), true
+	}
+	if c.State != "running" {
+		if f.isPodman() {
+			return f.fail(125, "Error: can only create exec sessions on running containers: container state improper"), true
+		}
+		return f.fail(1, "Error response from daemon: container %s is not running", c.ID), true
+	}
+	return 0, false
+}
