@@ -31,8 +31,8 @@ type NetworkInfo struct {
 //	0.8–0.12: {id, state, config{id, ipv4Subnet?}, status?{ipv4Subnet, ipv4Gateway, ipv6Subnet?}}
 //	1.x:      {id, configuration{name, ipv4Subnet?}, status{ipv4Subnet, ipv4Gateway, ipv6Subnet?}}
 type networkJSON struct {
-	ID            *string `json:"id"`
-	State         *string `json:"state"`
+	ID            *string        `json:"id"`
+	State         *string        `json:"state"`
 	Config        *netConfigJSON `json:"config"`
 	Configuration *netConfigJSON `json:"configuration"`
 	Status        *struct {
