@@ -216,7 +216,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 	for _, str := range s.Prefixes {
 		p, err := sources.ParsePrefix(str)
 		if err != nil {
-			r.problem(ctx, "%v", err)
+			r.problem(ctx, "%w", err)
 			continue
 		}
 		entries = append(entries, entry{p, false})
@@ -224,7 +224,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 	if s.Fetch != nil {
 		res, err := c.fetch(ctx, s, r)
 		if err != nil {
-			r.problem(ctx, "fetching: %v", err)
+			r.problem(ctx, "fetching: %w", err)
 		} else {
 			for _, p := range res.Prefixes {
 				entries = append(entries, entry{p, res.Literal})
@@ -280,7 +280,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 			}
 		}
 		if hr.Err != nil {
-			r.problem(ctx, "host %s: %v", h, hr.Err)
+			r.problem(ctx, "host %s: %w", h, hr.Err)
 		}
 		r.rep.Addrs += len(hr.Addrs)
 		for _, a := range hr.Addrs {
@@ -356,19 +356,19 @@ func (r *sourceRun) note(format string, args ...any) {
 }
 
 // problem records something that fails a required source and is a warning
-// for an optional one.
+// for an optional one. format and args are as for fmt.Errorf.
 func (r *sourceRun) problem(ctx context.Context, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
+	err := fmt.Errorf(format, args...)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.timeout > 0 {
-		msg += fmt.Sprintf(" (the time limit of %s ran out)", r.timeout)
+		err = fmt.Errorf("%w (the time limit of %s ran out)", err, r.timeout)
 	}
 	if r.rep.Required {
 		r.mu.Lock()
-		r.failures = append(r.failures, errors.New(msg))
+		r.failures = append(r.failures, err)
 		r.mu.Unlock()
 		return
 	}
-	r.warn("%s", msg)
+	r.warn("%v", err)
 }
 
 func (r *sourceRun) finish() SourceReport {
