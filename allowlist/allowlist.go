@@ -251,6 +251,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 	for _, h := range hosts {
 		ans := c.dns.wait(ctx, h)
 		hr := HostReport{Host: h, TTL: ans.TTL, Err: ans.Err}
+		refusedAll := false
 		if ans.Err == nil {
 			var refused []string
 			private := true // every refused address would pass if written by hand
@@ -273,13 +274,16 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 				r.warn("%s resolved to %s: refused%s", h, strings.Join(refused, ", "), hint)
 			}
 			if len(hr.Addrs) == 0 {
+				refusedAll = len(refused) > 0
 				hr.Err = errors.New("no usable address")
 				if len(ans.Addrs) == 0 {
 					hr.Err = errors.New("no address in the answer")
 				}
 			}
 		}
-		if hr.Err != nil {
+		// For an optional source the warning about the refused addresses
+		// already says the host gave nothing.
+		if hr.Err != nil && (s.Required || !refusedAll) {
 			r.problem(ctx, "host %s: %w", h, hr.Err)
 		}
 		r.rep.Addrs += len(hr.Addrs)
