@@ -1,0 +1,695 @@
+// Package pfctl is a fake of Apple's pfctl(8) for tests, run through
+// internal/fakebin. It follows the pfctl of macOS 26 (the Xcode 26 pfctl(8)
+// and pf.conf(5) man pages, the strings of Apple's 26.1 pfctl binary, and
+// output captured on macOS 26.5 hosts), for the calls claudecontainer makes
+// and the ones other programs make behind its back:
+//
+//   - every call prints "No ALTQ support in kernel" and "ALTQ related
+//     functions disabled" on stderr, and -f adds the "Use of -f option"
+//     warning, so callers must judge pfctl by its exit status;
+//   - -E starts pf if needed, adds an enable reference and prints
+//     "pf enabled" and "Token : <n>" on stderr (not with -q); -X releases one,
+//     "pf disabled" at zero, "pfctl: pf: token invalid" for an unknown token,
+//     "pfctl: pf not enabled" when pf is off; -d stops pf and drops every
+//     reference, whoever holds it; -e fails when pf is already on;
+//   - -s References, -s info, -s rules (-sr), -s Anchors, -s Tables print the
+//     documented formats on stdout;
+//   - -a A -f file|- loads an anchor after a light syntax check
+//     ("stdin:N: syntax error", exit 1, nothing loaded); -f without -a
+//     replaces the main ruleset (what breaks Apple's anchor point);
+//   - -T add|delete|replace|show|flush|kill on tables, -F with and without
+//     -a, -k with one or two hosts.
+//
+// The kernel is a JSON file in the directory named by FAKE_PFCTL_STATE;
+// FAKE_PFCTL_FAIL makes matching calls fail. Differences from the real
+// program: rules are normalised for -s rules only as far as Render's subset
+// and common rules need; host names are never resolved; the exit status of
+// -s rules on a missing anchor (0, with the DIOCGETRULES warning) follows
+// FreeBSD's pfctl, on which Apple's is based, and is not measured.
+package pfctl
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/fakebin"
+)
+
+// Main runs the fake as the program "pfctl". It records the call first.
+func Main() int {
+	fakebin.Record()
+	return Run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+}
+
+const (
+	altqNoise = "No ALTQ support in kernel\nALTQ related functions disabled\n"
+	fWarning  = "pfctl: Use of -f option, could result in flushing of rules\n" +
+		"present in the main ruleset added by the system at startup.\n" +
+		"See /etc/pf.conf for further details.\n\n"
+)
+
+// options is a parsed pfctl command line.
+type options struct {
+	anchor                        string
+	file, flush, show, table, cmd string
+	kill, release                 []string
+	enable, enableRef, disable    bool
+	quiet, noAction, verbose      bool
+	rest                          []string
+}
+
+// Run is the fake with its environment passed in, so it can be tested in
+// process.
+func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	o, err := parseArgs(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "pfctl: %v\nusage: pfctl [-AdeghmNnOqRrvz] [-a anchor] [-D macro=value] [-F modifier] [-f file] [-i interface] [-K host | network] [-k host | network] [-o level] [-p device] [-s modifier] [-t table -T command [address ...]] [-x level]\n", err)
+		return 1
+	}
+	dir := getenv(EnvState)
+	if dir == "" {
+		fmt.Fprintln(stderr, "fake pfctl: "+EnvState+" is not set")
+		return 2
+	}
+	if o.file != "" {
+		fmt.Fprint(stderr, fWarning)
+	}
+	fmt.Fprint(stderr, altqNoise)
+	if expr := getenv(EnvFail); expr != "" {
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			fmt.Fprintf(stderr, "fake pfctl: %s: %v\n", EnvFail, err)
+			return 2
+		}
+		if re.MatchString(strings.Join(args, " ")) {
+			fmt.Fprintf(stderr, "pfctl: DIOCXCOMMIT: Operation not permitted (failure injected by %s=%q)\n", EnvFail, expr)
+			return 1
+		}
+	}
+	st, err := Load(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "fake pfctl:", err)
+		return 2
+	}
+	k := &kernel{st: &st, stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now()}
+	code := k.apply(o)
+	if err := Save(dir, st); err != nil {
+		fmt.Fprintln(stderr, "fake pfctl:", err)
+		return 2
+	}
+	return code
+}
+
+// parseArgs parses argv like BSD getopt(3) with pfctl's option string:
+// flags may be grouped ("-sr", "-Ef file"), option arguments may be attached
+// or separate, and the first non-option word ends the options (the rest are
+// -T addresses).
+func parseArgs(args []string) (options, error) {
+	const withArg = "aDfFikKopstTxX"
+	const flags = "AdeEghmnNOqrRvz"
+	var o options
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			o.rest = args[i+1:]
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			o.rest = args[i:]
+			break
+		}
+		for j := 1; j < len(a); j++ {
+			c := a[j]
+			switch {
+			case strings.IndexByte(withArg, c) >= 0:
+				val := a[j+1:]
+				if val == "" {
+					if i+1 >= len(args) {
+						return o, fmt.Errorf("option requires an argument -- %c", c)
+					}
+					i++
+					val = args[i]
+				}
+				switch c {
+				case 'a':
+					o.anchor = val
+				case 'f':
+					o.file = val
+				case 'F':
+					o.flush = val
+				case 's':
+					o.show = val
+				case 't':
+					o.table = val
+				case 'T':
+					o.cmd = val
+				case 'k':
+					if len(o.kill) == 2 {
+						return o, fmt.Errorf("can only specify -k twice")
+					}
+					o.kill = append(o.kill, val)
+				case 'X':
+					o.release = append(o.release, val)
+				}
+				j = len(a)
+			case strings.IndexByte(flags, c) >= 0:
+				switch c {
+				case 'e':
+					o.enable = true
+				case 'E':
+					o.enableRef = true
+				case 'd':
+					o.disable = true
+				case 'q':
+					o.quiet = true
+				case 'n':
+					o.noAction = true
+				case 'v':
+					o.verbose = true
+				}
+			default:
+				return o, fmt.Errorf("illegal option -- %c", c)
+			}
+		}
+	}
+	return o, nil
+}
+
+type kernel struct {
+	st             *State
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	now            time.Time
+}
+
+func (k *kernel) errf(format string, args ...any) int {
+	fmt.Fprintf(k.stderr, "pfctl: "+format+"\n", args...)
+	return 1
+}
+
+// apply carries out o in the order pfctl's main does: disable and release,
+// show, flush, kill, tables, load, enable.
+func (k *kernel) apply(o options) int {
+	st := k.st
+	if o.disable {
+		if !st.Enabled {
+			return k.errf("pf not enabled")
+		}
+		st.Enabled, st.Refs = false, nil
+		if !o.quiet {
+			fmt.Fprint(k.stderr, "pf disabled\n")
+		}
+	}
+	for _, tok := range o.release {
+		if code := k.release(tok, o.quiet); code != 0 {
+			return code
+		}
+	}
+	if o.show != "" {
+		if code := k.showCmd(o); code != 0 {
+			return code
+		}
+	}
+	if o.flush != "" {
+		if code := k.flushCmd(o); code != 0 {
+			return code
+		}
+	}
+	if len(o.kill) > 0 {
+		if code := k.killStates(o); code != 0 {
+			return code
+		}
+	}
+	if o.cmd != "" {
+		if o.table == "" {
+			return k.errf("-T requires -t")
+		}
+		if code := k.tableCmd(o); code != 0 {
+			return code
+		}
+	} else if o.file != "" {
+		if code := k.loadCmd(o); code != 0 {
+			return code
+		}
+	}
+	if o.enable {
+		if st.Enabled {
+			return k.errf("pf already enabled")
+		}
+		st.Enabled, st.Since = true, k.now
+		if !o.quiet {
+			fmt.Fprint(k.stderr, "pf enabled\n")
+		}
+	}
+	if o.enableRef {
+		st.Seq++
+		tok := Token(st.Seq)
+		st.Refs = append([]Ref{{PID: os.Getpid(), Name: "pfctl", Token: tok, Taken: k.now}}, st.Refs...)
+		if !st.Enabled {
+			st.Enabled, st.Since = true, k.now
+		}
+		if !o.quiet {
+			fmt.Fprintf(k.stderr, "pf enabled\nToken : %s\n", tok)
+		}
+	}
+	return 0
+}
+
+func (k *kernel) release(tok string, quiet bool) int {
+	st := k.st
+	if !st.Enabled {
+		return k.errf("pf not enabled") // ENOENT from DIOCSTOPREF
+	}
+	i := slices.IndexFunc(st.Refs, func(r Ref) bool { return r.Token == tok })
+	if i < 0 {
+		return k.errf("pf: token invalid") // EINVAL
+	}
+	st.Refs = slices.Delete(st.Refs, i, i+1)
+	if len(st.Refs) == 0 {
+		st.Enabled = false
+		if !quiet {
+			fmt.Fprint(k.stderr, "pf disabled\n")
+		}
+		return 0
+	}
+	if !quiet {
+		fmt.Fprintf(k.stderr, "disable request successful. %d more pf enable reference(s) remaining, pf still enabled.\n", len(st.Refs))
+	}
+	return 0
+}
+
+func (k *kernel) showCmd(o options) int {
+	st := k.st
+	out := k.stdout
+	switch o.show[0] {
+	case 'R':
+		if len(st.Refs) == 0 {
+			fmt.Fprintln(out, "No pf starter references held")
+			return 0
+		}
+		fmt.Fprintln(out, "TOKENS:")
+		fmt.Fprintf(out, "%-8s %-28s %-24s %-s\n", "PID", "Process Name", "TOKEN", "TIMESTAMP")
+		for _, r := range st.Refs {
+			fmt.Fprintf(out, "%-8d %-28s %-24s %s\n", r.PID, r.Name, r.Token, age(k.now.Sub(r.Taken)))
+		}
+	case 'i':
+		status := "Status: Disabled"
+		if st.Enabled {
+			status = "Status: Enabled for " + age(k.now.Sub(st.Since))
+		}
+		fmt.Fprintf(out, "%-46sDebug: Urgent\n\n", status)
+		fmt.Fprintf(out, "%-37s%-18s%s\n", "State Table", "Total", "Rate")
+		fmt.Fprintf(out, "  %-25s%14d\n", "current entries", len(st.Conns))
+		for _, c := range []string{"searches", "inserts", "removals"} {
+			fmt.Fprintf(out, "  %-25s%14d\n", c, 0)
+		}
+		fmt.Fprintln(out, "Counters")
+		for _, c := range []string{"match", "bad-offset", "fragment", "short", "normalize", "memory",
+			"bad-timestamp", "congestion", "ip-option", "proto-cksum", "state-mismatch", "state-insert",
+			"state-limit", "src-limit", "synproxy", "dummynet", "invalid-port"} {
+			fmt.Fprintf(out, "  %-25s%14d\n", c, 0)
+		}
+	case 'r':
+		if o.anchor == "" {
+			for _, r := range st.Main {
+				fmt.Fprintln(out, r)
+			}
+			return 0
+		}
+		if strings.HasSuffix(o.anchor, "/*") {
+			// Apple's pfctl cannot list a wildcard anchor (osquery#1521).
+			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
+			return 0
+		}
+		a, ok := st.Anchors[o.anchor]
+		if !ok {
+			// pf_find_ruleset fails: EINVAL. pfctl warns and carries on.
+			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
+			return 0
+		}
+		for _, r := range a.Rules {
+			fmt.Fprintln(out, r)
+		}
+	case 'A':
+		seen := map[string]bool{}
+		prefix := ""
+		if o.anchor != "" {
+			prefix = o.anchor + "/"
+		}
+		for path := range st.Anchors {
+			if path == "" || !strings.HasPrefix(path, prefix) {
+				continue
+			}
+			child, _, _ := strings.Cut(strings.TrimPrefix(path, prefix), "/")
+			seen[prefix+child] = true
+		}
+		for _, name := range sortedKeys(seen) {
+			fmt.Fprintf(out, "  %s\n", name)
+		}
+	case 'T':
+		if a, ok := st.Anchors[o.anchor]; ok {
+			for _, name := range sortedKeys(a.Tables) {
+				fmt.Fprintln(out, name)
+			}
+		}
+	case 'n', 'q', 's', 'S', 't', 'm', 'l', 'a', 'o', 'I':
+		fmt.Fprintf(k.stderr, "fake pfctl: -s %s is not implemented\n", o.show)
+		return 2
+	default:
+		fmt.Fprintf(k.stderr, "pfctl: Unknown show modifier '%s'\n", o.show)
+		return 1
+	}
+	return 0
+}
+
+func (k *kernel) flushCmd(o options) int {
+	st := k.st
+	w := k.stderr
+	rules := func() {
+		if o.anchor == "" {
+			st.Main = nil
+		} else if a := st.Anchors[o.anchor]; a != nil {
+			a.Rules = nil
+		}
+		fmt.Fprintln(w, "rules cleared")
+	}
+	tables := func() {
+		n := 0
+		if a := st.Anchors[o.anchor]; a != nil {
+			n = len(a.Tables)
+			a.Tables = map[string][]string{}
+		}
+		fmt.Fprintf(w, "%d tables deleted.\n", n)
+	}
+	states := func() {
+		fmt.Fprintf(w, "%d states cleared\n", len(st.Conns))
+		st.Conns = nil
+	}
+	switch o.flush[0] {
+	case 'r':
+		rules()
+	case 'n':
+		fmt.Fprintln(w, "nat cleared")
+	case 'T':
+		tables()
+	case 's':
+		states()
+	case 'a':
+		rules()
+		fmt.Fprintln(w, "nat cleared")
+		fmt.Fprintln(w, "dummynet cleared")
+		tables()
+		if o.anchor == "" {
+			states()
+			fmt.Fprintln(w, "source tracking entries cleared")
+			fmt.Fprintln(w, "pf: statistics cleared")
+			fmt.Fprintln(w, "pf: interface flags reset")
+		}
+	default:
+		fmt.Fprintf(w, "pfctl: Unknown flush modifier '%s'\n", o.flush)
+		return 1
+	}
+	if a := st.Anchors[o.anchor]; o.anchor != "" && a != nil && len(a.Rules) == 0 && len(a.Tables) == 0 {
+		delete(st.Anchors, o.anchor) // pf removes an empty ruleset
+	}
+	return 0
+}
+
+func (k *kernel) killStates(o options) int {
+	var hosts []netip.Prefix
+	for _, h := range o.kill {
+		p, err := parseHost(h)
+		if err != nil {
+			return k.errf("%s: hostname nor servname provided, or not known", h)
+		}
+		hosts = append(hosts, p)
+	}
+	killed := 0
+	k.st.Conns = slices.DeleteFunc(k.st.Conns, func(c Conn) bool {
+		src, err1 := netip.ParseAddr(c.Src)
+		dst, err2 := netip.ParseAddr(c.Dst)
+		if err1 != nil || err2 != nil || !hosts[0].Contains(src) {
+			return false
+		}
+		if len(hosts) == 2 && !hosts[1].Contains(dst) {
+			return false
+		}
+		killed++
+		return true
+	})
+	if !o.quiet {
+		fmt.Fprintf(k.stderr, "killed %d states from 1 sources and %d destinations\n", killed, len(hosts)-1)
+	}
+	return 0
+}
+
+func (k *kernel) tableCmd(o options) int {
+	st := k.st
+	a := st.Anchors[o.anchor]
+	var tbl []string
+	exists := false
+	if a != nil {
+		tbl, exists = a.Tables[o.table]
+	}
+	switch o.cmd {
+	case "show":
+		if !exists {
+			return k.errf("Table does not exist.")
+		}
+		for _, e := range tbl {
+			fmt.Fprintf(k.stdout, "   %s\n", e)
+		}
+		return 0
+	case "kill":
+		if !exists {
+			return k.errf("Table does not exist.")
+		}
+		delete(a.Tables, o.table)
+		fmt.Fprintln(k.stderr, "1 table deleted.")
+		return 0
+	case "flush":
+		if !exists {
+			return k.errf("Table does not exist.")
+		}
+		fmt.Fprintf(k.stderr, "%d addresses deleted.\n", len(tbl))
+		a.Tables[o.table] = []string{}
+		return 0
+	case "add", "delete", "replace":
+	default:
+		return k.errf("Unknown table command '%s'", o.cmd)
+	}
+	var words []string
+	if o.file != "" {
+		text, err := k.readInput(o.file)
+		if err != nil {
+			return k.errf("cannot open the file %s: %v", o.file, err)
+		}
+		words = tableWords(text)
+	}
+	words = append(words, o.rest...)
+	addrs, err := parseTableAddrs(words)
+	if err != nil {
+		return k.errf("%v", err)
+	}
+	if o.cmd != "replace" && !exists && o.cmd == "delete" {
+		return k.errf("Table does not exist.")
+	}
+	if a == nil {
+		a = &Anchor{Tables: map[string][]string{}}
+		st.Anchors[o.anchor] = a
+	}
+	if a.Tables == nil {
+		a.Tables = map[string][]string{}
+	}
+	if !exists {
+		fmt.Fprintln(k.stderr, "1 table created.")
+	}
+	cur := map[string]bool{}
+	for _, e := range tbl {
+		cur[e] = true
+	}
+	switch o.cmd {
+	case "add":
+		n := 0
+		for _, e := range addrs {
+			if !cur[e] {
+				cur[e] = true
+				n++
+			}
+		}
+		fmt.Fprintf(k.stderr, "%d/%d addresses added.\n", n, len(addrs))
+	case "delete":
+		n := 0
+		for _, e := range addrs {
+			if cur[e] {
+				delete(cur, e)
+				n++
+			}
+		}
+		fmt.Fprintf(k.stderr, "%d/%d addresses deleted.\n", n, len(addrs))
+	case "replace":
+		want := map[string]bool{}
+		added := 0
+		for _, e := range addrs {
+			if !want[e] && !cur[e] {
+				added++
+			}
+			want[e] = true
+		}
+		deleted := 0
+		for e := range cur {
+			if !want[e] {
+				deleted++
+			}
+		}
+		cur = want
+		if added > 0 {
+			fmt.Fprintf(k.stderr, "%d addresses added.\n", added)
+		}
+		if deleted > 0 {
+			fmt.Fprintf(k.stderr, "%d addresses deleted.\n", deleted)
+		}
+		if added == 0 && deleted == 0 {
+			fmt.Fprintln(k.stderr, "no changes.")
+		}
+	}
+	a.Tables[o.table] = sortedKeys(cur)
+	return 0
+}
+
+func (k *kernel) loadCmd(o options) int {
+	text, err := k.readInput(o.file)
+	if err != nil {
+		return k.errf("cannot open the file %s: %v", o.file, err)
+	}
+	name := o.file
+	if name == "-" {
+		name = "stdin"
+	}
+	rs, errs := parseRules(string(text), name)
+	if len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(k.stderr, e)
+		}
+		return k.errf("Syntax error in config file: pf rules not loaded")
+	}
+	if o.noAction {
+		return 0
+	}
+	st := k.st
+	if o.anchor == "" {
+		st.Main = rs.rules
+	} else {
+		a := st.Anchors[o.anchor]
+		if a == nil {
+			a = &Anchor{}
+			st.Anchors[o.anchor] = a
+		}
+		a.Rules = rs.rules
+	}
+	a := st.Anchors[o.anchor]
+	if a == nil {
+		a = &Anchor{}
+		st.Anchors[o.anchor] = a
+	}
+	if a.Tables == nil {
+		a.Tables = map[string][]string{}
+	}
+	for _, t := range rs.tables {
+		_, exists := a.Tables[t.name]
+		switch {
+		case t.list != nil:
+			a.Tables[t.name] = t.list // "{ }" clears, a list replaces
+		case !exists:
+			a.Tables[t.name] = []string{} // contents of a pre-existing table are kept
+		}
+	}
+	if o.anchor == "" && len(a.Tables) == 0 {
+		delete(st.Anchors, "")
+	}
+	return 0
+}
+
+func (k *kernel) readInput(name string) ([]byte, error) {
+	if name == "-" || name == "/dev/stdin" {
+		var b bytes.Buffer
+		_, err := b.ReadFrom(k.stdin)
+		return b.Bytes(), err
+	}
+	return os.ReadFile(name)
+}
+
+// tableWords splits a table file like pfctl's pfr_buf_load: tokens separated
+// by white space; a token that starts with '#' comments out the rest of its
+// line.
+func tableWords(b []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, w := range strings.Fields(line) {
+			if strings.HasPrefix(w, "#") {
+				break
+			}
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// parseTableAddrs parses table entries ([!]address[/mask]) into the form
+// `-T show` prints. The fake never resolves host names.
+func parseTableAddrs(words []string) ([]string, error) {
+	var out []string
+	for _, w := range words {
+		neg := strings.HasPrefix(w, "!")
+		p, err := parseHost(strings.TrimPrefix(w, "!"))
+		if err != nil {
+			return nil, fmt.Errorf("no IP address found for %s", w)
+		}
+		s := p.String()
+		if p.IsSingleIP() {
+			s = p.Addr().String()
+		}
+		if neg {
+			s = "!" + s
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func parseHost(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// age formats a duration as pfctl does in -s info and -s References.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	return fmt.Sprintf("%d days %02d:%02d:%02d", s/86400, s/3600%24, s/60%60, s%60)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

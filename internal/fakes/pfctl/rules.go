@@ -1,0 +1,294 @@
+package pfctl
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+type tableDecl struct {
+	name string
+	list []string // nil: no address list; empty: "{ }"
+}
+
+type ruleset struct {
+	rules  []string
+	tables []tableDecl
+}
+
+var (
+	macroDef = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*)$`)
+	macroUse = regexp.MustCompile(`\$([A-Za-z][A-Za-z0-9_]*)`)
+)
+
+// Statements the fake accepts. "match" is OpenBSD 4.6+ and a syntax error in
+// Apple's dialect; "set" is accepted and, in an anchor, ignored.
+var (
+	shownStatements  = []string{"pass", "block", "anchor", "scrub", "scrub-anchor", "antispoof"}
+	silentStatements = []string{"set", "nat", "no", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor", "dummynet", "dummynet-anchor", "load", "altq", "queue"}
+)
+
+// parseRules does a light syntax check of a pf.conf text and returns its
+// filter rules as `pfctl -s rules` prints them. Errors are reported as pfctl
+// does, "<file>:<line>: <message>", and mean nothing is loaded.
+func parseRules(text, file string) (ruleset, []string) {
+	var rs ruleset
+	var errs []string
+	fail := func(line int, msg string) { errs = append(errs, fmt.Sprintf("%s:%d: %s", file, line, msg)) }
+	macros := map[string]string{}
+	tables := map[string]bool{}
+
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		lineNo := i + 1
+		line := lines[i]
+		for strings.HasSuffix(line, `\`) && i+1 < len(lines) { // continuation lines
+			i++
+			line = strings.TrimSuffix(line, `\`) + " " + lines[i]
+		}
+		line = strings.TrimSpace(stripComment(line))
+		if line == "" {
+			continue
+		}
+		if strings.Count(line, `"`)%2 != 0 {
+			fail(lineNo, "syntax error")
+			continue
+		}
+		if m := macroDef.FindStringSubmatch(line); m != nil && !strings.HasPrefix(line, "table") {
+			v := strings.TrimSpace(m[2])
+			if strings.HasPrefix(v, `"`) {
+				v = strings.Trim(v, `"`)
+			} else if strings.ContainsAny(v, " \t") {
+				fail(lineNo, "syntax error")
+				continue
+			}
+			macros[m[1]] = v
+			continue
+		}
+		bad := false
+		line = macroUse.ReplaceAllStringFunc(line, func(s string) string {
+			v, ok := macros[s[1:]]
+			if !ok {
+				fail(lineNo, fmt.Sprintf("macro '%s' not defined", s[1:]))
+				bad = true
+			}
+			return v
+		})
+		if bad {
+			fail(lineNo, "syntax error")
+			continue
+		}
+		toks, ok := tokens(line)
+		if !ok {
+			fail(lineNo, "syntax error")
+			continue
+		}
+		switch kw := toks[0]; {
+		case kw == "table":
+			t, msg := parseTable(toks)
+			if msg != "" {
+				fail(lineNo, msg)
+				continue
+			}
+			if tables[t.name] {
+				fail(lineNo, fmt.Sprintf("cannot define table %s: Resource busy", t.name))
+				continue
+			}
+			tables[t.name] = true
+			rs.tables = append(rs.tables, t)
+		case slices.Contains(shownStatements, kw):
+			expanded, msg := normalise(toks)
+			if msg != "" {
+				fail(lineNo, msg)
+				continue
+			}
+			rs.rules = append(rs.rules, expanded...)
+		case slices.Contains(silentStatements, kw):
+		default:
+			fail(lineNo, "syntax error")
+		}
+	}
+	return rs, errs
+}
+
+func stripComment(line string) string {
+	inQuote := false
+	for i, c := range line {
+		switch c {
+		case '"':
+			inQuote = !inQuote
+		case '#':
+			if !inQuote {
+				return line[:i]
+			}
+		}
+	}
+	return line
+}
+
+// tokens splits a statement into words; braces and "!" are words of their
+// own, commas separate list items, quoted strings keep their quotes. It
+// reports false for unbalanced or nested braces.
+func tokens(line string) ([]string, bool) {
+	var out []string
+	depth := 0
+	for i := 0; i < len(line); {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t' || c == ',':
+			i++
+		case c == '{' || c == '}':
+			if c == '{' {
+				depth++
+			} else {
+				depth--
+			}
+			if depth < 0 || depth > 1 {
+				return nil, false
+			}
+			out = append(out, string(c))
+			i++
+		case c == '!':
+			out = append(out, "!")
+			i++
+		case c == '"':
+			j := strings.IndexByte(line[i+1:], '"')
+			out = append(out, line[i:i+j+2])
+			i += j + 2
+		default:
+			j := i
+			for j < len(line) && !strings.ContainsRune(" \t,{}!\"", rune(line[j])) {
+				j++
+			}
+			out = append(out, line[i:j])
+			i = j
+		}
+	}
+	return out, depth == 0 && len(out) > 0
+}
+
+var tableName = regexp.MustCompile(`^<[A-Za-z0-9_.-]{1,31}>$`)
+
+func parseTable(toks []string) (tableDecl, string) {
+	if len(toks) < 2 || !tableName.MatchString(toks[1]) {
+		return tableDecl{}, "syntax error"
+	}
+	t := tableDecl{name: strings.Trim(toks[1], "<>")}
+	for i := 2; i < len(toks); i++ {
+		switch toks[i] {
+		case "persist", "const", "counters":
+		case "file":
+			if i+1 >= len(toks) || !strings.HasPrefix(toks[i+1], `"`) {
+				return t, "syntax error"
+			}
+			i++
+			b, err := os.ReadFile(strings.Trim(toks[i], `"`))
+			if err != nil {
+				return t, fmt.Sprintf("cannot load \"%s\": %v", strings.Trim(toks[i], `"`), err)
+			}
+			addrs, err := parseTableAddrs(tableWords(b))
+			if err != nil {
+				return t, err.Error()
+			}
+			t.list = append(append([]string{}, t.list...), addrs...)
+		case "{":
+			end := slices.Index(toks[i:], "}")
+			addrs, err := parseTableAddrs(toks[i+1 : i+end])
+			if err != nil {
+				return t, err.Error()
+			}
+			t.list = append(append([]string{}, t.list...), addrs...)
+			i += end
+		default:
+			return t, "syntax error"
+		}
+	}
+	return t, ""
+}
+
+// normalise expands every "{ ... }" list of a rule into one rule per
+// combination (as pfctl does when it loads a rule) and spells each one the
+// way `pfctl -s rules` prints it: "port = N", "all" for "from any to any",
+// and the implicit "flags S/SA keep state" of pass rules.
+func normalise(toks []string) ([]string, string) {
+	if i := slices.Index(toks, "label"); i >= 0 && (i+1 >= len(toks) || !strings.HasPrefix(toks[i+1], `"`)) {
+		return nil, "syntax error"
+	}
+	var out []string
+	for _, r := range expand(toks) {
+		if msg := checkPorts(r); msg != "" {
+			return nil, msg
+		}
+		out = append(out, spell(r))
+	}
+	return out, ""
+}
+
+func expand(toks []string) [][]string {
+	open := slices.Index(toks, "{")
+	if open < 0 {
+		return [][]string{toks}
+	}
+	end := open + slices.Index(toks[open:], "}")
+	var out [][]string
+	items := toks[open+1 : end]
+	for i := 0; i < len(items); i++ {
+		item := []string{items[i]}
+		if items[i] == "!" && i+1 < len(items) {
+			item = []string{"!", items[i+1]}
+			i++
+		}
+		r := append(append(append([]string{}, toks[:open]...), item...), toks[end+1:]...)
+		out = append(out, expand(r)...)
+	}
+	return out
+}
+
+func checkPorts(r []string) string {
+	if !slices.Contains(r, "port") || r[0] != "pass" && r[0] != "block" {
+		return ""
+	}
+	i := slices.Index(r, "proto")
+	if i < 0 || i+1 >= len(r) || (r[i+1] != "tcp" && r[i+1] != "udp") {
+		return "port only applies to tcp/udp"
+	}
+	return ""
+}
+
+func spell(r []string) string {
+	var out []string
+	for i := 0; i < len(r); i++ {
+		w := r[i]
+		if w == "from" && i+3 < len(r) && r[i+1] == "any" && r[i+2] == "to" && r[i+3] == "any" {
+			out = append(out, "all")
+			i += 3
+			continue
+		}
+		out = append(out, w)
+		if w == "port" && i+1 < len(r) && !strings.ContainsAny(r[i+1][:1], "=<>!") {
+			out = append(out, "=")
+		}
+	}
+	if out[0] == "pass" && !slices.Contains(out, "state") {
+		out = insertBefore(out, "label", "keep", "state")
+	}
+	if out[0] == "pass" && slices.Contains(out, "keep") && !slices.Contains(out, "flags") {
+		i := slices.Index(out, "proto")
+		if i < 0 || out[i+1] == "tcp" {
+			out = insertBefore(out, "keep", "flags", "S/SA")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// insertBefore inserts words before the first occurrence of at, or at the
+// end when at does not occur.
+func insertBefore(r []string, at string, words ...string) []string {
+	i := slices.Index(r, at)
+	if i < 0 {
+		return append(r, words...)
+	}
+	return slices.Insert(slices.Clone(r), i, words...)
+}
