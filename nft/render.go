@@ -118,12 +118,20 @@ func addrList(as []string) string {
 	return "{ " + strings.Join(as, ", ") + " }"
 }
 
-// Render returns the `nft -f` script that creates or replaces our table
-// (table; DefaultTable when empty) with the rules for p and empty allowlist
-// sets. It replaces the table in one transaction: `add table` makes sure the
-// table exists, `delete table` removes it with everything in it, and the
-// definition that follows recreates it, all committed at once.
+// Render returns the `nft -f` script that loads our table (table;
+// DefaultTable when empty) with the rules for p and the allowlist sets,
+// without their elements. It is one transaction: `add table` makes sure the
+// table exists, `flush table` empties every chain of it, and the definition
+// that follows declares the sets and chains (a no-op for those that exist)
+// and adds the rules, all committed at once. The sets, and the elements in
+// them, stay; Up refills them in the same transaction.
 func Render(p policy.Policy, table string) (string, error) {
+	return render(p, table, "flush")
+}
+
+// render renders the script; how says what happens to an existing table:
+// "flush" empties its chains, "delete" removes it with everything in it.
+func render(p policy.Policy, table, how string) (string, error) {
 	if table == "" {
 		table = DefaultTable
 	}
@@ -152,9 +160,9 @@ func Render(p policy.Policy, table string) (string, error) {
 		b.WriteString("#   The bridge is not known: only packets with a source address in the subnets\n")
 		b.WriteString("#   are judged (IPv6 link-local traffic from the containers is not).\n")
 	}
-	fmt.Fprintf(&b, "# Load with `nft -f`: one transaction that replaces table %s %s and touches nothing else.\n", Family, table)
+	fmt.Fprintf(&b, "# Load with `nft -f`: one transaction that changes table %s %s and nothing else.\n", Family, table)
 	fmt.Fprintf(&b, "add table %s %s\n", Family, table)
-	fmt.Fprintf(&b, "delete table %s %s\n", Family, table)
+	fmt.Fprintf(&b, "%s table %s %s\n", how, Family, table)
 	fmt.Fprintf(&b, "table %s %s {\n", Family, table)
 	set4, set6 := SetNames(p.Table)
 	for _, s := range []struct{ name, typ string }{{set4, "ipv4_addr"}, {set6, "ipv6_addr"}} {

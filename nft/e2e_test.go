@@ -1,0 +1,456 @@
+package nft
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/policy"
+	"github.com/VerilyPete/claudecontainer/policy/policytest"
+)
+
+// skipReason says why the topology cannot show the kernel's verdict for a
+// flow, or "" when it can.
+func (tp *topology) skipReason(f policy.Flow) string {
+	n := tp.p.Network
+	dst := f.Dst.Unmap()
+	if dst.Is4() && dst == netipx.PrefixLastIP(n.IPv4) {
+		return "a broadcast reaches every member of the network at once; a connected socket cannot see the answer"
+	}
+	if !f.FromHost && tp.where(f.Src) == roleCtr && tp.where(dst) == rolePeer && dst.Is6() &&
+		tp.readSysctl(roleHost, "bridge/bridge-nf-call-ip6tables") != "1" {
+		return "IPv6 between two containers on one bridge stays on the bridge; it reaches the inet forward hook only with br_netfilter's bridge-nf-call-ip6tables, which is off here"
+	}
+	return ""
+}
+
+// TestE2EKernelGivesDecideVerdictsForEveryFlow loads each example policy
+// into a real kernel and sends the first packet of every flow of the shared
+// flow table: what Decide passes (or leaves alone) connects, what it refuses
+// is reset or prohibited at once. Before the firewall is up every flow
+// connects, so each refusal is our table's doing.
+func TestE2EKernelGivesDecideVerdictsForEveryFlow(t *testing.T) {
+	needNetns(t)
+	names := slices.Sorted(func(yield func(string) bool) {
+		for name := range policytest.Policies() {
+			if !yield(name) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		p := policytest.Policies()[name]
+		t.Run(name, func(t *testing.T) {
+			cases := policytest.Cases(p)
+			set := policytest.Allowlist()
+			tp := newTopology(t, p, policytest.Flows(p))
+			var run []policytest.Case
+			for _, c := range cases {
+				if why := tp.skipReason(c.Flow); why != "" {
+					t.Logf("not checked in the kernel: %s: %s", c.Name, why)
+					continue
+				}
+				run = append(run, c)
+			}
+			for _, c := range run {
+				if got := tp.probe(c.Flow); got != connected {
+					t.Fatalf("without the firewall, %s: %s; the topology is broken", c.Name, got)
+				}
+			}
+			b := tp.backend()
+			if err := b.Up(context.Background(), p, set); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Down(context.Background()) })
+			for _, c := range run {
+				v := p.Decide(c.Flow, set)
+				if got, want := tp.probe(c.Flow), expect(c.Flow, v); got != want {
+					t.Errorf("%s (%v %v -> %v port %d, Decide: %s): %s, want %s",
+						c.Name, c.Flow.Proto, c.Flow.Src, c.Flow.Dst, c.Flow.Port, v, got, want)
+				}
+			}
+		})
+	}
+}
+
+// The policy of the property tests: documentation and benchmark ranges
+// only.
+var (
+	ctr4, ctr6   = netip.MustParseAddr("192.168.218.10"), netip.MustParseAddr("fd00:c1a0:de::10")
+	peer4, peer6 = netip.MustParseAddr("192.168.218.11"), netip.MustParseAddr("fd00:c1a0:de::11")
+	gw4, gw6     = netip.MustParseAddr("192.168.218.1"), netip.MustParseAddr("fd00:c1a0:de::1")
+	allowed4     = netip.MustParseAddr("198.18.0.10")    // in 198.18.0.0/15, allowlisted
+	allowed6     = netip.MustParseAddr("2001:db8:a::10") // in 2001:db8:a::/48, allowlisted
+	denied4      = netip.MustParseAddr("203.0.113.10")
+	denied6      = netip.MustParseAddr("2001:db8:b::10")
+	resolver4    = netip.MustParseAddr("203.0.113.53") // a resolver on the internet
+	resolver6    = netip.MustParseAddr("2001:db8:b::53")
+)
+
+func propertyPolicy(t *testing.T) policy.Policy {
+	return mustPolicy(t, policy.Network{
+		Name: "claude", IPv4: netip.MustParsePrefix("192.168.218.0/24"), Gateway4: gw4,
+		IPv6: netip.MustParsePrefix("fd00:c1a0:de::/64"), Interface: "br-claude",
+	}, "allowed_destinations")
+}
+
+func prefixSet(t *testing.T, prefixes ...string) *netipx.IPSet {
+	t.Helper()
+	var b netipx.IPSetBuilder
+	for _, s := range prefixes {
+		b.AddPrefix(netip.MustParsePrefix(s))
+	}
+	set, err := b.IPSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func tcp(src, dst netip.Addr, port uint16) policy.Flow {
+	return policy.Flow{Src: src, Dst: dst, Proto: policy.TCP, Port: port}
+}
+
+func udp(src, dst netip.Addr, port uint16) policy.Flow {
+	return policy.Flow{Src: src, Dst: dst, Proto: policy.UDP, Port: port}
+}
+
+func fromHost(src, dst netip.Addr, port uint16) policy.Flow {
+	return policy.Flow{Src: src, Dst: dst, Proto: policy.TCP, Port: port, FromHost: true}
+}
+
+// propertyFlows are the flows the property tests probe; the topology starts
+// a server for each.
+func propertyFlows() []policy.Flow {
+	return []policy.Flow{
+		tcp(ctr4, allowed4, 443), tcp(ctr4, allowed4, 22), udp(ctr4, allowed4, 443),
+		tcp(ctr6, allowed6, 443), udp(ctr6, allowed6, 443),
+		tcp(ctr4, denied4, 443), udp(ctr4, denied4, 443),
+		tcp(ctr6, denied6, 443), udp(ctr6, denied6, 443),
+		udp(ctr4, gw4, 53), tcp(ctr4, gw4, 53),
+		udp(ctr4, resolver4, 53), tcp(ctr4, resolver4, 53),
+		udp(ctr6, resolver6, 53), tcp(ctr6, resolver6, 53),
+		tcp(ctr4, gw4, 22), tcp(ctr6, gw6, 22), udp(ctr4, gw4, 123),
+		fromHost(gw4, ctr4, 8080), fromHost(gw6, ctr6, 8080),
+		tcp(ctr4, peer4, 8080), udp(ctr4, peer4, 9000),
+	}
+}
+
+// upProperty builds the property topology, checks that every flow connects
+// without the firewall, and brings the firewall up.
+func upProperty(t *testing.T) (*topology, *Backend, policy.Policy) {
+	t.Helper()
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	for _, f := range propertyFlows() {
+		if got := tp.probe(f); got != connected {
+			t.Fatalf("without the firewall, %v %v -> %v port %d: %s; the topology is broken", f.Proto, f.Src, f.Dst, f.Port, got)
+		}
+	}
+	b := tp.backend()
+	if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Down(context.Background()) })
+	return tp, b, p
+}
+
+type probeCase struct {
+	name string
+	f    policy.Flow
+	want outcome
+}
+
+func (tp *topology) check(t *testing.T, cases []probeCase) {
+	t.Helper()
+	for _, c := range cases {
+		if got := tp.probe(c.f); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestE2EAllowlistedDestinationsConnectOverIPv4AndIPv6(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	tp.check(t, []probeCase{
+		{"https to an allowlisted IPv4 address", tcp(ctr4, allowed4, 443), connected},
+		{"ssh to an allowlisted IPv4 address", tcp(ctr4, allowed4, 22), connected},
+		{"udp to an allowlisted IPv4 address", udp(ctr4, allowed4, 443), connected},
+		{"https to an allowlisted IPv6 address", tcp(ctr6, allowed6, 443), connected},
+		{"udp to an allowlisted IPv6 address", udp(ctr6, allowed6, 443), connected},
+	})
+}
+
+func TestE2EOtherDestinationsAreRefusedAtOnceNotDropped(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	tp.check(t, []probeCase{
+		{"https to an IPv4 address not on the allowlist", tcp(ctr4, denied4, 443), refused},
+		{"udp to an IPv4 address not on the allowlist", udp(ctr4, denied4, 443), prohibited},
+		{"https to an IPv6 address not on the allowlist", tcp(ctr6, denied6, 443), refused},
+		{"udp to an IPv6 address not on the allowlist", udp(ctr6, denied6, 443), prohibited},
+	})
+}
+
+func TestE2EDNSReachesOnlyTheGatewayResolver(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	type query struct {
+		name  string
+		query func(src netip.Addr, dst netip.AddrPort, reply *netip.Addr) outcome
+		src   netip.Addr
+		dst   netip.Addr
+		want  outcome
+	}
+	for _, q := range []query{
+		{"udp to the gateway", queryUDP, ctr4, gw4, connected},
+		{"tcp to the gateway", queryTCP, ctr4, gw4, connected},
+		{"udp to a resolver on the internet", queryUDP, ctr4, resolver4, prohibited},
+		{"tcp to a resolver on the internet", queryTCP, ctr4, resolver4, refused},
+		{"udp to an IPv6 resolver on the internet", queryUDP, ctr6, resolver6, prohibited},
+		{"tcp to an IPv6 resolver on the internet", queryTCP, ctr6, resolver6, refused},
+	} {
+		var got outcome
+		var a netip.Addr
+		inNS(tp.ns[roleCtr], func() error {
+			got = q.query(q.src, netip.AddrPortFrom(q.dst, 53), &a)
+			return nil
+		})
+		if got != q.want {
+			t.Errorf("dns %s: %s, want %s", q.name, got, q.want)
+		}
+		if got == connected && a != answer(roleHost) {
+			t.Errorf("dns %s: answer %v, want %v from the host's resolver", q.name, a, answer(roleHost))
+		}
+	}
+}
+
+func TestE2EHostServicesOtherThanDNSAreRefused(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	tp.check(t, []probeCase{
+		{"ssh on the gateway", tcp(ctr4, gw4, 22), refused},
+		{"ssh on the host's IPv6 address", tcp(ctr6, gw6, 22), refused},
+		{"ntp on the gateway", udp(ctr4, gw4, 123), prohibited},
+	})
+}
+
+func TestE2ERepliesToConnectionsTheHostOpensPass(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	tp.check(t, []probeCase{
+		{"the host connects to a container", fromHost(gw4, ctr4, 8080), connected},
+		{"the host connects to a container over IPv6", fromHost(gw6, ctr6, 8080), connected},
+	})
+}
+
+func TestE2EContainersOnTheNetworkReachEachOther(t *testing.T) {
+	tp, _, _ := upProperty(t)
+	tp.check(t, []probeCase{
+		{"tcp to another container", tcp(ctr4, peer4, 8080), connected},
+		{"udp to another container", udp(ctr4, peer4, 9000), connected},
+	})
+}
+
+func TestE2EReplaceTakesEffectForNewConnections(t *testing.T) {
+	tp, b, _ := upProperty(t)
+	ctx := context.Background()
+	if err := b.Replace(ctx, prefixSet(t, "203.0.113.0/24", "2001:db8:b::/48")); err != nil {
+		t.Fatal(err)
+	}
+	tp.check(t, []probeCase{
+		{"a newly allowlisted IPv4 address", tcp(ctr4, denied4, 443), connected},
+		{"a newly allowlisted IPv6 address", tcp(ctr6, denied6, 443), connected},
+		{"an IPv4 address no longer allowlisted", tcp(ctr4, allowed4, 443), refused},
+		{"an IPv6 address no longer allowlisted", tcp(ctr6, allowed6, 443), refused},
+	})
+}
+
+func TestE2EAddAllowsMoreWithoutDisturbingTheRest(t *testing.T) {
+	tp, b, _ := upProperty(t)
+	ctx := context.Background()
+	adds := []netip.Prefix{
+		netip.MustParsePrefix("203.0.113.10/32"),
+		netip.MustParsePrefix("198.18.0.10/32"), // already inside an allowlisted range
+		netip.MustParsePrefix("2001:db8:b::/64"),
+	}
+	if err := b.Add(ctx, adds); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, adds); err != nil {
+		t.Fatalf("adding the same prefixes again: %v", err)
+	}
+	tp.check(t, []probeCase{
+		{"an added IPv4 address", tcp(ctr4, denied4, 443), connected},
+		{"an added IPv6 range", tcp(ctr6, denied6, 443), connected},
+		{"an address allowlisted before", tcp(ctr4, allowed4, 443), connected},
+		{"an address never allowlisted", tcp(ctr4, resolver4, 53), refused},
+	})
+}
+
+// TestE2EReplaceNeverLiftsTheRulesEvenForAnInstant probes continuously
+// while the allowlist is replaced (and the whole table reloaded by Up) many
+// times, with large sets whose element covering the allowlisted address
+// changes shape every time. An address that stays allowlisted must never be
+// refused, an address that never is must never connect.
+func TestE2EReplaceNeverLiftsTheRulesEvenForAnInstant(t *testing.T) {
+	tp, b, p := upProperty(t)
+	ctx := context.Background()
+	bulk := manyPrefixes(t, 3000, 1000)
+	var sb netipx.IPSetBuilder
+	sb.AddSet(bulk)
+	sb.RemovePrefix(netip.MustParsePrefix("203.0.113.0/24"))
+	sb.RemovePrefix(netip.MustParsePrefix("2001:db8:b::/48"))
+	bulk, err := sb.IPSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shapes := []string{"198.18.0.0/15", "198.18.0.0/24", "198.18.0.10/32", "198.18.0.8/29"}
+	sets := make([]*netipx.IPSet, len(shapes))
+	for i, s := range shapes {
+		var sb netipx.IPSetBuilder
+		sb.AddSet(bulk)
+		sb.RemovePrefix(netip.MustParsePrefix("198.18.0.0/15"))
+		sb.AddPrefix(netip.MustParsePrefix(s))
+		sb.AddPrefix(netip.MustParsePrefix("2001:db8:a::10/128"))
+		if sets[i], err = sb.IPSet(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const maxProbes = 200000 // a bound only; the end of the refreshes stops the probes
+	stop := make(chan struct{})
+	var (
+		mu     sync.Mutex
+		counts = map[string]int{}
+		wg     sync.WaitGroup
+	)
+	probe := []struct {
+		name string
+		f    policy.Flow
+		want outcome
+	}{
+		{"allowlisted IPv4", tcp(ctr4, allowed4, 443), connected},
+		{"allowlisted IPv6", tcp(ctr6, allowed6, 443), connected},
+		{"not allowlisted IPv4", tcp(ctr4, denied4, 443), refused},
+		{"not allowlisted IPv6", tcp(ctr6, denied6, 443), refused},
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		inNS(tp.ns[roleCtr], func() error {
+			for i := 0; i < maxProbes; i++ {
+				select {
+				case <-stop:
+					return nil
+				default:
+				}
+				c := probe[i%len(probe)]
+				got := dialTCP(c.f.Src, netip.AddrPortFrom(c.f.Dst, c.f.Port))
+				mu.Lock()
+				counts[c.name+": "+string(got)]++
+				mu.Unlock()
+			}
+			return nil
+		})
+	}()
+	for i := range 40 {
+		var err error
+		if i%4 == 3 {
+			err = b.Up(ctx, p, sets[i%len(sets)])
+		} else {
+			err = b.Replace(ctx, sets[i%len(sets)])
+		}
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	var lines []string
+	total := 0
+	for k, v := range counts {
+		lines = append(lines, k)
+		total += v
+	}
+	sort.Strings(lines)
+	t.Logf("%d probes during 40 refreshes: %v", total, counts)
+	for _, c := range probe {
+		if counts[c.name+": "+string(c.want)] == 0 {
+			t.Errorf("%s: never probed with the expected outcome %s", c.name, c.want)
+		}
+	}
+	for _, k := range lines {
+		name, got, _ := strings.Cut(k, ": ")
+		for _, c := range probe {
+			if c.name == name && outcome(got) != c.want {
+				t.Errorf("%s: %d probes got %s, want always %s", name, counts[k], got, c.want)
+			}
+		}
+	}
+}
+
+func TestE2EStatusReportsTheLoadedTable(t *testing.T) {
+	_, b, _ := upProperty(t)
+	var bad []string
+	checks := b.Status(context.Background())
+	for _, c := range checks {
+		if !c.OK {
+			bad = append(bad, c.What+": "+c.Detail)
+		}
+	}
+	if len(bad) > 0 || len(checks) < 5 {
+		t.Errorf("status after up: %d checks, failing: %v", len(checks), bad)
+	}
+	up, err := b.IsUp(context.Background())
+	if err != nil || !up {
+		t.Errorf("IsUp after Up: %v, %v", up, err)
+	}
+}
+
+func TestE2EDownLeavesNoTrace(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	b := tp.backend()
+	ctx := context.Background()
+	before := tp.ruleset()
+	if err := b.Up(ctx, p, prefixSet(t, "198.18.0.0/15")); err != nil {
+		t.Fatal(err)
+	}
+	if got := tp.probe(tcp(ctr4, denied4, 443)); got != refused {
+		t.Fatalf("with the firewall up: %s, want refused", got)
+	}
+	if err := b.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, tp.ruleset()); diff != "" {
+		t.Errorf("ruleset after Down differs from before Up (-before +after):\n%s", diff)
+	}
+	if _, err := os.Stat(filepath.Join(b.cfg.StateDir, StateFile)); !os.IsNotExist(err) {
+		t.Errorf("state file after Down: %v", err)
+	}
+	if got := tp.probe(tcp(ctr4, denied4, 443)); got != connected {
+		t.Errorf("after Down: %s, want connected", got)
+	}
+	if up, err := b.IsUp(ctx); err != nil || up {
+		t.Errorf("IsUp after Down: %v, %v", up, err)
+	}
+	if err := b.Down(ctx); err != nil {
+		t.Errorf("a second Down: %v", err)
+	}
+	if err := b.Replace(ctx, prefixSet(t, "198.18.0.0/15")); err != firewall.ErrNotUp {
+		t.Errorf("Replace after Down: %v, want ErrNotUp", err)
+	}
+	if err := b.Add(ctx, []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}); err != firewall.ErrNotUp {
+		t.Errorf("Add after Down: %v, want ErrNotUp", err)
+	}
+}
