@@ -336,33 +336,33 @@ func TestTheTimeLimitBoundsASourceThatHangs(t *testing.T) {
 			name: "an optional source that waits for its context",
 			srcs: []sources.Source{good, {Name: "slow", Fetch: hangs}},
 			warnings: []string{
-				"slow: fetching: context deadline exceeded (the time limit of 300ms ran out)",
+				"slow: fetching: context deadline exceeded (the time limit of 1s ran out)",
 			},
 		},
 		{
 			name: "an optional source that ignores its context",
 			srcs: []sources.Source{good, {Name: "stuck", Fetch: ignoresCtx}},
 			warnings: []string{
-				"stuck: fetching: context deadline exceeded (the time limit of 300ms ran out)",
+				"stuck: fetching: context deadline exceeded (the time limit of 1s ran out)",
 			},
 		},
 		{
 			name:    "a required source that hangs",
 			srcs:    []sources.Source{good, {Name: "slow", Required: true, Fetch: hangs}},
-			wantErr: "source slow: fetching: context deadline exceeded (the time limit of 300ms ran out)",
+			wantErr: "source slow: fetching: context deadline exceeded (the time limit of 1s ran out)",
 		},
 		{
 			name:     "a resolver that never answers",
 			srcs:     []sources.Source{good},
 			resolver: silentResolver{},
-			wantErr:  "source good: host api.example.com: no answer: context deadline exceeded (the time limit of 300ms ran out)",
+			wantErr:  "source good: host api.example.com: no answer: context deadline exceeded (the time limit of 1s ran out)",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := oldFile(t)
 			opts := options(&fakeResolver{hosts: map[string][]string{"api.example.com": {"160.79.104.10"}}})
-			opts.Timeout = 300 * time.Millisecond
+			opts.Timeout = time.Second
 			if tt.resolver != nil {
 				opts.Resolver = tt.resolver
 			}
