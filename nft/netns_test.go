@@ -320,9 +320,9 @@ func newTopology(t *testing.T, p policy.Policy, flows []policy.Flow) *topology {
 		}
 	}
 	for _, l := range []struct {
-		r                    role
-		dev                  string
-		h4, p4, h6, p6       netip.Addr
+		r                   role
+		dev                 string
+		h4, p4, h6, p6      netip.Addr
 		defaultRouteThrough bool
 	}{
 		{roleWAN, "wan0", wanHost4, wanPeer4, wanHost6, wanPeer6, true},
