@@ -159,20 +159,34 @@ func TestTheEntrypointIsTheCopiedScriptAndTheCommandIsZsh(t *testing.T) {
 
 // excluded reports whether .dockerignore's rules keep name (slash separated)
 // out of the build context: the last rule matching it or a directory above
-// it decides, and a rule starting with ! lets it back in.
+// it decides, and a rule starting with ! lets it back in. A leading **/
+// matches any number of directories.
 func excluded(rules []string, name string) bool {
 	out := false
 	for _, rule := range rules {
 		negate := strings.HasPrefix(rule, "!")
 		pattern := strings.TrimPrefix(rule, "!")
-		for p := name; p != "." && p != "/"; p = path.Dir(p) {
-			if ok, _ := path.Match(pattern, p); ok {
-				out = !negate
-				break
-			}
+		if matches(pattern, name) {
+			out = !negate
 		}
 	}
 	return out
+}
+
+func matches(pattern, name string) bool {
+	for p := name; p != "." && p != "/"; p = path.Dir(p) {
+		if rest, ok := strings.CutPrefix(pattern, "**/"); ok {
+			parts := strings.Split(p, "/")
+			for i := range parts {
+				if ok, _ := path.Match(rest, strings.Join(parts[i:], "/")); ok {
+					return true
+				}
+			}
+		} else if ok, _ := path.Match(pattern, p); ok {
+			return true
+		}
+	}
+	return false
 }
 
 func dockerignore(t *testing.T) []string {
@@ -225,8 +239,10 @@ func TestEveryCopiedFileIsInTheBuildContext(t *testing.T) {
 	if excluded(rules, "Dockerfile") {
 		t.Error(".dockerignore leaves out the Dockerfile")
 	}
-	if !excluded(rules, ".git/config") || !excluded(rules, "image/image.go") {
-		t.Error(".dockerignore lets more than the image's files into the build context")
+	for _, name := range []string{".git/config", "image/image.go", "sources/testdata/meta.json", "go.sum"} {
+		if !excluded(rules, name) {
+			t.Errorf(".dockerignore lets %s into the build context", name)
+		}
 	}
 	// Locate checks for these files, so the list must follow the Dockerfile.
 	if diff := cmp.Diff(image.Files, sources); diff != "" {
