@@ -30,10 +30,15 @@ var (
 	allowlistRunner proc.Runner = proc.Exec{}
 )
 
-// replaceLive swaps the live firewall table for set. It is nil until a
-// firewall backend is wired in; firewall.ErrNotUp means the firewall is not
-// up, so there is nothing to replace.
-var replaceLive func(ctx context.Context, cfg config.Config, set *netipx.IPSet) error
+// replaceLive swaps the live firewall table for set; firewall.ErrNotUp means
+// the firewall is not up, so there is nothing to replace. Tests replace it.
+var replaceLive = func(ctx context.Context, cfg config.Config, set *netipx.IPSet) error {
+	fw, err := newFirewall(cfg, proc.Exec{})
+	if err != nil {
+		return err
+	}
+	return fw.Replace(ctx, set)
+}
 
 // Allowlist fetches every source, merges and vets the result, writes the
 // allowlist file and, when the firewall is up, replaces its live table.

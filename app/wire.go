@@ -38,7 +38,7 @@ func newEnv(out io.Writer) (*env, error) {
 	}
 	e := &env{cfg: cfg, out: out, fw: fw, eng: eng, sessions: sessions, pid: os.Getpid()}
 	e.allowlist = func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error) {
-		return loadAllowlist(ctx, cfg, out, fw, maxAge)
+		return allowlistFor(ctx, cfg, out, maxAge)
 	}
 	return e, nil
 }
@@ -49,10 +49,6 @@ func newFirewall(cfg config.Config, runner proc.Runner) (firewall.Backend, error
 
 func newEngine(cfg config.Config, runner proc.Runner) (engine.Engine, error) {
 	return nil, fmt.Errorf("container runtime %q is not available yet", cfg.Runtime)
-}
-
-func loadAllowlist(ctx context.Context, cfg config.Config, out io.Writer, fw firewall.Backend, maxAge time.Duration) (*netipx.IPSet, error) {
-	return nil, fmt.Errorf("the allowlist is not available yet")
 }
 
 func (e *env) build(ctx context.Context) error {
