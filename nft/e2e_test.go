@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -453,4 +454,107 @@ func TestE2EDownLeavesNoTrace(t *testing.T) {
 	if err := b.Add(ctx, []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}); err != firewall.ErrNotUp {
 		t.Errorf("Add after Down: %v, want ErrNotUp", err)
 	}
+}
+
+func TestE2EDownAfterACrashWorksFromTheTableNameAlone(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	ctx := context.Background()
+	before := tp.ruleset()
+	if err := tp.backend().Up(ctx, p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []policy.Flow{tcp(ctr4, allowed4, 443), tcp(ctr6, allowed6, 443)} {
+		if got := tp.probe(f); got != connected {
+			t.Fatalf("%v -> %v: %s", f.Src, f.Dst, got)
+		}
+	}
+	// A later run has lost the record (another state directory).
+	fresh := tp.backend()
+	if up, err := fresh.IsUp(ctx); err != nil || !up {
+		t.Fatalf("IsUp from the kernel alone: %v, %v", up, err)
+	}
+	if err := fresh.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, tp.ruleset()); diff != "" {
+		t.Errorf("ruleset after Down differs from before Up (-before +after):\n%s", diff)
+	}
+}
+
+func TestE2EDownForgetsTheNetworksConnections(t *testing.T) {
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Skip("conntrack is not installed (apt-get install -y conntrack): Down leaves connection tracking entries to expire")
+	}
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	ctx := context.Background()
+	b := tp.backend()
+	if err := b.Up(ctx, p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []policy.Flow{udp(ctr4, allowed4, 443), udp(ctr6, allowed6, 443)} {
+		if got := tp.probe(f); got != connected {
+			t.Fatalf("%v -> %v: %s", f.Src, f.Dst, got)
+		}
+	}
+	count := func(prefix netip.Prefix) int {
+		out, err := exec.Command("ip", "netns", "exec", tp.ns[roleHost], "conntrack", "-L", "-s", prefix.String()).CombinedOutput()
+		if err != nil {
+			t.Fatalf("conntrack -L: %v: %s", err, out)
+		}
+		n := 0
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "src=") {
+				n++
+			}
+		}
+		return n
+	}
+	for _, prefix := range []netip.Prefix{p.Network.IPv4, p.Network.IPv6} {
+		if n := count(prefix); n == 0 {
+			t.Fatalf("no connection tracking entries from %s after the probes", prefix)
+		}
+	}
+	if err := b.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, prefix := range []netip.Prefix{p.Network.IPv4, p.Network.IPv6} {
+		if n := count(prefix); n != 0 {
+			t.Errorf("%d connection tracking entries from %s after Down", n, prefix)
+		}
+	}
+}
+
+func TestE2EUpReplacesATableOfAnotherShape(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	ctx := context.Background()
+	old := `table inet claude_firewall {
+	set old_v4 { type ipv4_addr; flags interval; elements = { 203.0.113.0/24 } }
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ip daddr @old_v4 accept
+	}
+	chain stray { }
+}
+`
+	cmd := exec.Command("ip", "netns", "exec", tp.ns[roleHost], "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(old)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("loading an older table: %v: %s", err, out)
+	}
+	b := tp.backend()
+	if err := b.Up(ctx, p, prefixSet(t, "198.18.0.0/15")); err != nil {
+		t.Fatal(err)
+	}
+	for _, gone := range []string{"old_v4", "stray"} {
+		if strings.Contains(tp.ruleset(), gone) {
+			t.Errorf("%s is still in the ruleset after Up", gone)
+		}
+	}
+	tp.check(t, []probeCase{
+		{"an address of the new allowlist", tcp(ctr4, allowed4, 443), connected},
+		{"an address of the old table's set", tcp(ctr4, denied4, 443), refused},
+	})
 }

@@ -253,11 +253,13 @@ func (b *Backend) Down(ctx context.Context) error {
 			}
 		}
 	}
-	if stErr == nil {
-		errs = append(errs, b.forget(ctx, st.Policy.Network))
-	}
 	if err := errors.Join(errs...); err != nil {
 		return err // keep the record, so that another Down can finish the job
+	}
+	if stErr == nil {
+		if err := b.forget(ctx, st.Policy.Network); err != nil {
+			return err
+		}
 	}
 	if path := b.statePath(); path != "" {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
