@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,15 +46,33 @@ func shellFiles(t *testing.T) []string {
 	return files
 }
 
-// shells are the POSIX shells present here to run the scripts with: sh, and
-// BusyBox's ash (the image's /bin/sh) when it is installed.
-func shells(t *testing.T) map[string][]string {
+// userland is a shell and the tools the scripts use (ls, awk, …) to run
+// them with.
+type userland struct {
+	sh  []string // the shell's argv
+	env []string // extra environment, such as a PATH
+}
+
+// userlands are the ones present here: sh and this system's tools, and
+// BusyBox's ash and applets, as in the Alpine image, when BusyBox is
+// installed. The fakes stay first on PATH.
+func userlands(t *testing.T) map[string]userland {
 	t.Helper()
-	sh := map[string][]string{"sh": {"sh"}}
-	if _, err := exec.LookPath("busybox"); err == nil {
-		sh["busybox ash"] = []string{"busybox", "sh"}
+	u := map[string]userland{"sh": {sh: []string{"sh"}}}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		return u
 	}
-	return sh
+	applets := t.TempDir()
+	for _, name := range []string{"ls", "awk", "printf", "cat", "sh"} {
+		if err := os.Symlink(busybox, filepath.Join(applets, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fakes, rest, _ := strings.Cut(os.Getenv("PATH"), string(os.PathListSeparator))
+	path := strings.Join([]string{fakes, applets, rest}, string(os.PathListSeparator))
+	u["busybox"] = userland{sh: []string{"busybox", "sh"}, env: []string{"PATH=" + path}}
+	return u
 }
 
 type result struct {
@@ -144,18 +163,18 @@ func canChown() bool { return os.Geteuid() == 0 }
 
 func TestTheEntrypointExecsItsArgumentsUnchanged(t *testing.T) {
 	t.Parallel()
-	for name, sh := range shells(t) {
+	for name, u := range userlands(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			h := home(t)
 			me := strconv.Itoa(os.Getuid())
 			// The command prints its arguments and its parent's pid: when
 			// the entrypoint execs it, its parent is this test process.
-			argv := append(sh, "entrypoint.sh", "sh", "-c",
+			argv := append(slices.Clone(u.sh), "entrypoint.sh", "sh", "-c",
 				`printf '%s|' "$@"; awk '/^PPid:/ { print $2 }' /proc/$$/status; exit 7`,
 				"argv0", "two words", "", "*")
-			r := run(t, []string{"HOME=" + h, "FAKE_UID=" + me, "FAKE_GID=" + strconv.Itoa(os.Getgid()),
-				"COMMAND_HISTORY_DIR=" + filepath.Join(h, "nohistory")}, argv...)
+			r := run(t, append([]string{"HOME=" + h, "FAKE_UID=" + me, "FAKE_GID=" + strconv.Itoa(os.Getgid()),
+				"COMMAND_HISTORY_DIR=" + filepath.Join(h, "nohistory")}, u.env...), argv...)
 			if r.code != 7 {
 				t.Fatalf("exit status %d, want the command's 7; stderr:\n%s", r.code, r.stderr)
 			}
@@ -185,27 +204,33 @@ func TestTheEntrypointTakesBackRootOwnedVolumesWithSudo(t *testing.T) {
 	if os.Getuid() == 1000 {
 		t.Skip("the test needs directories owned by someone other than UID 1000")
 	}
-	h := home(t, ".config/gh", ".ssh")
-	hist := filepath.Join(t.TempDir(), "commandhistory")
-	if err := os.Mkdir(hist, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	r := run(t, []string{"HOME=" + h, "FAKE_UID=1000", "FAKE_GID=20", "COMMAND_HISTORY_DIR=" + hist}, "sh", "entrypoint.sh", "true")
-	if r.code != 0 {
-		t.Fatalf("exit status %d; stderr:\n%s", r.code, r.stderr)
-	}
-	want := []string{
-		"id -u", "id -g",
-		"sudo -n chown -- 1000:20 " + h, "chown -- 1000:20 " + h,
-		"sudo -n chown -R -- 1000:20 " + h + "/.config", "chown -R -- 1000:20 " + h + "/.config",
-		"sudo -n chown -R -- 1000:20 " + h + "/.ssh", "chown -R -- 1000:20 " + h + "/.ssh",
-		"sudo -n chown -R -- 1000:20 " + hist, "chown -R -- 1000:20 " + hist,
-	}
-	if diff := cmp.Diff(want, r.calls); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
-	}
-	if r.stderr != "" {
-		t.Errorf("stderr = %q, want nothing", r.stderr)
+	for name, u := range userlands(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := home(t, ".config/gh", ".ssh")
+			hist := filepath.Join(t.TempDir(), "commandhistory")
+			if err := os.Mkdir(hist, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			r := run(t, append([]string{"HOME=" + h, "FAKE_UID=1000", "FAKE_GID=20", "COMMAND_HISTORY_DIR=" + hist}, u.env...),
+				append(slices.Clone(u.sh), "entrypoint.sh", "true")...)
+			if r.code != 0 {
+				t.Fatalf("exit status %d; stderr:\n%s", r.code, r.stderr)
+			}
+			want := []string{
+				"id -u", "id -g",
+				"sudo -n chown -- 1000:20 " + h, "chown -- 1000:20 " + h,
+				"sudo -n chown -R -- 1000:20 " + h + "/.config", "chown -R -- 1000:20 " + h + "/.config",
+				"sudo -n chown -R -- 1000:20 " + h + "/.ssh", "chown -R -- 1000:20 " + h + "/.ssh",
+				"sudo -n chown -R -- 1000:20 " + hist, "chown -R -- 1000:20 " + hist,
+			}
+			if diff := cmp.Diff(want, r.calls); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+			if r.stderr != "" {
+				t.Errorf("stderr = %q, want nothing", r.stderr)
+			}
+		})
 	}
 }
 
@@ -309,10 +334,10 @@ const (
 
 func TestTheCheckPassesWhenAllowedHostsAnswerAndOthersAreRefused(t *testing.T) {
 	t.Parallel()
-	for name, sh := range shells(t) {
+	for name, u := range userlands(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := run(t, []string{"FAKE_CURL=" + allGood}, append(sh, "claudecontainer-check")...)
+			r := run(t, append([]string{"FAKE_CURL=" + allGood}, u.env...), append(slices.Clone(u.sh), "claudecontainer-check")...)
 			want := `OK   https://api.anthropic.com answered (HTTP 404)
 OK   https://api.github.com answered (HTTP 200)
 OK   https://registry.npmjs.org answered (HTTP 200)
