@@ -63,8 +63,7 @@ ARG USER_UID=1000
 ARG USER_GID=1000
 RUN set -eu; \
     for id in "$USER_UID" "$USER_GID"; do \
-      case "$id" in ''|*[!0-9]*) echo "USER_UID and USER_GID must be numbers, not '$id'" >&2; exit 1;; esac; \
-      if [ "$id" -eq 0 ]; then echo "USER_UID and USER_GID must not be 0 (root)" >&2; exit 1; fi; \
+      case "$id" in ''|0*|*[!0-9]*) echo "USER_UID and USER_GID must be positive numbers (not root's 0), not '$id'" >&2; exit 1;; esac; \
     done; \
     taken=$(awk -F: -v uid="$USER_UID" '$3 == uid { print $1; exit }' /etc/passwd); \
     if [ -n "$taken" ]; then deluser "$taken"; fi; \
