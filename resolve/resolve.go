@@ -176,7 +176,7 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family 
 		for {
 			found, next, err := step(resp.Answer, owner, qtype, &f)
 			if err != nil {
-				f.err = fmt.Errorf("%s (answer from %s)", err, server)
+				f.err = fmt.Errorf("%w (answer from %s)", err, server)
 				return f
 			}
 			if found {

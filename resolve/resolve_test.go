@@ -190,6 +190,16 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 			wantMsg: []string{"a.example -> b.example -> c.example -> b.example"},
 		},
 		{
+			name: "an owner with two different CNAMEs is an error",
+			zone: zone{"a.example. A": {answer: []string{
+				"a.example. 60 IN CNAME b.example.",
+				"a.example. 60 IN CNAME c.example.",
+				"c.example. 60 IN A 192.0.2.3",
+			}}},
+			host:    "a.example",
+			wantMsg: []string{"a.example has two CNAMEs (b.example and c.example) (answer from 127.0.0.1:"},
+		},
+		{
 			name: "NXDOMAIN says the name does not exist",
 			zone: zone{
 				"gone.example. A":    {rcode: dns.RcodeNameError},
