@@ -1,0 +1,1052 @@
+package container
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var (
+	networkNameRE   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$`)
+	containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+	volumeNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	memoryRE        = regexp.MustCompile(`^([0-9]+)([kKmMgGtTpP]?)[bB]?$`)
+)
+
+const xpcDown = "interrupted: \"XPC connection error: Connection invalid\"\n" +
+	"Ensure container system service has been started with `container system start`."
+
+// aliases maps alternative command names to canonical ones.
+var aliases = map[string]string{"ls": "list", "rm": "delete", "i": "image", "images": "image", "n": "network", "s": "system", "v": "volume"}
+
+func canon(word string) string {
+	if a, ok := aliases[word]; ok {
+		return a
+	}
+	return word
+}
+
+func (c *cli) out(b []byte) { c.stdout.Write(b); c.stdout.Write([]byte("\n")) }
+
+func (c *cli) dispatch(args []string) *exit {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stdout, "OVERVIEW: A container platform for macOS")
+		return nil
+	}
+	if args[0] == "--version" {
+		fmt.Fprintf(c.stdout, "container CLI version %s (build: release, commit: %s)\n", c.v.raw, c.commit())
+		return nil
+	}
+	cmd := canon(args[0])
+	rest := args[1:]
+	group := ""
+	switch cmd {
+	case "network", "image", "system", "volume":
+		group = cmd
+		if cmd == "network" && (!c.v.atLeast(0, 2, 0) || c.macos == 15) ||
+			cmd == "volume" && !c.v.atLeast(0, 4, 0) {
+			return &exit{code: 64, msg: fmt.Sprintf("Plugin 'container-%s' not found.", cmd)}
+		}
+		if len(rest) == 0 {
+			return usage(cmd, "Missing subcommand")
+		}
+		sub := canon(rest[0])
+		if cmd == "image" && rest[0] == "ls" {
+			sub = "list"
+		}
+		cmd, rest = cmd+" "+sub, rest[1:]
+	}
+	if e := injected(cmd); e != nil {
+		return e
+	}
+	if group != "system" {
+		if e := c.needService(); e != nil {
+			return e
+		}
+	}
+	switch cmd {
+	case "system start":
+		return c.systemStart(rest)
+	case "system stop":
+		return c.systemStop()
+	case "system status":
+		return c.systemStatus(rest)
+	case "network list":
+		return c.networkList(rest)
+	case "network inspect":
+		return c.networkInspect(rest)
+	case "network create":
+		return c.networkCreate(rest)
+	case "network delete":
+		return c.networkDelete(rest)
+	case "image list":
+		return c.imageList(rest)
+	case "volume create":
+		return c.volumeCreate(rest)
+	case "volume inspect":
+		return c.volumeInspect(rest)
+	case "volume list":
+		return c.volumeList(rest)
+	case "volume delete":
+		return c.volumeDelete(rest)
+	case "build":
+		return c.build(rest)
+	case "run":
+		return c.run(rest, true)
+	case "create":
+		return c.run(rest, false)
+	case "list":
+		return c.listContainers(rest)
+	case "inspect":
+		return c.inspectContainers(rest)
+	case "start":
+		return c.startContainer(rest)
+	case "stop":
+		return c.stopContainers(rest)
+	case "delete":
+		return c.deleteContainers(rest)
+	case "exec":
+		return c.exec(rest)
+	}
+	if group != "" {
+		path := strings.SplitN(cmd, " ", 2)
+		return usage(path[0], "Unexpected argument '%s'", path[1])
+	}
+	return &exit{code: 64, msg: fmt.Sprintf("Plugin 'container-%s' not found.", args[0])}
+}
+
+func (c *cli) needService() *exit {
+	var e *exit
+	c.locked(func(s *state) (bool, *exit) {
+		if s.Service != "running" {
+			e = fail("%s", xpcDown)
+		}
+		return false, nil
+	})
+	return e
+}
+
+// ---- system ----
+
+func (c *cli) systemStart(args []string) *exit {
+	p, e := c.parseFlags("system start", args, systemStartFlags, 0)
+	if e != nil {
+		return e
+	}
+	fmt.Fprintln(c.stdout, "Verifying apiserver is running...")
+	return c.locked(func(s *state) (bool, *exit) {
+		if s.Service != "running" {
+			s.Service = "running"
+			if os.Getenv(EnvDrift) == "1" && c.macos == 26 {
+				for _, n := range s.Networks {
+					if n.Configured == "" && n.Name != "default" {
+						n.Subnet = subnetFor(s, n.Subnet)
+					}
+				}
+			}
+		}
+		if s.Kernel {
+			return true, nil
+		}
+		switch {
+		case p.has("--enable-kernel-install"):
+		case p.has("--disable-kernel-install"):
+			return true, nil
+		default:
+			fmt.Fprintln(c.stdout, "No default kernel configured.")
+			fmt.Fprint(c.stdout, "Install the recommended default kernel from [https://github.com/kata-containers/kata-containers/releases/download/3.17.0/kata-static-3.17.0-arm64.tar.xz]? [Y/n]: ")
+			line, err := bufio.NewReader(c.stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return true, fail(`internalError: "Failed to read user input"`)
+			}
+			if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "" {
+				fmt.Fprintln(c.stdout, "Please use the `container system kernel set --recommended` command to configure the default kernel")
+				return true, nil
+			}
+		}
+		fmt.Fprintln(c.stdout, "Installing kernel...")
+		s.Kernel = true
+		return true, nil
+	})
+}
+
+func (c *cli) systemStop() *exit {
+	return c.locked(func(s *state) (bool, *exit) {
+		for _, ct := range append([]*ctr(nil), s.Containers...) {
+			if ct.Status == "running" {
+				s.stop(ct)
+			}
+		}
+		s.Service = "unregistered"
+		return true, nil
+	})
+}
+
+func (c *cli) systemStatus(args []string) *exit {
+	if !c.v.atLeast(0, 2, 0) {
+		return usage("system", "Unexpected argument 'status'")
+	}
+	var flags []flag
+	if c.v.atLeast(0, 10, 0) {
+		flags = []flag{valueFlag(v010, "--format")}
+	}
+	p, e := c.parseFlags("system status", args, flags, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if p.last("--format") == "json" {
+		c.out(c.statusJSON(s))
+	} else {
+		switch s.Service {
+		case "running":
+			fmt.Fprintln(c.stdout, "apiserver is running")
+		case "unregistered":
+			fmt.Fprintln(c.stdout, "apiserver is not running and not registered with launchd")
+		default:
+			fmt.Fprintln(c.stdout, "apiserver is not running")
+		}
+	}
+	if s.Service != "running" {
+		return &exit{code: 1}
+	}
+	return nil
+}
+
+// ---- networks ----
+
+func (c *cli) networkList(args []string) *exit {
+	p, e := c.parseFlags("network list", args, formatFlags, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if p.last("--format") == "json" {
+		var items []any
+		for _, n := range s.Networks {
+			items = append(items, c.networkJSON(n))
+		}
+		c.out(c.list(items))
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%-16s%-10s%s\n", "NETWORK", "STATE", "SUBNET")
+	for _, n := range s.Networks {
+		fmt.Fprintf(c.stdout, "%-16s%-10s%s\n", n.Name, "running", n.Subnet)
+	}
+	return nil
+}
+
+func (c *cli) networkInspect(args []string) *exit {
+	p, e := c.parseFlags("network inspect", args, nil, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	var items []any
+	for _, name := range p.args {
+		n := s.network(name)
+		if n == nil {
+			if c.v.atLeast(1, 0, 0) {
+				return fail("network not found: %s", name)
+			}
+			continue
+		}
+		items = append(items, c.networkJSON(n))
+	}
+	c.out(c.inspect(items))
+	return nil
+}
+
+func (c *cli) networkCreate(args []string) *exit {
+	p, e := c.parseFlags("network create", args, networkCreateFlags, 0)
+	if e != nil {
+		return e
+	}
+	if len(p.args) != 1 {
+		return usage("network create", "Missing expected argument '<name>'")
+	}
+	name := p.args[0]
+	if !networkNameRE.MatchString(name) {
+		return fail("invalid network name: %s", name)
+	}
+	if name == "none" && c.v.atLeast(0, 6, 0) {
+		return fail("network name none is reserved")
+	}
+	configured := p.last("--subnet")
+	var want netip.Prefix
+	if configured != "" {
+		var err error
+		want, err = netip.ParsePrefix(configured)
+		if err != nil || !want.Addr().Is4() {
+			if c.v.atLeast(0, 8, 0) {
+				return usage("network create", "The value '%s' is invalid for '--subnet <subnet>'", configured)
+			}
+			return fail("invalid subnet: %s", configured)
+		}
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		if s.network(name) != nil {
+			return false, fail("network %s already exists", name)
+		}
+		n := &network{Name: name, Mode: "nat", Labels: map[string]string{}, Created: now(), NextHost: 2}
+		if p.has("--internal") {
+			n.Mode = "hostOnly"
+		}
+		for _, l := range p.opts["--label"] {
+			k, v, _ := strings.Cut(l, "=")
+			n.Labels[k] = v
+		}
+		if configured != "" {
+			for _, o := range s.Networks {
+				if q, err := netip.ParsePrefix(o.Subnet); err == nil && q.Masked().Overlaps(want.Masked()) {
+					return false, fail("IPv4 subnet %s overlaps an existing network with subnet %s", configured, o.Subnet)
+				}
+			}
+			n.Configured = configured
+			n.Subnet = want.Masked().String()
+		} else {
+			n.Subnet = subnetFor(s, "")
+		}
+		if c.v.atLeast(0, 8, 0) {
+			n.Subnet6 = fmt.Sprintf("fd12:3456:789a:%x::/64", len(s.Networks))
+			if v6 := p.last("--subnet-v6"); v6 != "" {
+				n.Subnet6 = v6
+			}
+		}
+		s.Networks = append(s.Networks, n)
+		fmt.Fprintln(c.stdout, name)
+		return true, nil
+	})
+}
+
+func (c *cli) networkDelete(args []string) *exit {
+	p, e := c.parseFlags("network delete", args, nil, 0)
+	if e != nil {
+		return e
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		for _, name := range p.args {
+			if name == "default" {
+				return false, fail("cannot delete builtin network: default")
+			}
+			n := s.network(name)
+			if n == nil {
+				return false, fail("network %s not found", name)
+			}
+			for _, ct := range s.Containers {
+				if ct.Status == "running" && contains(ct.Networks, name) {
+					return false, fail("cannot delete network %s: container %s is attached", name, ct.ID)
+				}
+			}
+			for i, o := range s.Networks {
+				if o == n {
+					s.Networks = append(s.Networks[:i], s.Networks[i+1:]...)
+					break
+				}
+			}
+			fmt.Fprintln(c.stdout, name)
+		}
+		return true, nil
+	})
+}
+
+// ---- images ----
+
+func (c *cli) imageList(args []string) *exit {
+	p, e := c.parseFlags("image list", args, append([]flag{boolFlag(v010, "-v", "--verbose")}, formatFlags...), 0)
+	if e != nil {
+		return e
+	}
+	if p.last("--format") == "json" && (p.has("-q") || p.has("-v")) {
+		return usage("image list", "Cannot use flag --quiet or --verbose along with --format json")
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if p.last("--format") == "json" {
+		var items []any
+		for _, img := range s.Images {
+			items = append(items, c.imageJSON(img))
+		}
+		c.out(c.list(items))
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%-40s%-10s%s\n", "NAME", "TAG", "DIGEST")
+	for _, img := range s.Images {
+		name, tag, _ := strings.Cut(strings.TrimPrefix(img.Ref, "docker.io/library/"), ":")
+		fmt.Fprintf(c.stdout, "%-40s%-10s%s\n", name, tag, strings.TrimPrefix(img.Digest, "sha256:")[:12])
+	}
+	return nil
+}
+
+func (c *cli) build(args []string) *exit {
+	p, e := c.parseFlags("build", args, buildFlags, 0)
+	if e != nil {
+		return e
+	}
+	if !c.v.atLeast(0, 2, 0) && len(p.opts["-t"]) > 1 {
+		return usage("build", "Unexpected argument '%s'", p.opts["-t"][1])
+	}
+	dir := "."
+	if len(p.args) > 0 {
+		dir = p.args[0]
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fail("context directory %s does not exist", dir)
+	}
+	file := p.last("-f")
+	if file == "" {
+		file = filepath.Join(dir, "Dockerfile")
+		if _, err := os.Stat(file); err != nil && c.v.atLeast(1, 0, 0) {
+			file = filepath.Join(dir, "Containerfile")
+		}
+	} else if !c.v.atLeast(1, 0, 0) && !filepath.IsAbs(file) {
+		file = filepath.Join(dir, file)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fail("failed to read dockerfile %s: no such file", file)
+	}
+	if c.v.atLeast(1, 0, 0) && len(data) >= 16*1024 {
+		return fail("dockerfile %s is %d bytes; the maximum is 16 KiB", file, len(data))
+	}
+	for _, a := range p.opts["--build-arg"] {
+		if k, _, _ := strings.Cut(a, "="); k == "" {
+			return fail("invalid build argument: %s", a)
+		}
+	}
+	entrypoint, cmd := dockerfileCommands(string(data))
+	return c.locked(func(s *state) (bool, *exit) {
+		if !s.Kernel {
+			return false, fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
+		}
+		c.ensureBuilder(s)
+		fmt.Fprintf(c.stderr, "[+] Building 1.0s (3/3) FINISHED\n => [internal] load build definition from %s\n => exporting to oci image format\n", filepath.Base(file))
+		tags := p.opts["-t"]
+		if len(tags) == 0 {
+			tags = []string{fmt.Sprintf("sha256:%064x", s.next())}
+		}
+		for _, t := range tags {
+			s.addImage(normalize(t), cmd, entrypoint)
+			fmt.Fprintf(c.stdout, "Successfully built %s\n", t)
+		}
+		return true, nil
+	})
+}
+
+// ensureBuilder starts the BuildKit builder container, which every build
+// runs in; it shows up in `container ls` as "buildkit" on the default network.
+func (c *cli) ensureBuilder(s *state) {
+	b := s.container("buildkit")
+	if b == nil {
+		b = &ctr{ID: "buildkit", Image: "ghcr.io/apple/container-builder-shim/builder:0.6.1",
+			ImageDigest: fmt.Sprintf("sha256:%064x", 0xb1d), ImageSize: 4212, Networks: []string{"default"},
+			Executable: "/usr/local/bin/container-builder-shim", Args: []string{"--debug", "--vsock"},
+			Workdir: "/", CPUs: 2, Memory: 2 << 30, Created: now()}
+		s.Containers = append(s.Containers, b)
+	}
+	if b.Status != "running" {
+		s.start(b)
+	}
+}
+
+// dockerfileCommands reads the last ENTRYPOINT and CMD of a Dockerfile.
+func dockerfileCommands(df string) (entrypoint, cmd []string) {
+	parse := func(rest string) []string {
+		rest = strings.TrimSpace(rest)
+		if strings.HasPrefix(rest, "[") {
+			var words []string
+			for _, m := range regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(rest, -1) {
+				w, err := strconv.Unquote(`"` + m[1] + `"`)
+				if err != nil {
+					w = m[1]
+				}
+				words = append(words, w)
+			}
+			return words
+		}
+		return []string{"/bin/sh", "-c", rest}
+	}
+	for _, line := range strings.Split(df, "\n") {
+		word, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch strings.ToUpper(word) {
+		case "ENTRYPOINT":
+			entrypoint = parse(rest)
+		case "CMD":
+			cmd = parse(rest)
+		case "FROM":
+			entrypoint, cmd = nil, nil
+		}
+	}
+	if entrypoint == nil && cmd == nil {
+		cmd = []string{"/bin/sh"}
+	}
+	return entrypoint, cmd
+}
+
+// ---- volumes ----
+
+func (c *cli) volumeCreate(args []string) *exit {
+	p, e := c.parseFlags("volume create", args, []flag{valueFlag(v010, "-s"), valueFlag(v010, "--opt"), valueFlag(v010, "--label")}, 0)
+	if e != nil {
+		return e
+	}
+	if len(p.args) != 1 {
+		return usage("volume create", "Missing expected argument '<name>'")
+	}
+	name := p.args[0]
+	if !volumeNameRE.MatchString(name) {
+		return fail("invalid volume name '%s'", name)
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		if s.volume(name) != nil {
+			return false, fail("volume '%s' already exists", name)
+		}
+		s.Volumes = append(s.Volumes, &volume{Name: name, Created: now()})
+		fmt.Fprintln(c.stdout, name)
+		return true, nil
+	})
+}
+
+func (c *cli) volumeInspect(args []string) *exit {
+	p, e := c.parseFlags("volume inspect", args, nil, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	var items []any
+	for _, name := range p.args {
+		vol := s.volume(name)
+		if vol == nil {
+			return fail("volume '%s' not found", name)
+		}
+		items = append(items, c.volumeJSON(vol))
+	}
+	c.out(encodeSwift(items, true, true))
+	return nil
+}
+
+func (c *cli) volumeList(args []string) *exit {
+	p, e := c.parseFlags("volume list", args, formatFlags, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	if p.last("--format") == "json" {
+		var items []any
+		for _, vol := range s.Volumes {
+			items = append(items, c.volumeJSON(vol))
+		}
+		c.out(c.list(items))
+		return nil
+	}
+	for _, vol := range s.Volumes {
+		fmt.Fprintln(c.stdout, vol.Name)
+	}
+	return nil
+}
+
+func (c *cli) volumeDelete(args []string) *exit {
+	p, e := c.parseFlags("volume delete", args, nil, 0)
+	if e != nil {
+		return e
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		for _, name := range p.args {
+			found := false
+			for i, vol := range s.Volumes {
+				if vol.Name == name {
+					s.Volumes = append(s.Volumes[:i], s.Volumes[i+1:]...)
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false, fail("volume '%s' not found", name)
+			}
+			fmt.Fprintln(c.stdout, name)
+		}
+		return true, nil
+	})
+}
+
+// ---- containers ----
+
+func (c *cli) run(args []string, start bool) *exit {
+	path := "run"
+	if !start {
+		path = "create"
+	}
+	p, e := c.parseFlags(path, args, runFlags, 1)
+	if e != nil {
+		return e
+	}
+	if len(p.args) == 0 {
+		return usage(path, "Missing expected argument '<image>'")
+	}
+	ref := normalize(p.args[0])
+	id := p.last("--name")
+	if id == "" {
+		id = fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, os.Getpid())
+	}
+	if !containerNameRE.MatchString(id) || (c.v.atLeast(1, 1, 0) && len(id) > 63) {
+		return fail("invalid container name %s", id)
+	}
+	ct := &ctr{ID: id, Image: ref, Status: "stopped", CPUs: 4, Memory: 1 << 30, Workdir: "/",
+		Terminal: p.has("-t"), Remove: p.has("--rm"), DNS: p.opts["--dns"], Labels: map[string]string{},
+		DNSDomain: p.last("--dns-domain"), Created: now(),
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	if m := p.last("-m"); m != "" {
+		n, ok := memoryBytes(m)
+		if !ok {
+			return fail("invalid memory size %s", m)
+		}
+		ct.Memory = n
+	}
+	if cpus := p.last("-c"); cpus != "" {
+		n, err := strconv.Atoi(cpus)
+		if err != nil || n < 1 {
+			return usage(path, "The value '%s' is invalid for '-c <cpus>'", cpus)
+		}
+		ct.CPUs = n
+	}
+	if w := p.last("-w"); w != "" {
+		ct.Workdir = w
+	}
+	for _, kv := range p.opts["-e"] {
+		if !strings.Contains(kv, "=") {
+			kv += "=" + os.Getenv(kv)
+		}
+		ct.Env = append(ct.Env, kv)
+	}
+	for _, l := range p.opts["-l"] {
+		k, v, _ := strings.Cut(l, "=")
+		ct.Labels[k] = v
+	}
+	ct.Networks = []string{"default"}
+	if nets := p.opts["--network"]; len(nets) > 0 {
+		ct.Networks = nil
+		for _, n := range nets {
+			name, _, _ := strings.Cut(n, ",")
+			ct.Networks = append(ct.Networks, name)
+		}
+	}
+	foreground := false
+	e = c.locked(func(s *state) (bool, *exit) {
+		if !s.Kernel {
+			return false, fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
+		}
+		if s.container(id) != nil {
+			return false, fail("container with id %s already exists", id)
+		}
+		img := s.image(ref)
+		if img == nil {
+			return false, fail(`notFound: "image %s not found in the local store and it could not be pulled"`, ref)
+		}
+		ct.ImageDigest, ct.ImageSize = img.Digest, 9218
+		for _, n := range ct.Networks {
+			if c.macos == 15 && n != "default" {
+				return false, fail("non-default network configuration requires macOS 26 or newer")
+			}
+			if s.network(n) == nil {
+				return false, fail(`notFound: "network %s not found"`, n)
+			}
+		}
+		var newVolumes []string
+		for _, spec := range p.opts["-v"] {
+			m, create, e := c.parseVolume(s, spec)
+			if e != nil {
+				return false, e
+			}
+			if create {
+				newVolumes = append(newVolumes, m.Volume)
+			}
+			ct.Mounts = append(ct.Mounts, m)
+		}
+		for _, name := range newVolumes {
+			if s.volume(name) == nil {
+				s.Volumes = append(s.Volumes, &volume{Name: name, Created: now()})
+			}
+		}
+		entry := img.Entrypoint
+		if ep := p.last("--entrypoint"); ep != "" {
+			entry = []string{ep}
+		}
+		command := img.Cmd
+		if len(p.args) > 1 {
+			command = p.args[1:]
+		}
+		argv := append(append([]string(nil), entry...), command...)
+		if len(argv) == 0 {
+			argv = []string{"/bin/sh"}
+		}
+		ct.Executable, ct.Args = argv[0], argv[1:]
+		s.Containers = append(s.Containers, ct)
+		if !start {
+			fmt.Fprintln(c.stdout, id)
+			return true, nil
+		}
+		s.start(ct)
+		if exitsAtOnce(entry, command, ct.Terminal) {
+			s.stop(ct)
+		}
+		if p.has("-d") {
+			fmt.Fprintln(c.stdout, id)
+		} else {
+			foreground = ct.Status == "running"
+		}
+		return true, nil
+	})
+	if e != nil || !foreground {
+		return e
+	}
+	// Attached: the process runs on this terminal until it ends, and the
+	// container stops with it.
+	e = c.session(id, append([]string{ct.Executable}, ct.Args...))
+	c.locked(func(s *state) (bool, *exit) {
+		if ct := s.container(id); ct != nil && ct.Status == "running" {
+			s.stop(ct)
+		}
+		return true, nil
+	})
+	return e
+}
+
+// exitsAtOnce reports whether the container's process ends as soon as it
+// starts: a bare shell without a terminal reads end-of-file and exits. An
+// entrypoint is taken to exec its arguments ("$@") when it has some.
+func exitsAtOnce(entrypoint, command []string, tty bool) bool {
+	final := command
+	if len(final) == 0 {
+		final = entrypoint
+	}
+	if len(final) != 1 || tty {
+		return false
+	}
+	switch filepath.Base(final[0]) {
+	case "sh", "bash", "zsh", "ash", "dash", "ksh", "fish":
+		return true
+	}
+	return false
+}
+
+func memoryBytes(s string) (int64, bool) {
+	m := memoryRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	shift := map[string]uint{"": 20, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[strings.ToLower(m[2])]
+	return n << shift, true
+}
+
+// parseVolume reads a -v SRC:DST[:opts] as the release does.
+func (c *cli) parseVolume(s *state, spec string) (m mount, create bool, e *exit) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[1] == "" {
+		return m, false, fail("invalid volume specification %s", spec)
+	}
+	src, dst := parts[0], parts[1]
+	m = mount{Source: src, Destination: dst, ReadOnly: len(parts) == 3 && parts[2] == "ro"}
+	isPath := strings.HasPrefix(src, "/")
+	if c.v.atLeast(0, 8, 0) && strings.Contains(src, "/") || c.v.atLeast(0, 11, 0) && (src == "." || src == "..") {
+		isPath = true
+	}
+	if isPath {
+		if _, err := os.Stat(src); err != nil {
+			return m, false, fail("path '%s' does not exist", src)
+		}
+		return m, false, nil
+	}
+	if !c.v.atLeast(0, 4, 0) {
+		return m, false, fail("named volumes are not supported")
+	}
+	if !volumeNameRE.MatchString(src) {
+		return m, false, fail("invalid volume name '%s'", src)
+	}
+	m.Volume = src
+	m.Source = "/Users/me/Library/Application Support/com.apple.container/volumes/" + src + "/volume.img"
+	if s.volume(src) == nil {
+		if !c.v.atLeast(0, 6, 0) {
+			return m, false, fail("volume '%s' not found", src)
+		}
+		return m, true, nil
+	}
+	return m, false, nil
+}
+
+func (c *cli) listContainers(args []string) *exit {
+	p, e := c.parseFlags("list", args, append([]flag{boolFlag(v010, "-a", "--all")}, formatFlags...), 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	json := p.last("--format") == "json"
+	var shown []*ctr
+	for _, ct := range s.Containers {
+		// Through 0.9.0 the JSON output ignored --all and listed every container.
+		if ct.Status == "running" || p.has("-a") || json && !c.v.atLeast(0, 10, 0) {
+			shown = append(shown, ct)
+		}
+	}
+	if json {
+		var items []any
+		for _, ct := range shown {
+			items = append(items, c.containerJSON(ct))
+		}
+		c.out(c.list(items))
+		return nil
+	}
+	if p.has("-q") {
+		for _, ct := range shown {
+			fmt.Fprintln(c.stdout, ct.ID)
+		}
+		return nil
+	}
+	fmt.Fprintf(c.stdout, "%-16s%-40s%-6s%-6s%-9s%s\n", "ID", "IMAGE", "OS", "ARCH", "STATE", "ADDR")
+	for _, ct := range shown {
+		addr := ""
+		if len(ct.Attach) > 0 {
+			addr = ct.Attach[0].Address
+		}
+		fmt.Fprintf(c.stdout, "%-16s%-40s%-6s%-6s%-9s%s\n", ct.ID, ct.Image, "linux", "arm64", ct.Status, addr)
+	}
+	return nil
+}
+
+func (c *cli) inspectContainers(args []string) *exit {
+	p, e := c.parseFlags("inspect", args, nil, 0)
+	if e != nil {
+		return e
+	}
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	var items []any
+	for _, id := range p.args {
+		ct := s.container(id)
+		if ct == nil {
+			if c.v.atLeast(1, 0, 0) {
+				return fail("container not found: %s", id)
+			}
+			continue
+		}
+		items = append(items, c.containerJSON(ct))
+	}
+	c.out(c.inspect(items))
+	return nil
+}
+
+func (c *cli) startContainer(args []string) *exit {
+	p, e := c.parseFlags("start", args, []flag{boolFlag(v010, "-a", "--attach"), boolFlag(v010, "-i", "--interactive")}, 0)
+	if e != nil {
+		return e
+	}
+	if len(p.args) != 1 {
+		return usage("start", "Missing expected argument '<container-id>'")
+	}
+	id := p.args[0]
+	return c.locked(func(s *state) (bool, *exit) {
+		ct := s.container(id)
+		if ct == nil {
+			return false, fail(`notFound: "container %s not found"`, id)
+		}
+		if ct.Status != "running" {
+			s.start(ct)
+			if exitsAtOnce(nil, append([]string{ct.Executable}, ct.Args...), ct.Terminal) {
+				s.stop(ct)
+			}
+		}
+		fmt.Fprintln(c.stdout, id)
+		return true, nil
+	})
+}
+
+func (c *cli) stopContainers(args []string) *exit {
+	p, e := c.parseFlags("stop", args, []flag{boolFlag(v010, "-a", "--all"), valueFlag(v010, "-s", "--signal"), valueFlag(v010, "-t", "--time")}, 0)
+	if e != nil {
+		return e
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		ids := p.args
+		if p.has("-a") {
+			ids = nil
+			for _, ct := range s.Containers {
+				if ct.Status == "running" {
+					ids = append(ids, ct.ID)
+				}
+			}
+		}
+		for _, id := range ids {
+			ct := s.container(id)
+			if ct == nil {
+				return true, fail(`notFound: "container %s not found"`, id)
+			}
+			if ct.Status == "running" {
+				s.stop(ct)
+			}
+			fmt.Fprintln(c.stdout, id)
+		}
+		return true, nil
+	})
+}
+
+func (c *cli) deleteContainers(args []string) *exit {
+	p, e := c.parseFlags("delete", args, []flag{boolFlag(v010, "-f", "--force"), boolFlag(v010, "-a", "--all")}, 0)
+	if e != nil {
+		return e
+	}
+	return c.locked(func(s *state) (bool, *exit) {
+		ids := p.args
+		if p.has("-a") {
+			ids = nil
+			for _, ct := range s.Containers {
+				ids = append(ids, ct.ID)
+			}
+		}
+		var failed []string
+		for _, id := range ids {
+			ct := s.container(id)
+			switch {
+			case ct == nil:
+				failed = append(failed, fmt.Sprintf("container %s not found", id))
+			case ct.Status == "running" && !p.has("-f"):
+				failed = append(failed, fmt.Sprintf("container %s is running; stop it first or use --force", id))
+			default:
+				if ct.Status == "running" {
+					ct.Remove = false
+					s.stop(ct)
+				}
+				s.remove(id)
+				fmt.Fprintln(c.stdout, id)
+			}
+		}
+		if failed != nil {
+			return true, fail("%s", strings.Join(failed, "\n"))
+		}
+		return true, nil
+	})
+}
+
+// ---- exec ----
+
+func (c *cli) exec(args []string) *exit {
+	p, e := c.parseFlags("exec", args, execFlags, 1)
+	if e != nil {
+		return e
+	}
+	if len(p.args) < 2 {
+		return usage("exec", "Missing expected argument '<arguments> ...'")
+	}
+	id, argv := p.args[0], p.args[1:]
+	s, err := c.snapshot()
+	if err != nil {
+		return fail("%v", err)
+	}
+	ct := s.container(id)
+	if ct == nil {
+		return fail("get failed: container %s not found", id)
+	}
+	if ct.Status != "running" {
+		return fail("container %s is not running", id)
+	}
+	if p.has("-d") {
+		return nil
+	}
+	return c.session(id, argv)
+}
+
+// session stands in for an interactive process in the container.
+func (c *cli) session(id string, argv []string) *exit {
+	dir := os.Getenv(EnvExecDir)
+	if dir == "" {
+		fmt.Fprintf(c.stdout, "fake exec in %s: %s\n", id, strings.Join(argv, " "))
+		return exitCode(os.Getenv(EnvExecExit))
+	}
+	var n int
+	var f *os.File
+	for n = 1; ; n++ {
+		var err error
+		f, err = os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.open", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			break
+		}
+		if !os.IsExist(err) {
+			return fail("fake exec: %v", err)
+		}
+	}
+	fmt.Fprintf(f, "%s\n%d\n", strings.Join(argv, " "), os.Getpid())
+	f.Close()
+	closed := func(code int) *exit {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("session-%d.closed", n)), []byte(strconv.Itoa(code)+"\n"), 0o644)
+		if code == 0 {
+			return nil
+		}
+		return &exit{code: code}
+	}
+	for tick := 0; ; tick++ {
+		if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("session-%d.exit", n))); err == nil {
+			e := exitCode(string(b))
+			if e == nil {
+				return closed(0)
+			}
+			return closed(e.code)
+		}
+		if tick%5 == 4 {
+			if s, err := c.snapshot(); err == nil {
+				if ct := s.container(id); ct == nil || ct.Status != "running" {
+					return closed(137)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func exitCode(s string) *exit {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n == 0 {
+		return nil
+	}
+	return &exit{code: n}
+}
+
+// byBridge returns the networks that have a bridge, by bridge index.
+func byBridge(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] < m[keys[j]] })
+	return keys
+}

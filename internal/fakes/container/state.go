@@ -1,0 +1,367 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+)
+
+// state is everything the fake runtime remembers between calls.
+type state struct {
+	Service    string // "running", "not running", "unregistered"
+	Kernel     bool
+	Networks   []*network
+	Images     []*image
+	Containers []*ctr
+	Volumes    []*volume
+	Bridges    map[string]int // network → bridgeNNN index while a container runs on it
+	Seq        int            // source of MAC addresses and ids
+}
+
+type network struct {
+	Name       string
+	Mode       string // "nat" or "hostOnly"
+	Configured string // --subnet as given; "" when vmnet chose
+	Subnet     string // as reported in status
+	Subnet6    string // "" without IPv6
+	Labels     map[string]string
+	Created    time.Time
+	NextHost   int // rotating allocator: next host number to hand out
+}
+
+type image struct {
+	Ref        string // normalised
+	Digest     string // sha256:…
+	Size       int64
+	Created    time.Time
+	Entrypoint []string
+	Cmd        []string
+}
+
+type ctr struct {
+	ID          string
+	Image       string
+	ImageDigest string
+	ImageSize   int64
+	Status      string // running, stopped
+	Networks    []string
+	Attach      []attachment
+	Mounts      []mount
+	Env         []string
+	Executable  string
+	Args        []string
+	Workdir     string
+	Terminal    bool
+	CPUs        int
+	Memory      int64
+	DNS         []string
+	DNSDomain   string
+	Labels      map[string]string
+	Remove      bool
+	Created     time.Time
+	Started     time.Time
+}
+
+type attachment struct {
+	Network, Hostname, Address, Gateway, Address6, MAC string
+}
+
+type mount struct {
+	Volume      string // named volume; "" for a host directory
+	Source      string
+	Destination string
+	ReadOnly    bool
+}
+
+type volume struct {
+	Name    string
+	Created time.Time
+}
+
+// locked runs f with the state loaded and, when f returns true, saves it.
+// An exclusive lock on DIR/lock serialises concurrent calls of the fakes.
+func (c *cli) locked(f func(s *state) (save bool, e *exit)) *exit {
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return fail("fake state: %v", err)
+	}
+	lf, err := os.OpenFile(filepath.Join(c.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fail("fake state: %v", err)
+	}
+	defer lf.Close()
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
+		return fail("fake state: %v", err)
+	}
+	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	s, fresh, err := c.load()
+	if err != nil {
+		return fail("fake state: %v", err)
+	}
+	save, e := f(s)
+	if save || fresh {
+		b, err := json.MarshalIndent(s, "", "  ")
+		if err == nil {
+			err = atomicfile.Write(filepath.Join(c.dir, "state.json"), b, 0o644)
+		}
+		if err != nil {
+			return fail("fake state: %v", err)
+		}
+	}
+	return e
+}
+
+// snapshot loads the state for reading without keeping the lock.
+func (c *cli) snapshot() (*state, error) {
+	var s *state
+	e := c.locked(func(st *state) (bool, *exit) { s = st; return false, nil })
+	if e != nil {
+		return nil, fmt.Errorf("%s", e.msg)
+	}
+	return s, nil
+}
+
+// load reads the state; fresh reports that there was none yet, so that the
+// initial state is saved (and dated) by the first call.
+func (c *cli) load() (s *state, fresh bool, err error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "state.json"))
+	if os.IsNotExist(err) {
+		return c.initial(), true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	s = &state{}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, false, err
+	}
+	if s.Bridges == nil {
+		s.Bridges = map[string]int{}
+	}
+	return s, false, nil
+}
+
+// initial is a freshly installed runtime: the default network and the
+// images of FAKE_CONTAINER_IMAGES.
+func (c *cli) initial() *state {
+	s := &state{Service: "running", Kernel: true, Bridges: map[string]int{}}
+	switch v := os.Getenv(EnvService); v {
+	case "not running", "unregistered":
+		s.Service = v
+	}
+	if os.Getenv(EnvKernel) == "missing" {
+		s.Kernel = false
+	}
+	def := &network{Name: "default", Mode: "nat", Subnet: "192.168.64.0/24", Labels: map[string]string{},
+		Created: now(), NextHost: 2}
+	if c.macos == 15 {
+		def.Subnet = "192.168.64.1/24"
+	} else if c.v.atLeast(0, 8, 0) {
+		def.Subnet6 = "fd5e:9a3b:1c2d:4e5f::/64"
+	}
+	if c.v.atLeast(0, 9, 0) {
+		def.Labels["com.apple.container.resource.role"] = "builtin"
+	}
+	s.Networks = []*network{def}
+	for _, ref := range strings.Split(os.Getenv(EnvImages), ",") {
+		if ref = strings.TrimSpace(ref); ref != "" {
+			s.addImage(normalize(ref), []string{"/bin/sh"}, nil)
+		}
+	}
+	return s
+}
+
+func (s *state) next() int { s.Seq++; return s.Seq }
+
+func (s *state) addImage(ref string, cmd, entrypoint []string) *image {
+	n := s.next()
+	img := &image{Ref: ref, Digest: fmt.Sprintf("sha256:%064x", 0xc0ffee00+n), Size: int64(4000000 + 1000*n),
+		Created: now(), Cmd: cmd, Entrypoint: entrypoint}
+	for i, old := range s.Images {
+		if old.Ref == ref {
+			s.Images[i] = img
+			return img
+		}
+	}
+	s.Images = append(s.Images, img)
+	return img
+}
+
+func (s *state) image(ref string) *image {
+	for _, img := range s.Images {
+		if img.Ref == ref {
+			return img
+		}
+	}
+	return nil
+}
+
+func (s *state) network(name string) *network {
+	for _, n := range s.Networks {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (s *state) container(id string) *ctr {
+	for _, c := range s.Containers {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+func (s *state) volume(name string) *volume {
+	for _, v := range s.Volumes {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// gateway is the first host of the network's subnet.
+func (n *network) gateway() netip.Addr {
+	p, _ := netip.ParsePrefix(n.Subnet)
+	return p.Masked().Addr().Next()
+}
+
+// allocate hands out the next address, rotating through lower+2 … upper-2
+// as apple/container's allocator does.
+func (n *network) allocate() netip.Prefix {
+	p, _ := netip.ParsePrefix(n.Subnet)
+	p = p.Masked()
+	size := 1<<(32-p.Bits()) - 4 // lower+2 … upper-2
+	if n.NextHost < 2 || n.NextHost >= 2+size {
+		n.NextHost = 2
+	}
+	a := p.Addr()
+	for i := 0; i < n.NextHost; i++ {
+		a = a.Next()
+	}
+	n.NextHost++
+	return netip.PrefixFrom(a, p.Bits())
+}
+
+// start marks a container running and attaches it to its networks.
+func (s *state) start(c *ctr) {
+	c.Status = "running"
+	c.Started = now()
+	c.Attach = nil
+	for _, name := range c.Networks {
+		n := s.network(name)
+		if n == nil {
+			continue
+		}
+		seq := s.next()
+		mac := fmt.Sprintf("f2:%02x:%02x:%02x:%02x:%02x", byte(seq>>24), byte(seq>>16)^0x61, byte(seq>>8)^0x5e, byte(seq)^0xf2, 0x7e)
+		a := attachment{Network: name, Hostname: c.ID, Address: n.allocate().String(), Gateway: n.gateway().String(), MAC: mac}
+		if n.Subnet6 != "" {
+			a.Address6 = eui64(n.Subnet6, mac)
+		}
+		c.Attach = append(c.Attach, a)
+		if _, ok := s.Bridges[name]; !ok {
+			s.Bridges[name] = s.freeBridge()
+		}
+	}
+}
+
+// stop marks a container stopped, detaches it, and removes the bridges no
+// running container uses any more (their index is reused later).
+func (s *state) stop(c *ctr) {
+	c.Status = "stopped"
+	c.Attach = nil
+	for name := range s.Bridges {
+		used := false
+		for _, o := range s.Containers {
+			if o.Status == "running" && contains(o.Networks, name) {
+				used = true
+			}
+		}
+		if !used {
+			delete(s.Bridges, name)
+		}
+	}
+	if c.Remove {
+		s.remove(c.ID)
+	}
+}
+
+func (s *state) remove(id string) {
+	for i, o := range s.Containers {
+		if o.ID == id {
+			s.Containers = append(s.Containers[:i], s.Containers[i+1:]...)
+			return
+		}
+	}
+}
+
+func (s *state) freeBridge() int {
+	for i := 100; ; i++ {
+		taken := false
+		for _, b := range s.Bridges {
+			if b == i {
+				taken = true
+			}
+		}
+		if !taken {
+			return i
+		}
+	}
+}
+
+// eui64 is the network's /64 prefix plus the MAC's modified EUI-64.
+func eui64(prefix, mac string) string {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return ""
+	}
+	var m [6]byte
+	fmt.Sscanf(mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5])
+	b := p.Masked().Addr().As16()
+	copy(b[8:], []byte{m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
+	return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// normalize writes an image reference as the runtime lists it.
+func normalize(ref string) string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	tag := ""
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		name, tag = name[:i], name[i+1:]
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) == 1 {
+		name = "docker.io/library/" + name
+	} else if !strings.ContainsAny(parts[0], ".:") && parts[0] != "localhost" {
+		name = "docker.io/" + name
+	}
+	if tag == "" && !hasDigest {
+		tag = "latest"
+	}
+	if tag != "" {
+		name += ":" + tag
+	}
+	if hasDigest {
+		name += "@" + digest
+	}
+	return name
+}
