@@ -37,6 +37,7 @@ func setup(t *testing.T, program string, w fakeoci.World) (*oci.Engine, func() [
 	t.Setenv(fakeoci.FailEnv, "")
 	t.Setenv(fakeoci.ExecWaitEnv, "")
 	t.Setenv(fakeoci.ExecCodeEnv, "")
+	t.Setenv(fakeoci.ExecOpenEnv, "")
 	if err := fakeoci.Save(dir, w); err != nil {
 		t.Fatal(err)
 	}

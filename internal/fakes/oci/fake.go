@@ -956,6 +956,13 @@ func (f *fake) exec(args []string) int {
 	if done {
 		return code
 	}
+	if dir := os.Getenv(ExecOpenEnv); dir != "" {
+		mark := filepath.Join(dir, strconv.Itoa(os.Getpid()))
+		if err := os.WriteFile(mark, []byte(strings.Join(p.pos, " ")+"\n"), 0o644); err != nil {
+			return f.fail(2, "fake %s: %v", f.program, err)
+		}
+		defer os.Remove(mark)
+	}
 	if gate := os.Getenv(ExecWaitEnv); gate != "" {
 		for {
 			if _, err := os.Stat(gate); err == nil {

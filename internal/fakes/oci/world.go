@@ -28,11 +28,14 @@
 //   - ExecWaitEnv: `exec` waits until this file exists before it exits, so a
 //     test can hold a shell session open.
 //   - ExecCodeEnv: `exec`'s exit status (default 0).
+//   - ExecOpenEnv: a directory where each `exec` session that got past its
+//     checks (the container exists and runs) keeps a file named after its
+//     process ID, holding the container and command, until it exits; a test
+//     counts the files to know how many sessions are open.
 //
 // Two behaviours of the image claudecontainer runs are modelled: its default
 // command is an interactive shell, so a container run without both -i and -t
-// and without a command of its own exits at once; and a running container
-// stops on its stop signal.
+// and without a command of its own exits at once.
 package oci
 
 import (
@@ -51,6 +54,7 @@ const (
 	FailEnv     = "FAKEOCI_FAIL"
 	ExecWaitEnv = "FAKEOCI_EXEC_WAIT"
 	ExecCodeEnv = "FAKEOCI_EXEC_CODE"
+	ExecOpenEnv = "FAKEOCI_EXEC_OPEN"
 )
 
 // World is everything a fake runtime knows.
