@@ -158,6 +158,14 @@ func newTestEnv(t *testing.T, w *world, pid int) (*env, *bytes.Buffer) {
 	return newTestEnvIn(t, w, pid, cfg, t.TempDir())
 }
 
+func init() {
+	// The in-memory engine builds nothing; the real build spec needs the
+	// Dockerfile of the checkout, which image's own tests cover.
+	buildSpec = func(cfg config.Config) (engine.BuildSpec, []string, error) {
+		return engine.BuildSpec{Context: ".", Tag: cfg.Image}, nil, nil
+	}
+}
+
 func newTestEnvIn(t *testing.T, w *world, pid int, cfg config.Config, stateDir string) (*env, *bytes.Buffer) {
 	t.Helper()
 	sessions, err := session.Open(stateDir)

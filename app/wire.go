@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"go4.org/netipx"
@@ -12,6 +14,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/image"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/session"
 )
@@ -52,17 +55,39 @@ func newEngine(cfg config.Config, runner proc.Runner) (engine.Engine, error) {
 }
 
 func (e *env) build(ctx context.Context) error {
-	spec, err := buildSpec(e.cfg)
+	spec, notes, err := buildSpec(e.cfg)
 	if err != nil {
 		return err
 	}
-	e.step("building image %s with %s", spec.Tag, e.eng.Name())
+	for _, n := range notes {
+		e.note("note: %s", n)
+	}
+	e.step("building image %s with %s (build args %s)", spec.Tag, e.eng.Name(), formatArgs(spec.Args))
 	if err := e.eng.Build(ctx, spec); err != nil {
 		return fmt.Errorf("building image %s: %w", spec.Tag, err)
 	}
 	return nil
 }
 
-func buildSpec(cfg config.Config) (engine.BuildSpec, error) {
-	return engine.BuildSpec{Context: ".", Dockerfile: "Dockerfile", Tag: cfg.Image}, nil
+// buildSpec is the image build: the Dockerfile of this checkout, with the
+// host user's time zone and ids as build arguments. Tests replace it.
+var buildSpec = func(cfg config.Config) (spec engine.BuildSpec, notes []string, err error) {
+	c, err := image.Locate(".")
+	if err != nil {
+		return engine.BuildSpec{}, nil, err
+	}
+	a := image.BuildArgs(os.Getenv, os.Getuid(), os.Getgid(), "/etc/localtime")
+	return image.Spec(c, cfg.Image, a), a.Notes, nil
+}
+
+func formatArgs(args map[string]string) string {
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = k + "=" + args[k]
+	}
+	return strings.Join(keys, " ")
 }
