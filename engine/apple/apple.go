@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func explain(err error) error {
 	switch {
 	case errors.As(err, &ee) && strings.Contains(ee.Stderr, "container system start"):
 		return fmt.Errorf("%w\nthe container service is not running: start it with `container system start`", err)
-	case proc.ExitCode(err) == -1 && strings.Contains(err.Error(), "installed"):
+	case errors.Is(err, exec.ErrNotFound):
 		return fmt.Errorf("%w\ninstall Apple's container tool (a signed installer is on https://github.com/apple/container/releases) and make sure `container` is on PATH", err)
 	}
 	return err

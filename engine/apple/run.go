@@ -143,6 +143,10 @@ func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
 		}
 	}
 	if _, err := e.run(ctx, args...); err != nil {
+		var ee *proc.ExitError
+		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "requires macOS 26") {
+			return fmt.Errorf("creating container %s: %w", r.Name, noNetworks(r.Network, v))
+		}
 		return fmt.Errorf("creating container %s: %w", r.Name, err)
 	}
 	return e.checkRunning(ctx, r.Name, "was created")

@@ -1,0 +1,531 @@
+package apple
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/internal/fakebin"
+	"github.com/VerilyPete/claudecontainer/internal/fakes/container"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+	"github.com/VerilyPete/claudecontainer/policy"
+)
+
+func TestMain(m *testing.M) {
+	fakebin.Main(m, map[string]func() int{"container": container.Main, "ifconfig": container.Ifconfig})
+}
+
+// mac sets up a fake Mac running the given container release and returns
+// the driver and a reader of the calls made.
+func mac(t *testing.T, version string, env ...string) (*Engine, func() []string) {
+	t.Helper()
+	t.Setenv(container.EnvState, t.TempDir())
+	t.Setenv(container.EnvVersion, version)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	calls := fakebin.NewLog(t)
+	return New(quiet{}), calls
+}
+
+// quiet runs interactive commands like the others, capturing their output
+// instead of writing it over the test's. The argv is the same.
+type quiet struct{ proc.Exec }
+
+func (q quiet) Interactive(ctx context.Context, c proc.Cmd) error {
+	_, err := q.Run(ctx, c)
+	return err
+}
+
+// find returns the first call that starts with prefix.
+func find(calls []string, prefix string) string {
+	for _, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			return c
+		}
+	}
+	return ""
+}
+
+// without drops the version query, which the driver makes once, whenever.
+func without(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		if c != "container --version" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// shell runs the fake CLI directly, to arrange a scene.
+func shell(t *testing.T, args ...string) {
+	t.Helper()
+	if _, err := (proc.Exec{}).Run(context.Background(), proc.Cmd{Name: "container", Args: args}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// since drops the calls logged before mark.
+func since(calls []string, mark int) []string { return calls[mark:] }
+
+var releases = []string{"0.5.0", "0.7.1", "0.9.0", "0.12.3", "1.2.2"}
+
+func TestVersionReadsEveryRelease(t *testing.T) {
+	for _, v := range append([]string{"0.1.0", "0.9.0-35-g899081d"}, releases...) {
+		e, _ := mac(t, v)
+		got, err := e.Version(context.Background())
+		if err != nil || got != v {
+			t.Errorf("Version = %q, %v; want %q", got, err, v)
+		}
+	}
+}
+
+func TestEnsureRunningStartsTheServiceWithTheKernelFlag(t *testing.T) {
+	tests := []struct {
+		version string
+		want    []string
+	}{
+		{"0.1.0", []string{"container --version", "container system start --enable-kernel-install"}},
+		{"0.5.0", []string{"container --version", "container system status", "container system start --enable-kernel-install", "container system status"}},
+		{"0.9.0", []string{"container --version", "container system status", "container system start --enable-kernel-install", "container system status"}},
+		{"0.12.3", []string{"container --version", "container system status --format json", "container system start --enable-kernel-install", "container system status --format json"}},
+		{"1.2.2", []string{"container --version", "container system status --format json", "container system start --enable-kernel-install", "container system status --format json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			e, calls := mac(t, tt.version, container.EnvService+"=unregistered", container.EnvKernel+"=missing", container.EnvImages+"=alpine")
+			if err := e.EnsureRunning(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, calls()); diff != "" {
+				t.Errorf("calls mismatch (-want +got):\n%s", diff)
+			}
+			// The kernel was installed without a prompt: containers can run.
+			shell(t, "run", "-d", "--name", "probe", "alpine", "sleep", "9")
+		})
+	}
+}
+
+func TestEnsureRunningLeavesARunningServiceAlone(t *testing.T) {
+	for _, v := range []string{"0.9.0", "1.2.2"} {
+		e, calls := mac(t, v)
+		if err := e.EnsureRunning(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range calls() {
+			if strings.Contains(c, "system start") {
+				t.Errorf("%s: started a running service: %v", v, calls())
+			}
+		}
+	}
+}
+
+func TestEnsureRunningSaysWhatToDoWhenTheStartFails(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvService+"=not running", container.EnvFail+"=system start")
+	err := e.EnsureRunning(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "run `container system start` in a terminal") ||
+		!strings.Contains(err.Error(), "injected failure") {
+		t.Errorf("EnsureRunning error = %v", err)
+	}
+}
+
+func TestCreateNetworkPassesTheSubnetWhereTheReleaseCan(t *testing.T) {
+	subnet := netip.MustParsePrefix("192.168.218.0/24")
+	for _, v := range releases {
+		t.Run(v, func(t *testing.T) {
+			e, calls := mac(t, v)
+			ctx := context.Background()
+			if _, err := e.Network(ctx, "claude"); !errors.Is(err, engine.ErrNotFound) {
+				t.Fatalf("Network before creation: %v, want ErrNotFound", err)
+			}
+			mark := len(calls())
+			err := e.CreateNetwork(ctx, "claude", subnet)
+			wantCall := "container network create --subnet 192.168.218.0/24 claude"
+			want := netip.MustParsePrefix("192.168.218.0/24")
+			if v == "0.5.0" {
+				wantCall = "container network create claude"
+				want = netip.MustParsePrefix("192.168.65.0/24")
+				if !errors.Is(err, ErrSubnetNotFixed) || !strings.Contains(err.Error(), "upgrade container") {
+					t.Errorf("CreateNetwork on 0.5.0: %v, want ErrSubnetNotFixed", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if got := without(since(calls(), mark)); got[0] != wantCall {
+				t.Errorf("first call %q, want %q", got[0], wantCall)
+			}
+			n, err := e.Network(ctx, "claude")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.IPv4 != want || n.Gateway4 != want.Addr().Next() || n.Interface != "" {
+				t.Errorf("Network = %+v, want subnet %s, gateway .1, no interface yet", n, want)
+			}
+			ver, _ := ParseVersion([]byte("container CLI version " + v + " (build: release)"))
+			if hasV6 := n.IPv6.IsValid(); hasV6 != ver.AtLeast(0, 8, 0) {
+				t.Errorf("Network IPv6 = %v on %s", n.IPv6, v)
+			}
+		})
+	}
+}
+
+func TestNetworkFindsTheBridgeOnceAContainerRuns(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvImages+"=claudepine:latest")
+	ctx := context.Background()
+	if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("10.77.0.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Create(ctx, engine.RunSpec{Name: "claude-alpine", Image: "claudepine:latest", Network: "claude"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.Network(ctx, "claude")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Network{Name: "claude", IPv4: netip.MustParsePrefix("10.77.0.0/24"), Gateway4: netip.MustParseAddr("10.77.0.1"),
+		IPv6: netip.MustParsePrefix("fd12:3456:789a:1::/64"), Interface: "bridge100"}
+	if n != want {
+		t.Errorf("Network = %+v, want %+v", n, want)
+	}
+	if _, err := policy.New(n, "allowed_destinations"); err != nil {
+		t.Errorf("the network does not make a valid policy: %v", err)
+	}
+	att, err := e.Attachments(ctx, "claude-alpine")
+	if err != nil || len(att) != 1 || !n.IPv4.Contains(att[0].IPv4.Addr()) {
+		t.Errorf("Attachments = %+v, %v; want one address inside %s", att, err, n.IPv4)
+	}
+}
+
+func TestNetworkRefusesASubnetThatCollidesWithTheLAN(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvEn0+"=192.168.218.1/24")
+	ctx := context.Background()
+	if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Network(ctx, "claude")
+	if err == nil || !strings.Contains(err.Error(), `on interface "en0", not on a vmnet bridge`) {
+		t.Errorf("Network error = %v", err)
+	}
+}
+
+func TestNetworkExplainsANetworkThatIsNotRunning(t *testing.T) {
+	e, _ := mac(t, "0.7.1", container.EnvNetworkState+"=created")
+	ctx := context.Background()
+	shell(t, "network", "create", "claude")
+	_, err := e.Network(ctx, "claude")
+	if err == nil || !strings.Contains(err.Error(), "not running (created)") || !strings.Contains(err.Error(), "container system start") {
+		t.Errorf("Network error = %v", err)
+	}
+}
+
+func TestOnMacOS15OnlyTheDefaultNetworkCanBeUsed(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvMacOS+"=15", container.EnvImages+"=claudepine")
+	ctx := context.Background()
+	for _, err := range []error{
+		func() error { _, err := e.Network(ctx, "claude"); return err }(),
+		e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")),
+		e.Create(ctx, engine.RunSpec{Name: "cc", Image: "claudepine", Network: "claude"}),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "macOS 26") || !strings.Contains(err.Error(), "CLAUDECONTAINER_NETWORK=default") {
+			t.Errorf("error = %v, want one that explains macOS 15 and the default network", err)
+		}
+	}
+	n, err := e.Network(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Network{Name: "default", IPv4: DefaultSubnet, Gateway4: netip.MustParseAddr("192.168.64.1")}
+	if n != want {
+		t.Errorf("Network(default) with no container = %+v, want %+v", n, want)
+	}
+	if err := e.Create(ctx, engine.RunSpec{Name: "cc", Image: "claudepine", Network: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	want.Interface = "bridge100"
+	if n, err = e.Network(ctx, "default"); err != nil || n != want {
+		t.Errorf("Network(default) with a container = %+v, %v; want %+v", n, err, want)
+	}
+}
+
+func TestBefore0_2OnlyTheDefaultNetworkExists(t *testing.T) {
+	e, calls := mac(t, "0.1.0")
+	_, err := e.Network(context.Background(), "claude")
+	if err == nil || !strings.Contains(err.Error(), "upgrade container") {
+		t.Errorf("Network error = %v", err)
+	}
+	for _, c := range calls() {
+		if strings.Contains(c, "network") {
+			t.Errorf("asked %q of a release without network commands", c)
+		}
+	}
+}
+
+func dockerfile(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// The project's image: an entrypoint that execs "$@" and a bare zsh as CMD.
+const claudepine = "FROM alpine:latest\nENTRYPOINT [\"/usr/local/bin/entrypoint.sh\"]\nCMD [\"/bin/zsh\"]\n"
+
+func TestBuildThenImageExistsAcrossReleases(t *testing.T) {
+	for _, v := range releases {
+		t.Run(v, func(t *testing.T) {
+			e, calls := mac(t, v)
+			ctx := context.Background()
+			dir := dockerfile(t, claudepine)
+			if ok, err := e.ImageExists(ctx, "claudepine:latest"); err != nil || ok {
+				t.Fatalf("ImageExists before the build = %v, %v", ok, err)
+			}
+			mark := len(calls())
+			if err := e.Build(ctx, engine.BuildSpec{Context: dir, Tag: "claudepine:latest", Args: map[string]string{"TZ": "UTC", "USER_UID": "1000"}}); err != nil {
+				t.Fatal(err)
+			}
+			want := "container build -t claudepine:latest -f " + filepath.Join(dir, "Dockerfile") + " --build-arg TZ=UTC --build-arg USER_UID=1000 " + dir
+			if got := find(since(calls(), mark), "container build"); got != want {
+				t.Errorf("build call %q, want %q", got, want)
+			}
+			for _, ref := range []string{"claudepine", "claudepine:latest", "docker.io/library/claudepine:latest"} {
+				if ok, err := e.ImageExists(ctx, ref); err != nil || !ok {
+					t.Errorf("ImageExists(%s) = %v, %v", ref, ok, err)
+				}
+			}
+			if ok, err := e.ImageExists(ctx, "claudepine:v2"); err != nil || ok {
+				t.Errorf("ImageExists(claudepine:v2) = %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+func TestBuildRefusesABigDockerfileFrom1_0(t *testing.T) {
+	big := "FROM alpine\n" + strings.Repeat("# line\n", MaxDockerfile/7)
+	for _, tt := range []struct {
+		version string
+		ok      bool
+	}{{"0.12.3", true}, {"1.2.2", false}} {
+		e, calls := mac(t, tt.version)
+		err := e.Build(context.Background(), engine.BuildSpec{Context: dockerfile(t, big), Tag: "big"})
+		if tt.ok != (err == nil) {
+			t.Errorf("%s: Build of a %d-byte Dockerfile: %v", tt.version, len(big), err)
+		}
+		if !tt.ok && (!strings.Contains(err.Error(), "16 KiB") || strings.Contains(strings.Join(calls(), "\n"), "build")) {
+			t.Errorf("%s: %v, calls %v; want a 16 KiB error before any build", tt.version, err, calls())
+		}
+	}
+}
+
+func TestBuildRefusesBadSpecs(t *testing.T) {
+	e, _ := mac(t, "1.2.2")
+	dir := dockerfile(t, claudepine)
+	for _, b := range []engine.BuildSpec{
+		{Context: dir, Tag: "Bad Tag"},
+		{Context: filepath.Join(dir, "missing"), Tag: "x"},
+		{Context: dir, Dockerfile: filepath.Join(dir, "nope"), Tag: "x"},
+		{Context: dir, Tag: "x", Args: map[string]string{"A=B": "c"}},
+	} {
+		if err := e.Build(context.Background(), b); err == nil {
+			t.Errorf("Build(%+v) succeeded", b)
+		}
+	}
+}
+
+// spec is the container `mage dev` makes.
+func spec(t *testing.T) engine.RunSpec {
+	return engine.RunSpec{
+		Name: "claude-alpine", Image: "claudepine:latest", Network: "claude",
+		DNS: []netip.Addr{netip.MustParseAddr("192.168.218.1")},
+		Volumes: []engine.Volume{
+			{Source: "alpine-home", Target: "/home/claude"},
+			{Source: "claude-history", Target: "/commandhistory"},
+			{Source: t.TempDir(), Target: "/workspace"},
+		},
+		Memory: "8g", CPUs: 4, Env: map[string]string{"TZ": "UTC", "CLAUDE_CONFIG_DIR": "/home/claude/.claude"},
+	}
+}
+
+func TestCreateRunsTheContainerDetachedAndKeepsItAlive(t *testing.T) {
+	for _, v := range releases {
+		t.Run(v, func(t *testing.T) {
+			e, calls := mac(t, v)
+			ctx := context.Background()
+			if err := e.Build(ctx, engine.BuildSpec{Context: dockerfile(t, claudepine), Tag: "claudepine:latest"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil && !errors.Is(err, ErrSubnetNotFixed) {
+				t.Fatal(err)
+			}
+			r := spec(t)
+			mark := len(calls())
+			if err := e.Create(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			run := "container run -d --name claude-alpine --network claude --dns 192.168.218.1" +
+				" --volume alpine-home:/home/claude --volume claude-history:/commandhistory --volume " + r.Volumes[2].Source + ":/workspace" +
+				" --memory 8g --cpus 4 --env CLAUDE_CONFIG_DIR=/home/claude/.claude --env TZ=UTC claudepine:latest " + strings.Join(KeepAlive, " ")
+			var want []string
+			if v == "0.5.0" {
+				want = []string{
+					"container volume inspect alpine-home", "container volume create alpine-home",
+					"container volume inspect claude-history", "container volume create claude-history",
+				}
+			}
+			want = append(want, run, "container list --all --format json")
+			if diff := cmp.Diff(want, without(since(calls(), mark))); diff != "" {
+				t.Errorf("calls mismatch (-want +got):\n%s", diff)
+			}
+			if st, err := e.State(ctx, "claude-alpine"); err != nil || st != engine.Running {
+				t.Errorf("State = %v, %v; want running", st, err)
+			}
+		})
+	}
+}
+
+func TestCreateUsesExistingVolumesBefore0_6(t *testing.T) {
+	e, calls := mac(t, "0.5.0", container.EnvImages+"=claudepine")
+	shell(t, "volume", "create", "alpine-home")
+	mark := len(calls())
+	err := e.Create(context.Background(), engine.RunSpec{Name: "cc", Image: "claudepine", Volumes: []engine.Volume{{Source: "alpine-home", Target: "/home/claude"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := without(since(calls(), mark)); got[0] != "container volume inspect alpine-home" || strings.HasPrefix(got[1], "container volume create") {
+		t.Errorf("calls %v; want an inspect and no create", got)
+	}
+}
+
+func TestCreateRefusesWhatTheReleaseOrHostCannotDo(t *testing.T) {
+	tests := []struct {
+		name, version string
+		change        func(r *engine.RunSpec)
+		want          string
+	}{
+		{"named volumes before 0.4", "0.3.0", func(r *engine.RunSpec) {}, "they arrived in 0.4.0"},
+		{"a missing host directory", "1.2.2", func(r *engine.RunSpec) { r.Volumes[2].Source = "/does/not/exist" }, "does not exist"},
+		{"a relative host directory", "1.2.2", func(r *engine.RunSpec) { r.Volumes[2].Source = "./work" }, "must be an absolute path"},
+		{"a relative target", "1.2.2", func(r *engine.RunSpec) { r.Volumes[0].Target = "home" }, "mount target"},
+		{"a bad volume name", "1.2.2", func(r *engine.RunSpec) { r.Volumes[0].Source = "-x" }, "volume name"},
+		{"a bad name", "1.2.2", func(r *engine.RunSpec) { r.Name = "x" }, "container name"},
+		{"a bad image", "1.2.2", func(r *engine.RunSpec) { r.Image = "--privileged" }, "bad image"},
+		{"a bad memory size", "1.2.2", func(r *engine.RunSpec) { r.Memory = "lots" }, "memory"},
+		{"a bad environment name", "1.2.2", func(r *engine.RunSpec) { r.Env["A B"] = "c" }, "environment variable name"},
+		{"a DNS server with a zone", "1.2.2", func(r *engine.RunSpec) { r.DNS = []netip.Addr{netip.MustParseAddr("fe80::1%en0")} }, "DNS server"},
+		{"a bad network name", "1.2.2", func(r *engine.RunSpec) { r.Network = "Claude" }, "bad network name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, calls := mac(t, tt.version)
+			r := spec(t)
+			tt.change(&r)
+			err := e.Create(context.Background(), r)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Create error = %v, want one containing %q", err, tt.want)
+			}
+			for _, c := range calls() {
+				if strings.HasPrefix(c, "container run") || strings.HasPrefix(c, "container volume") {
+					t.Errorf("ran %q despite the bad spec", c)
+				}
+			}
+		})
+	}
+}
+
+func TestStateRunningOnStartStopAcrossReleases(t *testing.T) {
+	for _, v := range releases {
+		t.Run(v, func(t *testing.T) {
+			e, _ := mac(t, v, container.EnvImages+"=claudepine:latest,alpine")
+			ctx := context.Background()
+			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil && !errors.Is(err, ErrSubnetNotFixed) {
+				t.Fatal(err)
+			}
+			if st, err := e.State(ctx, "claude-alpine"); err != nil || st != engine.Absent {
+				t.Fatalf("State before creation = %v, %v", st, err)
+			}
+			if err := e.Create(ctx, engine.RunSpec{Name: "claude-alpine", Image: "claudepine:latest", Network: "claude"}); err != nil {
+				t.Fatal(err)
+			}
+			shell(t, "run", "-d", "--name", "other", "--network", "claude", "alpine", "sleep", "60")
+			shell(t, "run", "-d", "--name", "elsewhere", "alpine", "sleep", "60")
+			shell(t, "create", "--name", "idle", "--network", "claude", "alpine")
+			got, err := e.RunningOn(ctx, "claude")
+			if diff := cmp.Diff([]string{"claude-alpine", "other"}, got); err != nil || diff != "" {
+				t.Errorf("RunningOn(claude) = %v, %v (-want +got):\n%s", got, err, diff)
+			}
+			if st, err := e.State(ctx, "idle"); err != nil || st != engine.Stopped {
+				t.Errorf("State(idle) = %v, %v; want stopped", st, err)
+			}
+			if err := e.Stop(ctx, "claude-alpine"); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := e.State(ctx, "claude-alpine"); st != engine.Stopped {
+				t.Errorf("State after Stop = %v", st)
+			}
+			if err := e.Stop(ctx, "claude-alpine"); err != nil {
+				t.Errorf("Stop of a stopped container: %v", err)
+			}
+			if got, _ := e.RunningOn(ctx, "claude"); len(got) != 1 || got[0] != "other" {
+				t.Errorf("RunningOn(claude) after Stop = %v", got)
+			}
+			if err := e.Start(ctx, "claude-alpine"); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := e.State(ctx, "claude-alpine"); st != engine.Running {
+				t.Errorf("State after Start = %v", st)
+			}
+			// A container whose command is a bare shell ends as soon as it starts.
+			if err := e.Start(ctx, "idle"); err == nil || !strings.Contains(err.Error(), "stopped at once") {
+				t.Errorf("Start(idle) = %v, want an error saying it stopped at once", err)
+			}
+			for _, err := range []error{e.Stop(ctx, "ghost"), e.Start(ctx, "ghost")} {
+				if !errors.Is(err, engine.ErrNotFound) {
+					t.Errorf("on a missing container: %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+}
+
+func TestExecPassesTheShellsExitStatusThrough(t *testing.T) {
+	e, calls := mac(t, "1.2.2", container.EnvImages+"=claudepine", container.EnvExecExit+"=3")
+	ctx := context.Background()
+	if err := e.Create(ctx, engine.RunSpec{Name: "cc", Image: "claudepine"}); err != nil {
+		t.Fatal(err)
+	}
+	mark := len(calls())
+	err := e.Exec(ctx, "cc", "/bin/zsh", "-l")
+	if proc.ExitCode(err) != 3 {
+		t.Errorf("Exec error = %v, want exit status 3", err)
+	}
+	if diff := cmp.Diff([]string{"container exec -it cc /bin/zsh -l"}, since(calls(), mark)); diff != "" {
+		t.Errorf("calls mismatch (-want +got):\n%s", diff)
+	}
+	if err := e.Exec(ctx, "cc"); err == nil {
+		t.Error("Exec with no command succeeded")
+	}
+	if err := e.Stop(ctx, "cc"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Exec(ctx, "cc", "/bin/zsh"); err == nil {
+		t.Error("Exec in a stopped container succeeded")
+	}
+}
+
+func TestCommandsExplainAServiceThatIsDown(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvService+"=not running")
+	_, err := e.State(context.Background(), "cc")
+	if err == nil || !strings.Contains(err.Error(), "start it with `container system start`") {
+		t.Errorf("State error = %v", err)
+	}
+}
