@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 )
 
 var (
@@ -993,22 +995,25 @@ func (c *cli) session(id string, argv []string) *exit {
 		fmt.Fprintf(c.stdout, "fake exec in %s: %s\n", id, strings.Join(argv, " "))
 		return exitCode(os.Getenv(EnvExecExit))
 	}
+	// Claim the next number with an exclusive create, then publish the
+	// session's files whole, so a test never reads one half written.
 	var n int
-	var f *os.File
 	for n = 1; ; n++ {
-		var err error
-		f, err = os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.open", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.claim", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if err == nil {
+			f.Close()
 			break
 		}
 		if !os.IsExist(err) {
 			return fail("fake exec: %v", err)
 		}
 	}
-	fmt.Fprintf(f, "%s\n%d\n", strings.Join(argv, " "), os.Getpid())
-	f.Close()
+	publish := func(what, text string) {
+		atomicfile.Write(filepath.Join(dir, fmt.Sprintf("session-%d.%s", n, what)), []byte(text), 0o644)
+	}
+	publish("open", fmt.Sprintf("%s\n%d\n", strings.Join(argv, " "), os.Getpid()))
 	closed := func(code int) *exit {
-		os.WriteFile(filepath.Join(dir, fmt.Sprintf("session-%d.closed", n)), []byte(strconv.Itoa(code)+"\n"), 0o644)
+		publish("closed", strconv.Itoa(code)+"\n")
 		if code == 0 {
 			return nil
 		}

@@ -52,7 +52,12 @@
 // A container's command keeps it running until it is stopped, except a bare
 // shell (sh, bash, zsh, …, no arguments) started without a terminal (-t),
 // which reads end-of-file and exits at once, as the image's default
-// `/bin/zsh` does in a detached container.
+// `/bin/zsh` does in a detached container. Unlike the real CLI, `-it` does
+// not need a terminal on standard input.
+//
+// From another package's tests: register the fakes in TestMain with
+// fakebin.Main (see Use), call Use(t, knobs…) in each test, and use
+// HoldSessions to keep exec sessions open and end them one by one.
 package container
 
 import (

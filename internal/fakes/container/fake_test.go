@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -105,7 +104,6 @@ func TestNetworkListPrintsTheReferenceFixturesByteForByte(t *testing.T) {
 func keyOrder(t *testing.T, doc string) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	var walk func(path string, v any)
 	dec := json.NewDecoder(strings.NewReader(doc))
 	var read func(path string) error
 	read = func(path string) error {
@@ -143,7 +141,6 @@ func keyOrder(t *testing.T, doc string) map[string][]string {
 		}
 		return nil
 	}
-	_ = walk
 	if err := read(""); err != nil {
 		t.Fatalf("reading %q: %v", doc, err)
 	}
@@ -177,15 +174,10 @@ func TestListsHaveTheReferenceKeysInTheReferenceOrder(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := fixture(t, tt.fixture)
-			var n int
-			json.Unmarshal([]byte(want), &[]any{})
-			if strings.HasPrefix(want, "[") {
-				var items []any
-				json.Unmarshal([]byte(want), &items)
-				n = len(items)
-			}
+			var items []any
+			json.Unmarshal([]byte(want), &items)
 			images := "nginx,alpine"
-			if n == 1 && strings.HasPrefix(tt.fixture, "images") {
+			if len(items) == 1 && strings.HasPrefix(tt.fixture, "images") {
 				images = "alpine"
 			}
 			h := newHost(t, container.EnvVersion+"="+tt.version, container.EnvImages+"="+images)
@@ -442,41 +434,51 @@ func TestBuildAddsTheTagAndStartsTheBuilder(t *testing.T) {
 }
 
 func TestExecSessionsStayOpenUntilReleased(t *testing.T) {
-	dir := t.TempDir()
-	h := newHost(t, container.EnvImages+"=alpine", container.EnvExecDir+"="+dir)
+	sessions := container.HoldSessions(t)
+	h := newHost(t, container.EnvImages+"=alpine")
 	h.ok("run", "-d", "--name", "cc", "alpine", "sleep", "60")
-	type done struct{ r result }
 	results := make(chan result, 2)
-	for i := 0; i < 2; i++ {
-		go func() { results <- h.run("container", "exec", "-it", "cc", "/bin/zsh") }()
-		waitFor(t, filepath.Join(dir, fmt.Sprintf("session-%d.open", i+1)))
+	for i := 1; i <= 2; i++ {
+		go func() { results <- h.run("container", "exec", "-it", "cc", "/bin/zsh", "-l") }()
+		if argv := sessions.WaitOpen(t, i); argv != "/bin/zsh -l" {
+			t.Errorf("session %d runs %q", i, argv)
+		}
 	}
-	os.WriteFile(filepath.Join(dir, "session-1.exit"), []byte("3\n"), 0o644)
+	if n := sessions.Open(); n != 2 {
+		t.Errorf("Open() = %d, want 2", n)
+	}
+	sessions.End(t, 1, 3)
 	if r := <-results; r.code != 3 {
 		t.Errorf("first session ended with %d, want 3", r.code)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "session-2.closed")); err == nil {
-		t.Error("second session closed with the first")
+	if code := sessions.WaitClosed(t, 1); code != 3 {
+		t.Errorf("WaitClosed(1) = %d, want 3", code)
+	}
+	if n := sessions.Open(); n != 1 {
+		t.Errorf("Open() after the first ended = %d, want 1", n)
 	}
 	h.ok("stop", "cc")
 	if r := <-results; r.code != 137 {
 		t.Errorf("session in a stopped container ended with %d, want 137", r.code)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "session-2.open"))
-	if !strings.HasPrefix(string(b), "/bin/zsh\n") {
-		t.Errorf("session-2.open = %q", b)
+	if n := sessions.Open(); n != 0 {
+		t.Errorf("Open() at the end = %d, want 0", n)
 	}
 }
 
-func waitFor(t *testing.T, path string) {
-	t.Helper()
-	for i := 0; i < 1000; i++ {
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+func TestUseSetsTheStateDirectoryAndKnobs(t *testing.T) {
+	dir := container.Use(t, container.EnvVersion+"=0.7.1", container.EnvImages+"=alpine")
+	if os.Getenv(container.EnvState) != dir || os.Getenv(container.EnvVersion) != "0.7.1" {
+		t.Fatalf("environment not set")
 	}
-	t.Fatalf("%s never appeared", path)
+	h := &host{t: t}
+	if r := h.run("container", "--version"); !strings.Contains(r.stdout, "version 0.7.1 ") {
+		t.Errorf("--version = %q", r.stdout)
+	}
+	h.ok("run", "-d", "--name", "uu", "alpine", "sleep", "9")
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
+		t.Errorf("no state in %s: %v", dir, err)
+	}
 }
 
 func TestExecWithoutASessionDirectoryExitsWithTheCodeAsked(t *testing.T) {
