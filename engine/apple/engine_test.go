@@ -26,12 +26,7 @@ func TestMain(m *testing.M) {
 // the driver and a reader of the calls made.
 func mac(t *testing.T, version string, env ...string) (*Engine, func() []string) {
 	t.Helper()
-	t.Setenv(container.EnvState, t.TempDir())
-	t.Setenv(container.EnvVersion, version)
-	for _, kv := range env {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	container.Use(t, append([]string{container.EnvVersion + "=" + version}, env...)...)
 	calls := fakebin.NewLog(t)
 	return New(quiet{}), calls
 }
@@ -527,5 +522,41 @@ func TestCommandsExplainAServiceThatIsDown(t *testing.T) {
 	_, err := e.State(context.Background(), "cc")
 	if err == nil || !strings.Contains(err.Error(), "start it with `container system start`") {
 		t.Errorf("State error = %v", err)
+	}
+}
+
+func TestTwoShellsShareOneContainer(t *testing.T) {
+	e, _ := mac(t, "1.2.2", container.EnvImages+"=claudepine")
+	sessions := container.HoldSessions(t)
+	ctx := context.Background()
+	if err := e.Create(ctx, engine.RunSpec{Name: "cc", Image: "claudepine"}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 2)
+	for i := 1; i <= 2; i++ {
+		go func() { errs <- e.Exec(ctx, "cc", "/bin/zsh") }()
+		sessions.WaitOpen(t, i)
+	}
+	sessions.End(t, 2, 0)
+	if err := <-errs; err != nil {
+		t.Errorf("second shell: %v", err)
+	}
+	if st, err := e.State(ctx, "cc"); err != nil || st != engine.Running || sessions.Open() != 1 {
+		t.Errorf("after one shell left: State = %v, %v, %d open; want running with 1 open", st, err, sessions.Open())
+	}
+	sessions.End(t, 1, 130)
+	if err := <-errs; proc.ExitCode(err) != 130 {
+		t.Errorf("first shell: %v, want exit status 130", err)
+	}
+}
+
+func TestCreateOn0_1LeavesTheDefaultNetworkImplicit(t *testing.T) {
+	e, calls := mac(t, "0.1.0", container.EnvImages+"=claudepine")
+	if err := e.Create(context.Background(), engine.RunSpec{Name: "cc", Image: "claudepine", Network: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	want := "container run -d --name cc claudepine " + strings.Join(KeepAlive, " ")
+	if got := find(calls(), "container run"); got != want {
+		t.Errorf("run call %q, want %q", got, want)
 	}
 }
