@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"time"
@@ -13,9 +14,13 @@ import (
 
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/engine/apple"
+	"github.com/VerilyPete/claudecontainer/engine/oci"
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/image"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
+	"github.com/VerilyPete/claudecontainer/nft"
+	"github.com/VerilyPete/claudecontainer/pf"
 	"github.com/VerilyPete/claudecontainer/session"
 )
 
@@ -47,11 +52,36 @@ func newEnv(out io.Writer) (*env, error) {
 }
 
 func newFirewall(cfg config.Config, runner proc.Runner) (firewall.Backend, error) {
-	return nil, fmt.Errorf("firewall backend %q is not available yet", cfg.Firewall)
+	switch cfg.Firewall {
+	case "pf":
+		return pf.New(runner, pf.Config{Anchor: cfg.Anchor, StateDir: cfg.StateDir})
+	case "nftables":
+		return nft.New(runner, nft.ConfigFrom(cfg))
+	}
+	return nil, fmt.Errorf("unknown firewall backend %q (want pf or nftables)", cfg.Firewall)
 }
 
+// lookPath finds programs on PATH; tests replace it.
+var lookPath = exec.LookPath
+
 func newEngine(cfg config.Config, runner proc.Runner) (engine.Engine, error) {
-	return nil, fmt.Errorf("container runtime %q is not available yet", cfg.Runtime)
+	switch cfg.Runtime {
+	case "container":
+		return apple.New(runner), nil
+	case "podman", "docker":
+		prog := cfg.Runtime
+		// Unless the runtime was chosen explicitly, podman is preferred and
+		// docker used when podman is not installed.
+		if os.Getenv(config.Prefix+"RUNTIME") == "" && prog == "podman" {
+			if _, err := lookPath("podman"); err != nil {
+				if _, err := lookPath("docker"); err == nil {
+					prog = "docker"
+				}
+			}
+		}
+		return oci.New(runner, prog), nil
+	}
+	return nil, fmt.Errorf("unknown container runtime %q (want container, podman or docker)", cfg.Runtime)
 }
 
 func (e *env) build(ctx context.Context) error {
