@@ -97,6 +97,11 @@ func (f *Firewall) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) e
 	if err != nil {
 		return err
 	}
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, err := f.load()
 	if err != nil {
 		return err
@@ -188,6 +193,11 @@ func parseToken(stderr []byte) (string, error) {
 
 // Replace swaps the live allowlist for set in one atomic ioctl.
 func (f *Firewall) Replace(ctx context.Context, set *netipx.IPSet) error {
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, err := f.load()
 	if err != nil {
 		return err
@@ -226,6 +236,14 @@ func (f *Firewall) Add(ctx context.Context, prefixes []netip.Prefix) error {
 		}
 		words = append(words, w)
 	}
+	if len(words) == 0 {
+		return nil
+	}
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, err := f.load()
 	if err != nil {
 		return err
@@ -251,6 +269,11 @@ func (f *Firewall) Add(ctx context.Context, prefixes []netip.Prefix) error {
 // also repairs what a crashed run left behind; with no state file it only
 // flushes the configured anchor.
 func (f *Firewall) Down(ctx context.Context) error {
+	unlock, err := f.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, recErr := f.load()
 	anchor := f.anchor()
 	if rec != nil {

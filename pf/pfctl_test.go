@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,8 +116,10 @@ func (r *rig) assertDown() {
 		r.t.Errorf("the main ruleset changed:\n%s", diff)
 	}
 	entries, _ := os.ReadDir(r.stateDir)
-	if len(entries) != 0 {
-		r.t.Errorf("files left in the state directory: %v", entries)
+	for _, e := range entries {
+		if e.Name() != lockFile {
+			r.t.Errorf("file left in the state directory: %s", e.Name())
+		}
 	}
 }
 
@@ -125,12 +128,15 @@ func (r *rig) assertDown() {
 // the backend's calls.
 type recordingRunner struct {
 	proc.Runner
+	mu    sync.Mutex
 	cmds  []proc.Cmd
 	after func(proc.Cmd)
 }
 
 func (r *recordingRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, error) {
+	r.mu.Lock()
 	r.cmds = append(r.cmds, c)
+	r.mu.Unlock()
 	res, err := r.Runner.Run(ctx, c)
 	if r.after != nil {
 		r.after(c)
@@ -792,5 +798,47 @@ func TestUpNoticesAnotherProgramActingWhileItRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestProcessesStartingTogetherShareOneReference(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		fw := r.newFirewall() // one per process
+		wg.Go(func() { errs[i] = fw.Up(ctx, policytest.DualStack(), policytest.Allowlist()) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := r.ourToken()
+	if st := r.kernelState(); len(st.Refs) != 2 || !st.HasToken(tok) || !st.HasToken(r.pfd) {
+		t.Errorf("references: %+v, want pfd's and ours (%s)", st.Refs, tok)
+	}
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.assertDown()
+}
+
+func TestAWaitingProcessGivesUpWhenItsContextEnds(t *testing.T) {
+	r := newRig(t)
+	unlock, err := r.fw.lock(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.newFirewall().Down(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Down while another process holds the lock: %v", err)
+	}
+	if calls := r.calls(); len(calls) != 0 {
+		t.Errorf("ran %q", calls)
 	}
 }

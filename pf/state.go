@@ -138,6 +138,8 @@ func (f *Firewall) save(r *record) error {
 // forget removes the record and the files written with it.
 func (f *Firewall) forget() error {
 	var errs []error
+	// The lock file stays: removing it while another process waits on it
+	// would let a third take a different lock.
 	for _, name := range []string{anchorFile, tableFile, recordFile} {
 		if err := os.Remove(f.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)

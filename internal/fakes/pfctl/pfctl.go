@@ -94,6 +94,12 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			return 1
 		}
 	}
+	unlock, err := lockKernel(dir)
+	if err != nil {
+		fmt.Fprintln(stderr, "fake pfctl:", err)
+		return 2
+	}
+	defer unlock()
 	st, err := Load(dir)
 	if err != nil {
 		fmt.Fprintln(stderr, "fake pfctl:", err)
