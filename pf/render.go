@@ -51,7 +51,8 @@ func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 // The rules, in order, all "quick" (the first match decides):
 //  1. the host's connections to the containers pass and keep state, so the
 //     containers' replies pass too;
-//  2. IPv6 neighbour discovery on the bridge passes (when the bridge is known);
+//  2. IPv6 neighbour discovery on the bridge to on-link addresses passes
+//     (when the bridge is known);
 //  3. DNS, UDP and TCP port 53, passes to the policy's DNS servers only;
 //  4. anything else to the gateway (the host's own services) is refused;
 //  5. container to container inside the IPv4 subnet passes;
@@ -150,9 +151,14 @@ func Render(p policy.Policy, o Options) (string, error) {
 	}
 	w("")
 
-	w("# 2. IPv6 neighbour discovery on the bridge: IPv6's ARP, link-local, never routed.")
+	w("# 2. IPv6 neighbour discovery on the bridge (IPv6's ARP), only to on-link")
+	w("#    addresses, so that it cannot carry data past the host.")
 	if hasIf {
-		rule("pass in quick on $ctr_if inet6 proto ipv6-icmp all icmp6-type { neighbrsol neighbradv } no state", "nd6")
+		onLink := "{ fe80::/10 ff02::/16 }"
+		if has6 {
+			onLink = "{ fe80::/10 ff02::/16 $ctr_net6 }"
+		}
+		rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to "+onLink+" icmp6-type { neighbrsol neighbradv } no state", "nd6")
 	} else {
 		w("#    (not rendered: the bridge interface is unknown)")
 	}
