@@ -32,15 +32,7 @@ var programs = []string{oci.Podman, oci.Docker}
 // program and a reader of the calls made.
 func setup(t *testing.T, program string, w fakeoci.World) (*oci.Engine, func() []string, string) {
 	t.Helper()
-	dir := t.TempDir()
-	t.Setenv(fakeoci.StateEnv, dir)
-	t.Setenv(fakeoci.FailEnv, "")
-	t.Setenv(fakeoci.ExecWaitEnv, "")
-	t.Setenv(fakeoci.ExecCodeEnv, "")
-	t.Setenv(fakeoci.ExecOpenEnv, "")
-	if err := fakeoci.Save(dir, w); err != nil {
-		t.Fatal(err)
-	}
+	dir := fakeoci.Use(t, w)
 	calls := fakebin.NewLog(t)
 	return oci.New(proc.Exec{}, program), calls, dir
 }

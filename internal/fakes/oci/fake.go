@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
 )
 
@@ -938,8 +939,8 @@ func (f *fake) rm(w *World, args []string) int {
 	return 0
 }
 
-// exec checks the container under the lock, then, without it, waits for
-// ExecWaitEnv's file and exits with ExecCodeEnv's status.
+// exec checks the container under the lock, then, without it, exits with
+// ExecCodeEnv's status or, when ExecDirEnv is set, holds a session open.
 func (f *fake) exec(args []string) int {
 	p, err := flags(true, "interactive:-i,--interactive", "tty:-t,--tty", "detach:-d,--detach",
 		"env=-e,--env", "user=-u,--user", "workdir=-w,--workdir").parse(args)
@@ -956,29 +957,71 @@ func (f *fake) exec(args []string) int {
 	if done {
 		return code
 	}
-	if dir := os.Getenv(ExecOpenEnv); dir != "" {
-		mark := filepath.Join(dir, strconv.Itoa(os.Getpid()))
-		if err := os.WriteFile(mark, []byte(strings.Join(p.pos, " ")+"\n"), 0o644); err != nil {
-			return f.fail(2, "fake %s: %v", f.program, err)
-		}
-		defer os.Remove(mark)
+	dir := os.Getenv(ExecDirEnv)
+	if dir == "" {
+		return exitCode(os.Getenv(ExecCodeEnv))
 	}
-	if gate := os.Getenv(ExecWaitEnv); gate != "" {
-		for {
-			if _, err := os.Stat(gate); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+	return f.session(dir, p.pos[0], p.pos[1:])
+}
+
+func exitCode(s string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// session stands in for an interactive shell held open by the test: it
+// claims the next session number, publishes DIR/session-N.open, waits for
+// DIR/session-N.exit and publishes DIR/session-N.closed with the status it
+// exits with. When the container stops meanwhile, the session ends with 137,
+// as a shell killed with the container does.
+func (f *fake) session(dir, name string, argv []string) int {
+	var n int
+	for n = 1; ; n++ {
+		fh, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.claim", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			fh.Close()
+			break
+		}
+		if !os.IsExist(err) {
+			return f.fail(2, "fake %s exec: %v", f.program, err)
 		}
 	}
-	if s := os.Getenv(ExecCodeEnv); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return f.fail(2, "fake %s: %s=%q is not a number", f.program, ExecCodeEnv, s)
-		}
-		return n
+	publish := func(what, text string) {
+		atomicfile.Write(filepath.Join(dir, fmt.Sprintf("session-%d.%s", n, what)), []byte(text), 0o644)
 	}
-	return 0
+	publish("open", fmt.Sprintf("%s\n%d\n", strings.Join(argv, " "), os.Getpid()))
+	closed := func(code int) int {
+		publish("closed", strconv.Itoa(code)+"\n")
+		return code
+	}
+	for tick := 0; ; tick++ {
+		if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("session-%d.exit", n))); err == nil {
+			return closed(exitCode(string(b)))
+		}
+		if tick%5 == 4 && !f.running(name) {
+			return closed(137)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// running reports whether the container runs, reading the state under the
+// lock.
+func (f *fake) running(name string) bool {
+	unlock, err := lock(f.dir)
+	if err != nil {
+		return true
+	}
+	defer unlock()
+	w, err := Load(f.dir)
+	if err != nil {
+		return true
+	}
+	c, ok := w.Container(name)
+	return ok && c.State == "running"
 }
 
 func (f *fake) execCheck(name string) (int, bool) {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +23,7 @@ func TestMain(m *testing.M) {
 
 func setup(t *testing.T, w oci.World) string {
 	t.Helper()
-	dir := t.TempDir()
-	t.Setenv(oci.StateEnv, dir)
-	t.Setenv(oci.FailEnv, "")
-	t.Setenv(oci.ExecWaitEnv, "")
-	t.Setenv(oci.ExecCodeEnv, "")
-	t.Setenv(oci.ExecOpenEnv, "")
-	if err := oci.Save(dir, w); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return oci.Use(t, w)
 }
 
 // run runs a fake and returns its output and exit status.
@@ -59,67 +48,83 @@ var running = oci.World{
 	Images:     []string{"claudepine:latest"},
 }
 
-func TestExecWaitsForTheGateFileAndExitsWithTheChosenStatus(t *testing.T) {
+func TestHeldSessionsStayOpenUntilTheTestEndsThem(t *testing.T) {
 	for _, program := range []string{"podman", "docker"} {
 		t.Run(program, func(t *testing.T) {
 			setup(t, running)
-			gate := filepath.Join(t.TempDir(), "gate")
-			open := t.TempDir()
-			t.Setenv(oci.ExecWaitEnv, gate)
-			t.Setenv(oci.ExecCodeEnv, "7")
-			t.Setenv(oci.ExecOpenEnv, open)
+			sessions := oci.HoldSessions(t)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, program, "exec", "-it", "claude-alpine", "/bin/zsh")
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			sessions := func() []string {
-				t.Helper()
-				es, err := os.ReadDir(open)
-				if err != nil {
+			start := func(argv ...string) chan error {
+				cmd := exec.CommandContext(ctx, program, append([]string{"exec", "-it", "claude-alpine"}, argv...)...)
+				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				var names []string
-				for _, e := range es {
-					names = append(names, e.Name())
-				}
-				return names
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				return done
 			}
-			for len(sessions()) == 0 {
-				select {
-				case err := <-done:
-					t.Fatalf("exec returned before the gate opened: %v", err)
-				case <-time.After(5 * time.Millisecond):
-				}
+			first := start("/bin/zsh")
+			if got := sessions.WaitOpen(t, 1); got != "/bin/zsh" {
+				t.Errorf("session 1 runs %q; want /bin/zsh", got)
 			}
-			if want := []string{strconv.Itoa(cmd.Process.Pid)}; !cmp.Equal(sessions(), want) {
-				t.Errorf("open sessions = %q; want %q", sessions(), want)
+			second := start("/bin/zsh", "-l")
+			if got := sessions.WaitOpen(t, 2); got != "/bin/zsh -l" {
+				t.Errorf("session 2 runs %q; want /bin/zsh -l", got)
 			}
-			// While the gate is closed, the session stays open: a second
-			// command sees the container running and can stop it.
-			if _, _, code := run(t, program, "stop", "-t", "5", "claude-alpine"); code != 0 {
-				t.Fatalf("stop while a session is open exited %d", code)
+			if n := sessions.Open(); n != 2 {
+				t.Errorf("Open = %d; want 2", n)
 			}
 			select {
-			case err := <-done:
-				t.Fatalf("exec returned before the gate opened: %v", err)
+			case err := <-first:
+				t.Fatalf("session 1 ended before the test ended it: %v", err)
 			default:
 			}
-			if err := os.WriteFile(gate, nil, 0o644); err != nil {
-				t.Fatal(err)
+			sessions.End(t, 1, 7)
+			if code := sessions.WaitClosed(t, 1); code != 7 {
+				t.Errorf("session 1 closed with %d; want 7", code)
 			}
-			err := <-done
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 7 {
-				t.Errorf("exec ended with %v; want exit status 7", err)
+			if err := <-first; exitStatus(err) != 7 {
+				t.Errorf("session 1 exec ended with %v; want exit status 7", err)
 			}
-			if got := sessions(); len(got) != 0 {
-				t.Errorf("open sessions after exec ended = %q; want none", got)
+			if n := sessions.Open(); n != 1 {
+				t.Errorf("Open = %d; want 1", n)
+			}
+			// Stopping the container ends the other shell, as it would.
+			if _, stderr, code := run(t, program, "stop", "-t", "5", "claude-alpine"); code != 0 {
+				t.Fatalf("stop: exit %d: %s", code, stderr)
+			}
+			if code := sessions.WaitClosed(t, 2); code != 137 {
+				t.Errorf("session 2 closed with %d after the container stopped; want 137", code)
+			}
+			if err := <-second; exitStatus(err) != 137 {
+				t.Errorf("session 2 exec ended with %v; want exit status 137", err)
 			}
 		})
 	}
+}
+
+func TestExecWithoutHeldSessionsExitsWithTheChosenStatus(t *testing.T) {
+	setup(t, running)
+	t.Setenv(oci.ExecCodeEnv, "4")
+	for _, program := range []string{"podman", "docker"} {
+		if _, _, code := run(t, program, "exec", "-i", "-t", "claude-alpine", "/bin/zsh"); code != 4 {
+			t.Errorf("%s exec: exit %d; want 4", program, code)
+		}
+		if _, _, code := run(t, program, "exec", "-i", "-t", "missing", "/bin/zsh"); code == 0 || code == 4 {
+			t.Errorf("%s exec in a missing container: exit %d; want the runtime's failure", program, code)
+		}
+	}
+}
+
+func exitStatus(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
 }
 
 func TestFailMakesTheNamedCommandsFail(t *testing.T) {

@@ -25,13 +25,19 @@
 //   - FailEnv: comma-separated commands that fail, each "network create",
 //     "run", "ps", "exec", "--version", … optionally followed by ":CODE"
 //     (default 125 for podman, 1 for docker).
-//   - ExecWaitEnv: `exec` waits until this file exists before it exits, so a
-//     test can hold a shell session open.
-//   - ExecCodeEnv: `exec`'s exit status (default 0).
-//   - ExecOpenEnv: a directory where each `exec` session that got past its
-//     checks (the container exists and runs) keeps a file named after its
-//     process ID, holding the container and command, until it exits; a test
-//     counts the files to know how many sessions are open.
+//   - ExecCodeEnv: `exec`'s exit status (default 0) when sessions are not
+//     held.
+//   - ExecDirEnv: when set, each `exec` session is held open: it creates
+//     DIR/session-N.open (N = 1, 2, … in order of arrival) holding its command
+//     and process ID, waits until DIR/session-N.exit exists, exits with the
+//     number written in it (empty: 0), and creates DIR/session-N.closed
+//     holding that status. A session whose container stops meanwhile ends
+//     with 137. HoldSessions drives this protocol, the same as the fake of
+//     Apple's container CLI (internal/fakes/container).
+//
+// From another package's tests: register the fakes in TestMain with
+// fakebin.Main, call Use(t, world) in each test, and HoldSessions to keep
+// shells attached and end them one by one.
 //
 // Two behaviours of the image claudecontainer runs are modelled: its default
 // command is an interactive shell, so a container run without both -i and -t
@@ -52,9 +58,8 @@ import (
 const (
 	StateEnv    = "FAKEOCI_STATE"
 	FailEnv     = "FAKEOCI_FAIL"
-	ExecWaitEnv = "FAKEOCI_EXEC_WAIT"
 	ExecCodeEnv = "FAKEOCI_EXEC_CODE"
-	ExecOpenEnv = "FAKEOCI_EXEC_OPEN"
+	ExecDirEnv  = "FAKEOCI_EXEC_DIR"
 )
 
 // World is everything a fake runtime knows.
