@@ -34,7 +34,10 @@ func setup(t *testing.T, program string, w fakeoci.World) (*oci.Engine, func() [
 	t.Helper()
 	dir := fakeoci.Use(t, w)
 	calls := fakebin.NewLog(t)
-	return oci.New(proc.Exec{}, program), calls, dir
+	e := oci.New(proc.Exec{}, program)
+	// The fakes run as whoever runs the tests, never through sudo.
+	e.Privileged = false
+	return e, calls, dir
 }
 
 func world(t *testing.T, dir string) fakeoci.World {
@@ -537,6 +540,18 @@ func TestEnsureRunningChecksThatPodmanWorks(t *testing.T) {
 	}
 }
 
+func TestEnsureRunningRefusesARootlessRuntime(t *testing.T) {
+	for _, program := range programs {
+		t.Run(program, func(t *testing.T) {
+			e, _, _ := setup(t, program, fakeoci.World{Rootless: true})
+			err := e.EnsureRunning(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "rootless") || !strings.Contains(err.Error(), "host firewall cannot see them") {
+				t.Errorf("EnsureRunning with a rootless %s: %v; want a refusal that says why", program, err)
+			}
+		})
+	}
+}
+
 func TestRootlessReadsBothProgramsInfo(t *testing.T) {
 	for _, program := range programs {
 		for _, rootless := range []bool{false, true} {
@@ -572,10 +587,12 @@ func (r *recorder) Interactive(_ context.Context, c proc.Cmd) error {
 	return nil
 }
 
-func TestPrivilegedRunsEveryCommandWithRootRights(t *testing.T) {
+func TestPodmanRunsEveryCommandWithRootRightsAndDockerThroughItsSocket(t *testing.T) {
+	if d := oci.New(&recorder{}, oci.Docker); d.Privileged {
+		t.Error("docker runs with root rights by default; its daemon is reached through its socket")
+	}
 	r := &recorder{}
 	e := oci.New(r, oci.Podman)
-	e.Privileged = true
 	ctx := context.Background()
 	e.RunningOn(ctx, "claude")
 	e.Exec(ctx, "claude-alpine", "/bin/zsh")

@@ -9,6 +9,11 @@
 // (the image's zsh) running on a terminal the runtime allocates, so that
 // shells can be exec'd into it; it is stopped with SIGHUP, the signal an
 // interactive shell exits on when its terminal goes away.
+//
+// Only a rootful runtime is accepted: a rootless one keeps its bridges in a
+// network namespace of its own, where the host firewall cannot see them. So
+// podman runs through sudo when this process is not root (Engine.Privileged),
+// and EnsureRunning refuses a runtime that reports itself rootless.
 package oci
 
 import (
@@ -35,9 +40,11 @@ type Engine struct {
 	run     proc.Runner
 	program string
 	// Privileged runs every command with root rights (through sudo when this
-	// process is not root). Rootful podman needs it: only a rootful runtime
+	// process is not root). New sets it for podman: only a rootful runtime
 	// puts the network's bridge in the host's network namespace, where the
-	// host firewall sees it.
+	// host firewall sees it; rootless podman keeps it in a namespace of its
+	// own. docker's daemon is rootful already and is reached through its
+	// socket.
 	Privileged bool
 }
 
@@ -45,13 +52,13 @@ type Engine struct {
 var _ engine.Engine = (*Engine)(nil)
 
 // New returns the engine for program, "podman" or "docker", found on PATH
-// and run through runner. It panics on any other program: the caller picks
-// one of the two constants.
+// and run through runner; podman runs with root rights (see Privileged). It
+// panics on any other program: the caller picks one of the two constants.
 func New(runner proc.Runner, program string) *Engine {
 	if program != Podman && program != Docker {
 		panic(fmt.Sprintf("oci.New: program %q is neither podman nor docker", program))
 	}
-	return &Engine{run: runner, program: program}
+	return &Engine{run: runner, program: program, Privileged: program == Podman}
 }
 
 // Name returns "podman" or "docker".
@@ -144,13 +151,29 @@ func (e *Engine) explainInfo(err error) error {
 	return err
 }
 
-// EnsureRunning checks that the runtime answers. podman has no daemon, so
-// this only checks that `podman info` works; docker's daemon is a system
-// service that claudecontainer does not start (it would need a password
-// prompt), so a stopped daemon is an error that says how to start it.
+// EnsureRunning checks that the runtime answers and runs as root. podman has
+// no daemon, so this only checks that `podman info` works; docker's daemon is
+// a system service that claudecontainer does not start (it would need a
+// password prompt), so a stopped daemon is an error that says how to start
+// it. A rootless runtime is refused: its networks live in a network
+// namespace of its own, where the host firewall can neither see nor filter
+// them, so the container would run unguarded.
 func (e *Engine) EnsureRunning(ctx context.Context) error {
-	_, err := e.info(ctx)
-	return err
+	i, err := e.info(ctx)
+	if err != nil {
+		return err
+	}
+	if !i.rootless() {
+		return nil
+	}
+	if i.Host != nil {
+		return fmt.Errorf("%s runs podman rootless: its networks live in a network namespace of its own, "+
+			"where the host firewall cannot see them, so claudecontainer refuses to run the container; "+
+			"podman must run as root (claudecontainer runs it through sudo unless told otherwise)", e.program)
+	}
+	return errors.New("docker runs rootless (dockerd-rootless): its networks live in a network namespace of its own, " +
+		"where the host firewall cannot see them, so claudecontainer refuses to run the container; " +
+		"use the system daemon (`docker context use default`, `sudo systemctl start docker`) or podman")
 }
 
 // Rootless reports whether the runtime runs without root rights. A rootless
@@ -161,17 +184,21 @@ func (e *Engine) Rootless(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return i.rootless(), nil
+}
+
+func (i info) rootless() bool {
 	if i.Host != nil {
-		return *i.Host.Security.Rootless, nil
+		return *i.Host.Security.Rootless
 	}
 	for _, opt := range i.SecurityOptions {
 		for _, kv := range strings.Split(opt, ",") {
 			if kv == "name=rootless" {
-				return true, nil
+				return true
 			}
 		}
 	}
-	return false, nil
+	return false
 }
 
 // stderrOf returns what the failed program printed on standard error,
