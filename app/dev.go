@@ -118,9 +118,8 @@ func (e *env) preflight(ctx context.Context) error {
 	if err := e.eng.EnsureRunning(ctx); err != nil {
 		return err
 	}
-	fi, err := os.Stat(e.cfg.Workspace)
-	if err != nil || !fi.IsDir() {
-		return fmt.Errorf("workspace %s is not a directory: set CLAUDECONTAINER_WORKSPACE or pass -workspace=DIR", e.cfg.Workspace)
+	if err := checkWorkspace(e.cfg.Workspace); err != nil {
+		return err
 	}
 	ok, err := e.eng.ImageExists(ctx, e.cfg.Image)
 	if err != nil {
@@ -227,4 +226,33 @@ func (e *env) runSpec(p policy.Policy) engine.RunSpec {
 		Memory: e.cfg.Memory,
 		CPUs:   e.cfg.CPUs,
 	}
+}
+
+// checkWorkspace makes sure the workspace is a directory (creating it when
+// missing) and that it does not hold claudecontainer's own code: the agent
+// could otherwise change what the next `mage` run executes on the host with
+// root rights.
+func checkWorkspace(ws string) error {
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return fmt.Errorf("workspace %s: %w; set CLAUDECONTAINER_WORKSPACE or pass -workspace=DIR", ws, err)
+	}
+	fi, err := os.Stat(ws)
+	if err != nil || !fi.IsDir() {
+		return fmt.Errorf("workspace %s is not a directory: set CLAUDECONTAINER_WORKSPACE or pass -workspace=DIR", ws)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	real := func(p string) string {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return r
+		}
+		return p
+	}
+	rel, err := filepath.Rel(real(ws), real(wd))
+	if err == nil && (rel == "." || !strings.HasPrefix(rel, "..")) {
+		return fmt.Errorf("workspace %s contains claudecontainer itself (%s): the agent could change code that runs on this machine with root rights; mount a directory beside it instead (-workspace=DIR or CLAUDECONTAINER_WORKSPACE)", ws, wd)
+	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -442,5 +444,24 @@ func TestAFailedUpLeavesNothingLoaded(t *testing.T) {
 	}
 	if w.fwUp || e.sessions.Held() {
 		t.Errorf("after a failed up: firewall up %v, held %v", w.fwUp, e.sessions.Held())
+	}
+}
+
+func TestTheWorkspaceMayNotContainClaudecontainerItself(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ws := range []string{wd, filepath.Dir(wd), filepath.Dir(filepath.Dir(wd))} {
+		if err := checkWorkspace(ws); err == nil || !strings.Contains(err.Error(), "contains claudecontainer itself") {
+			t.Errorf("workspace %s: %v, want a refusal", ws, err)
+		}
+	}
+	beside := filepath.Join(t.TempDir(), "new", "workspace")
+	if err := checkWorkspace(beside); err != nil {
+		t.Errorf("workspace %s: %v", beside, err)
+	}
+	if fi, err := os.Stat(beside); err != nil || !fi.IsDir() {
+		t.Errorf("the missing workspace was not created: %v", err)
 	}
 }

@@ -61,7 +61,7 @@ var Settings = []Setting{
 	{"SUBNET", "`192.168.218.0/24`", "IPv4 subnet given to the network when claudecontainer creates it (a fixed subnet keeps the firewall rules valid across reboots)."},
 	{"IMAGE", "`claudepine:latest`", "Image tag that `mage build` builds and `mage dev` runs."},
 	{"CONTAINER", "`claude-alpine`", "Name of the container."},
-	{"WORKSPACE", "the directory `mage` runs in", "Host directory mounted at `/workspace`."},
+	{"WORKSPACE", "`workspace/` in this checkout", "Host directory mounted at `/workspace` (created when missing). It may not contain this checkout; `mage dev -workspace=DIR` overrides it for one run."},
 	{"MEMORY", "`8g`", "Memory limit of the container."},
 	{"CPUS", "`4`", "CPU limit of the container."},
 	{"ALLOWLIST_FILE", "`/etc/pf.anchors/allowed_destinations` with pf, `/etc/claudecontainer/allowed_destinations` with nftables", "Where the merged allowlist is written."},
@@ -128,11 +128,13 @@ func Load(getenv func(string) string, goos string) (Config, error) {
 	}
 	c.Workspace = get("WORKSPACE", "")
 	if c.Workspace == "" {
+		// Not the checkout itself: the agent must not be able to edit the
+		// code that runs on the host with root rights.
 		wd, err := os.Getwd()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("finding the workspace: %w", err))
 		}
-		c.Workspace = wd
+		c.Workspace = filepath.Join(wd, "workspace")
 	}
 	if abs, err := filepath.Abs(c.Workspace); err == nil {
 		c.Workspace = abs
