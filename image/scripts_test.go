@@ -63,6 +63,18 @@ func userlands(t *testing.T) map[string]userland {
 	if err != nil {
 		return u
 	}
+	// A BusyBox built as a standalone shell (Debian's busybox-static) runs
+	// its own applets before anything on PATH, so the fakes would never be
+	// called; only a BusyBox that honours PATH, as Alpine's does, can stand in.
+	probe := t.TempDir()
+	if err := os.WriteFile(filepath.Join(probe, "id"), []byte("#!/bin/sh\necho fake\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("env", "PATH="+probe+string(os.PathListSeparator)+os.Getenv("PATH"), busybox, "sh", "-c", "id").Output()
+	if strings.TrimSpace(string(out)) != "fake" {
+		t.Log("BusyBox here prefers its applets to PATH (busybox-static?); install Debian's busybox to run the scripts as on Alpine")
+		return u
+	}
 	applets := t.TempDir()
 	for _, name := range []string{"ls", "awk", "printf", "cat", "sh"} {
 		if err := os.Symlink(busybox, filepath.Join(applets, name)); err != nil {
