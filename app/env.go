@@ -66,6 +66,12 @@ func (e *env) policyFor(n policy.Network) (policy.Policy, error) {
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("network %q cannot be firewalled as reported: %w", n.Name, err)
 	}
+	if len(e.cfg.DNS) > 0 {
+		p.DNS = e.cfg.DNS
+		if err := p.Validate(); err != nil {
+			return policy.Policy{}, fmt.Errorf("%sDNS: %w", config.Prefix, err)
+		}
+	}
 	return p, nil
 }
 

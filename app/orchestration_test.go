@@ -465,3 +465,19 @@ func TestTheWorkspaceMayNotContainClaudecontainerItself(t *testing.T) {
 		t.Errorf("the missing workspace was not created: %v", err)
 	}
 }
+
+func TestTheDNSSettingReplacesTheGatewayInThePolicyAndTheContainer(t *testing.T) {
+	w := &world{network: testNet}
+	e, _ := newTestEnv(t, w, 8001)
+	e.cfg.DNS = []netip.Addr{netip.MustParseAddr("9.9.9.9")}
+	p, err := e.policyFor(testNet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.DNS) != 1 || p.DNS[0] != e.cfg.DNS[0] {
+		t.Errorf("policy DNS = %v", p.DNS)
+	}
+	if spec := e.runSpec(p); len(spec.DNS) != 1 || spec.DNS[0] != e.cfg.DNS[0] {
+		t.Errorf("container DNS = %v", spec.DNS)
+	}
+}

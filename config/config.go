@@ -40,6 +40,10 @@ type Config struct {
 	SkipSources     []string
 	FetchTimeout    time.Duration
 
+	// DNS lists the only servers the containers may send DNS queries to;
+	// empty means the network's gateway.
+	DNS []netip.Addr
+
 	Anchor string // pf anchor name (loaded as com.apple/<Anchor>) or nftables table name
 	Table  string // allowlist table (pf) or set name prefix (nftables)
 
@@ -72,6 +76,7 @@ var Settings = []Setting{
 	{"SOURCES", "all registered sources", "Comma-separated source names to use."},
 	{"SKIP_SOURCES", "none", "Comma-separated source names to leave out (for example `statsig,vscode`)."},
 	{"FETCH_TIMEOUT", "`30s`", "Upper bound on the whole allowlist fetch (every source and DNS look-up together)."},
+	{"DNS", "the network's gateway", "Comma-separated IP addresses: the only DNS servers the containers may use (and are given). With docker, whose containers ask your upstream servers through docker's own resolver, set it to those servers."},
 	{"ANCHOR", "`claude_firewall`", "pf anchor (loaded as `com.apple/<name>`) or nftables table name."},
 	{"TABLE", "`allowed_destinations`", "Name of the allowlist table (pf) or the prefix of the allowlist sets (nftables)."},
 }
@@ -170,6 +175,15 @@ func Load(getenv func(string) string, goos string) (Config, error) {
 
 	c.Sources = list(get("SOURCES", ""))
 	c.SkipSources = list(get("SKIP_SOURCES", ""))
+
+	for _, s := range list(get("DNS", "")) {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
+			bad("DNS", s, "want IP addresses such as 192.168.218.1,9.9.9.9")
+			continue
+		}
+		c.DNS = append(c.DNS, a.Unmap())
+	}
 
 	c.Anchor = get("ANCHOR", "claude_firewall")
 	if !identifier.MatchString(c.Anchor) {

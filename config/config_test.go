@@ -86,6 +86,7 @@ func TestMalformedSettingsAreRefusedByName(t *testing.T) {
 		"FETCH_TIMEOUT":     "soon",
 		"ANCHOR":            "com.apple/x",
 		"TABLE":             "a b",
+		"DNS":               "192.168.218.1,resolver.example",
 	}
 	for name, v := range cases {
 		_, err := config.Load(env(map[string]string{"HOME": "/h", config.Prefix + name: v}), "darwin")
@@ -115,5 +116,16 @@ func TestEverySettingIsInTheReadmeTable(t *testing.T) {
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README.md has no settings row starting %s", row)
 		}
+	}
+}
+
+func TestDNSServersAreParsed(t *testing.T) {
+	c, err := config.Load(env(map[string]string{"HOME": "/h", "CLAUDECONTAINER_DNS": "192.168.218.1, ::ffff:9.9.9.9"}), "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Addr{netip.MustParseAddr("192.168.218.1"), netip.MustParseAddr("9.9.9.9")}
+	if len(c.DNS) != 2 || c.DNS[0] != want[0] || c.DNS[1] != want[1] {
+		t.Errorf("DNS = %v, want %v", c.DNS, want)
 	}
 }
