@@ -19,9 +19,21 @@ import (
 	"github.com/VerilyPete/claudecontainer/engine"
 )
 
-// StopTimeout is how many seconds Stop lets the container's shell exit on
-// SIGHUP before the runtime kills it.
+// StopTimeout is how many seconds Stop lets the container's command exit on
+// SIGTERM before the runtime kills it.
 const StopTimeout = 5
+
+// KeepAlive is the command Create gives the container, the same as the
+// driver of Apple's container runtime gives it. The image's default command
+// is an interactive shell, which exits at once in a detached container (it
+// has no terminal and reads end-of-file), so the container would stop before
+// any session could join it. This command replaces the image's CMD, so the
+// image's entrypoint still runs first and then execs it; it idles in any
+// POSIX sh, needs no `sleep infinity` (BusyBox builds differ there), and
+// exits on SIGTERM, which a shell or a plain `sleep` running as the
+// container's first process would ignore, making Stop wait for its timeout.
+// Shells then join with Exec.
+var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"}
 
 // psJSON is one container as `podman ps --format json` (a JSON array, Names
 // and Networks as lists) or `docker ps --format '{{json .}}'` (one object per
@@ -201,13 +213,11 @@ func (e *Engine) RunningOn(ctx context.Context, network string) ([]string, error
 	return out, nil
 }
 
-// Create creates and starts the container detached. It runs the image's
-// default command (the interactive shell) on a terminal the runtime
-// allocates (-d -i -t), which keeps it alive with nothing attached, and sets
-// SIGHUP as the stop signal so that Stop ends that shell at once instead of
-// waiting out the timeout (an interactive shell ignores SIGTERM). Rootless
-// podman also gets --userns=keep-id, so that files written in the workspace
-// belong to the user who ran claudecontainer.
+// Create creates and starts the container detached, running KeepAlive
+// after the image's entrypoint. Rootless podman also gets --userns=keep-id,
+// so that files written in the workspace belong to the user who ran
+// claudecontainer (EnsureRunning refuses rootless runtimes, so this matters
+// only to callers that skip it).
 func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
 	rootless := false
 	if e.program == Podman {
@@ -249,7 +259,7 @@ func runArgs(r engine.RunSpec, rootless bool) ([]string, error) {
 	if err := checkImage(r.Image); err != nil {
 		return nil, err
 	}
-	args := []string{"run", "-d", "-i", "-t", "--name", r.Name, "--network", r.Network, "--stop-signal", "SIGHUP"}
+	args := []string{"run", "-d", "--name", r.Name, "--network", r.Network}
 	for _, a := range r.DNS {
 		if !a.IsValid() || a.Zone() != "" {
 			return nil, fmt.Errorf("DNS server %v is not a plain IP address", a)
@@ -284,7 +294,8 @@ func runArgs(r engine.RunSpec, rootless bool) ([]string, error) {
 		}
 		args = append(args, "-e", k+"="+r.Env[k])
 	}
-	return append(args, r.Image), nil
+	args = append(args, r.Image)
+	return append(args, KeepAlive...), nil
 }
 
 // volumeSpec renders a -v value: a named volume (created by the runtime when
@@ -330,9 +341,10 @@ func (e *Engine) lifecycle(ctx context.Context, name string, args ...string) err
 	return err
 }
 
-// Exec runs argv in the running container, attached to this terminal. The
-// error of a command that ran and failed is a *proc.ExitError carrying its
-// exit status.
+// Exec runs argv in the running container, attached to this terminal. It
+// asks for a terminal in the container (-t) only when standard input is one:
+// docker refuses -t otherwise. The error of a command that ran and failed is
+// a *proc.ExitError carrying its exit status.
 func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
 	if err := checkName("container", name); err != nil {
 		return err
@@ -340,5 +352,14 @@ func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
 	if len(argv) == 0 {
 		return errors.New("exec: no command")
 	}
-	return e.run.Interactive(ctx, e.cmd(append([]string{"exec", "-i", "-t", name}, argv...)...))
+	isTerminal := e.StdinIsTerminal
+	if isTerminal == nil {
+		isTerminal = stdinIsTerminal
+	}
+	args := []string{"exec", "-i"}
+	if isTerminal() {
+		args = append(args, "-t")
+	}
+	args = append(append(args, name), argv...)
+	return e.run.Interactive(ctx, e.cmd(args...))
 }

@@ -165,7 +165,7 @@ func TestStateMapsEveryRuntimeState(t *testing.T) {
 	}
 }
 
-func TestRunArgsKeepTheShellAliveAndMountEverything(t *testing.T) {
+func TestRunArgsKeepTheContainerAliveAndMountEverything(t *testing.T) {
 	t.Parallel()
 	ws := t.TempDir()
 	spec := engine.RunSpec{
@@ -178,10 +178,10 @@ func TestRunArgsKeepTheShellAliveAndMountEverything(t *testing.T) {
 		CPUs:    4,
 		Env:     map[string]string{"TZ": "Europe/Paris", "A_B": "x=y z"},
 	}
-	common := []string{"run", "-d", "-i", "-t", "--name", "claude-alpine", "--network", "claude", "--stop-signal", "SIGHUP",
+	common := []string{"run", "-d", "--name", "claude-alpine", "--network", "claude",
 		"--dns", "192.168.218.1", "--dns", "10.0.0.1", "--dns", "fd00::1"}
-	tail := []string{"-v", "alpine-home:/home/claude", "-v", ws + ":/workspace", "--memory", "8g", "--cpus", "4",
-		"-e", "A_B=x=y z", "-e", "TZ=Europe/Paris", "claudepine:latest"}
+	tail := append([]string{"-v", "alpine-home:/home/claude", "-v", ws + ":/workspace", "--memory", "8g", "--cpus", "4",
+		"-e", "A_B=x=y z", "-e", "TZ=Europe/Paris", "claudepine:latest"}, KeepAlive...)
 	for _, tc := range []struct {
 		name     string
 		rootless bool
@@ -203,7 +203,7 @@ func TestRunArgsKeepTheShellAliveAndMountEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"run", "-d", "-i", "-t", "--name", "c", "--network", "n", "--stop-signal", "SIGHUP", "img"}, minimal); diff != "" {
+	if diff := cmp.Diff(append([]string{"run", "-d", "--name", "c", "--network", "n", "img"}, KeepAlive...), minimal); diff != "" {
 		t.Errorf("runArgs without limits (-want +got):\n%s", diff)
 	}
 }

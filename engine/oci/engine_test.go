@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/engine/apple"
 	"github.com/VerilyPete/claudecontainer/engine/oci"
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
 	fakeoci "github.com/VerilyPete/claudecontainer/internal/fakes/oci"
@@ -37,6 +38,7 @@ func setup(t *testing.T, program string, w fakeoci.World) (*oci.Engine, func() [
 	e := oci.New(proc.Exec{}, program)
 	// The fakes run as whoever runs the tests, never through sudo.
 	e.Privileged = false
+	e.StdinIsTerminal = func() bool { return true }
 	return e, calls, dir
 }
 
@@ -299,8 +301,9 @@ func TestContainerLifecycleFromAbsentToRunningToStopped(t *testing.T) {
 			want := []string{ps}
 			want = append(want, info...)
 			want = append(want,
-				program+" run -d -i -t --name claude-alpine --network claude --stop-signal SIGHUP --dns 192.168.218.1"+
-					" -v alpine-home:/home/claude -v claude-history:/commandhistory -v "+ws+":/workspace --memory 8g --cpus 4 claudepine:latest",
+				program+" run -d --name claude-alpine --network claude --dns 192.168.218.1"+
+					" -v alpine-home:/home/claude -v claude-history:/commandhistory -v "+ws+":/workspace --memory 8g --cpus 4 claudepine:latest "+
+					strings.Join(oci.KeepAlive, " "),
 				ps,
 				program+" stop -t 5 claude-alpine",
 				ps,
@@ -510,6 +513,13 @@ func TestExecPassesTheShellsExitStatusThrough(t *testing.T) {
 			if err := e.Exec(ctx, "claude-alpine"); err == nil {
 				t.Error("Exec without a command succeeded")
 			}
+			e.StdinIsTerminal = func() bool { return false }
+			if err := e.Exec(ctx, "claude-alpine", "/bin/zsh"); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := calls()[len(want)], program+" exec -i claude-alpine /bin/zsh"; got != want {
+				t.Errorf("Exec without a terminal on standard input ran %q; want %q (docker refuses -t then)", got, want)
+			}
 		})
 	}
 }
@@ -604,6 +614,12 @@ func TestPodmanRunsEveryCommandWithRootRightsAndDockerThroughItsSocket(t *testin
 		if !c.Privileged || c.Name != "podman" {
 			t.Errorf("command %s: Privileged = %t; want true", c, c.Privileged)
 		}
+	}
+}
+
+func TestKeepAliveIsTheSameForEveryRuntime(t *testing.T) {
+	if diff := cmp.Diff(apple.KeepAlive, oci.KeepAlive); diff != "" {
+		t.Errorf("podman and docker keep the container alive differently from Apple's runtime (-apple +oci):\n%s", diff)
 	}
 }
 

@@ -5,10 +5,9 @@
 // both, so that podman standing in for docker (the podman-docker package)
 // works too.
 //
-// The container is created with `run -d -i -t` and keeps its default command
-// (the image's zsh) running on a terminal the runtime allocates, so that
-// shells can be exec'd into it; it is stopped with SIGHUP, the signal an
-// interactive shell exits on when its terminal goes away.
+// The container runs KeepAlive, a shell loop that idles until SIGTERM, after
+// the image's entrypoint (the image's default command, an interactive shell,
+// would exit at once without a terminal), and shells join it with `exec`.
 //
 // Only a rootful runtime is accepted: a rootless one keeps its bridges in a
 // network namespace of its own, where the host firewall cannot see them. So
@@ -46,6 +45,9 @@ type Engine struct {
 	// own. docker's daemon is rootful already and is reached through its
 	// socket.
 	Privileged bool
+	// StdinIsTerminal reports whether this process's standard input is a
+	// terminal; nil means checking os.Stdin. Tests set it.
+	StdinIsTerminal func() bool
 }
 
 // Interface guard.

@@ -41,26 +41,55 @@ func (r pathRunner) Interactive(ctx context.Context, c proc.Cmd) error {
 	return r.Runner.Interactive(ctx, c)
 }
 
-// staticBinary returns the first of paths that is a statically linked
-// executable, for an image built from nothing.
-func staticBinary(paths ...string) string {
-	for _, p := range paths {
-		f, err := elf.Open(p)
+// withLibraries returns the ELF program at path and, when it is dynamically
+// linked, its interpreter and every shared library it needs, found in the
+// usual library directories: the files an image built from nothing needs
+// to run it.
+func withLibraries(path string) ([]string, error) {
+	files := []string{path}
+	seen := map[string]bool{path: true}
+	for i := 0; i < len(files); i++ {
+		f, err := elf.Open(files[i])
 		if err != nil {
-			continue
+			return nil, err
 		}
-		static := true
+		var needed []string
 		for _, prog := range f.Progs {
 			if prog.Type == elf.PT_INTERP {
-				static = false
+				b := make([]byte, prog.Filesz)
+				if _, err := prog.ReadAt(b, 0); err != nil {
+					f.Close()
+					return nil, err
+				}
+				needed = append(needed, strings.TrimRight(string(b), "\x00"))
 			}
 		}
+		libs, err := f.ImportedLibraries()
 		f.Close()
-		if static {
-			return p
+		if err != nil {
+			return nil, err
+		}
+		for _, lib := range libs {
+			found := ""
+			for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"} {
+				if _, err := os.Stat(filepath.Join(dir, lib)); err == nil {
+					found = filepath.Join(dir, lib)
+					break
+				}
+			}
+			if found == "" {
+				return nil, fmt.Errorf("%s needs %s, which is in no library directory", files[i], lib)
+			}
+			needed = append(needed, found)
+		}
+		for _, n := range needed {
+			if !seen[n] {
+				seen[n] = true
+				files = append(files, n)
+			}
 		}
 	}
-	return ""
+	return files, nil
 }
 
 // TestRealPodmanRunsTheContainerOnItsNetwork drives the podman installed on
@@ -69,18 +98,21 @@ func staticBinary(paths ...string) string {
 // it, stop and start it. Its storage and network configuration live in
 // temporary directories, so it leaves nothing behind.
 func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
-	const setupHint = "apt-get install podman netavark aardvark-dns iptables runc busybox-static zsh-static"
+	const setupHint = "apt-get install podman netavark aardvark-dns iptables runc busybox"
 	if realPodman == "" {
 		t.Skip("podman is not installed; to run this check: " + setupHint)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("this check runs rootful podman, whose bridge the host firewall sees; run the tests as root")
 	}
-	busybox := staticBinary("/bin/busybox", "/usr/bin/busybox")
-	if busybox == "" {
-		t.Skip("no statically linked busybox to build the test image from; " + setupHint)
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox, to build the test image from, is not installed; " + setupHint)
 	}
-	shell := staticBinary("/bin/zsh-static", "/usr/bin/zsh-static")
+	files, err := withLibraries(busybox)
+	if err != nil {
+		t.Skipf("cannot gather busybox's libraries for the test image: %v", err)
+	}
 
 	tmp := t.TempDir()
 	conf := filepath.Join(tmp, "containers.conf")
@@ -102,65 +134,104 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 	t.Setenv("CONTAINERS_CONF", conf)
 	t.Setenv("CONTAINERS_STORAGE_CONF", storage)
 
+	realSession(t, oci.Podman, realPodman, netip.MustParsePrefix("10.213.77.0/24"), busybox, files)
+}
+
+// realDocker is the docker found on PATH before the fakes were put first.
+var realDocker = func() string {
+	p, _ := exec.LookPath("docker")
+	return p
+}()
+
+// TestRealDockerRunsTheContainerOnItsNetwork drives the Docker daemon that
+// answers here (DOCKER_HOST or the default socket) through the same session
+// as the podman check. It skips when no daemon answers.
+func TestRealDockerRunsTheContainerOnItsNetwork(t *testing.T) {
+	if realDocker == "" {
+		t.Skip("docker is not installed")
+	}
+	if _, err := (proc.Exec{}).Run(context.Background(), proc.Cmd{Name: realDocker, Args: []string{"info"}}); err != nil {
+		t.Skipf("no Docker daemon answers here (start one to run this check): %v", err)
+	}
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Skip("busybox, to build the test image from, is not installed")
+	}
+	files, err := withLibraries(busybox)
+	if err != nil {
+		t.Skipf("cannot gather busybox's libraries for the test image: %v", err)
+	}
+	realSession(t, oci.Docker, realDocker, netip.MustParsePrefix("10.213.78.0/24"), busybox, files)
+}
+
+// realSession runs the whole session against the real program at path:
+// build, network, create, exec, stop, start.
+func realSession(t *testing.T, program, path string, subnet netip.Prefix, busybox string, files []string) {
+	tmp := t.TempDir()
 	ctx := context.Background()
 	raw := func(args ...string) (string, error) {
-		res, err := proc.Exec{}.Run(ctx, proc.Cmd{Name: realPodman, Args: args})
+		res, err := proc.Exec{}.Run(ctx, proc.Cmd{Name: path, Args: args})
 		return string(res.Stdout), err
 	}
-	e := oci.New(pathRunner{proc.Exec{}, realPodman}, oci.Podman)
+	e := oci.New(pathRunner{proc.Exec{}, path}, program)
 
-	const (
-		image     = "localhost/claudecontainer-oci-test:latest"
-		network   = "cctest"
-		container = "cctest-shell"
+	var (
+		image     = "localhost/claudecontainer-oci-test-" + program + ":latest"
+		network   = "cctest-" + program
+		container = "cctest-shell-" + program
+		probe     = "cctest-probe-" + program
 	)
-	subnet := netip.MustParsePrefix("10.213.77.0/24")
+	rm := []string{"rm", "-f"}
+	if program == oci.Podman {
+		rm = append(rm, "-t", "0")
+	}
 	t.Cleanup(func() {
-		raw("rm", "-f", "-t", "0", container)
-		raw("network", "rm", "-f", network)
+		raw(append(rm, container)...)
+		raw(append(rm, probe)...)
+		raw("network", "rm", network)
+		raw("rmi", "-f", image)
+		raw("volume", "rm", "-f", "cctest-home-"+program)
 	})
 
 	version, err := e.Version(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("podman %s", version)
+	t.Logf("%s %s", program, version)
 	if err := e.EnsureRunning(ctx); err != nil {
-		t.Skipf("podman does not work on this machine: %v", err)
+		t.Skipf("%s does not work on this machine: %v", program, err)
 	}
 	if rootless, err := e.Rootless(ctx); err != nil || rootless {
 		t.Fatalf("Rootless = %t, %v; want false as root", rootless, err)
 	}
 
-	// An image from nothing but local files: a static busybox, and a static
-	// zsh as the default command when there is one.
+	// An image from nothing but local files: busybox (with its libraries
+	// when it is not static), an interactive shell as the default command.
 	buildDir := filepath.Join(tmp, "build")
-	bin := filepath.Join(buildDir, "rootfs", "bin")
-	if err := os.MkdirAll(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	copyFile := func(src, dst string) {
-		b, err := os.ReadFile(src)
+	rootfs := filepath.Join(buildDir, "rootfs")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(rootfs, f)
+		if f == busybox {
+			dst = filepath.Join(rootfs, "bin", "busybox")
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(dst, b, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	copyFile(busybox, filepath.Join(bin, "busybox"))
 	for _, applet := range []string{"sh", "sleep", "touch", "cat"} {
-		if err := os.Symlink("busybox", filepath.Join(bin, applet)); err != nil {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cmd := "/bin/sh"
-	if shell != "" {
-		copyFile(shell, filepath.Join(bin, "zsh"))
-		cmd = "/bin/zsh"
-	}
 	dockerfile := filepath.Join(buildDir, "Containerfile")
-	if err := os.WriteFile(dockerfile, []byte("FROM scratch\nARG NOTE=none\nLABEL note=$NOTE\nCOPY rootfs/ /\nCMD [\""+cmd+"\"]\n"), 0o644); err != nil {
+	if err := os.WriteFile(dockerfile, []byte("FROM scratch\nARG NOTE=none\nLABEL note=$NOTE\nCOPY rootfs/ /\nCMD [\"/bin/sh\"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -173,13 +244,13 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 	if ok, err := e.ImageExists(ctx, image); err != nil || !ok {
 		t.Fatalf("ImageExists after Build = %t, %v; want true", ok, err)
 	}
-	if label, err := raw("image", "inspect", "--format", "{{.Labels.note}}", image); err != nil || strings.TrimSpace(label) != "built by the oci test" {
+	if label, err := raw("image", "inspect", "--format", "{{.Config.Labels.note}}", image); err != nil || strings.TrimSpace(label) != "built by the oci test" {
 		t.Errorf("the build argument did not reach the build: label %q, %v", label, err)
 	}
 	// Detached: podman 4.3 waits 20 s on its own cleanup after an attached
 	// run.
-	out, err := raw("run", "-d", "--name", "cctest-probe", "--network", "none", image, "/bin/sleep", "60")
-	raw("rm", "-f", "-t", "0", "cctest-probe")
+	out, err := raw("run", "-d", "--name", probe, "--network", "none", image, "/bin/sleep", "60")
+	raw(append(rm, probe)...)
 	if err != nil {
 		t.Skipf("podman cannot run containers on this machine (%v): %s", err, out)
 	}
@@ -194,7 +265,7 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.IPv4 != subnet || n.Gateway4 != netip.MustParseAddr("10.213.77.1") || n.IPv6.IsValid() || n.Interface == "" {
+	if n.IPv4 != subnet || n.Gateway4 != subnet.Addr().Next() || n.IPv6.IsValid() || n.Interface == "" {
 		t.Fatalf("Network = %+v", n)
 	}
 	t.Logf("network %s: %s via %s on %s", n.Name, n.IPv4, n.Gateway4, n.Interface)
@@ -203,12 +274,16 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 		t.Fatalf("State before Create = %q, %v; want absent", st, err)
 	}
 	workspace := t.TempDir()
+	// The container's user may not be root: let it write.
+	if err := os.Chmod(workspace, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	spec := engine.RunSpec{
 		Name:    container,
 		Image:   image,
 		Network: network,
 		DNS:     []netip.Addr{n.Gateway4},
-		Volumes: []engine.Volume{{Source: "cctest-home", Target: "/home/claude"}, {Source: workspace, Target: "/workspace"}},
+		Volumes: []engine.Volume{{Source: "cctest-home-" + program, Target: "/home/claude"}, {Source: workspace, Target: "/workspace"}},
 		Memory:  "256m",
 		CPUs:    1,
 		Env:     map[string]string{"CLAUDECONTAINER_TEST": "1"},
@@ -240,7 +315,13 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(workspace, "hello")); err != nil {
 		t.Errorf("a file made in /workspace is not in the host directory: %v", err)
 	}
-	if resolv, err := raw("exec", container, "/bin/cat", "/etc/resolv.conf"); err != nil || !strings.Contains(resolv, "nameserver "+n.Gateway4.String()) {
+	if program == oci.Docker {
+		// docker answers on 127.0.0.11 inside the container and forwards,
+		// from the container's network namespace, to the --dns servers.
+		if dns, err := raw("container", "inspect", "--format", "{{json .HostConfig.Dns}}", container); err != nil || strings.TrimSpace(dns) != `["`+n.Gateway4.String()+`"]` {
+			t.Errorf("HostConfig.Dns = %q, %v; want the gateway", dns, err)
+		}
+	} else if resolv, err := raw("exec", container, "/bin/cat", "/etc/resolv.conf"); err != nil || !strings.Contains(resolv, "nameserver "+n.Gateway4.String()) {
 		t.Errorf("/etc/resolv.conf = %q, %v; want the gateway as nameserver", resolv, err)
 	}
 
@@ -262,7 +343,7 @@ func TestRealPodmanRunsTheContainerOnItsNetwork(t *testing.T) {
 	if err := e.Stop(ctx, container); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Start(ctx, "cctest-missing"); !errors.Is(err, engine.ErrNotFound) {
+	if err := e.Start(ctx, "cctest-missing-"+program); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("Start of a missing container: %v; want engine.ErrNotFound", err)
 	}
 }

@@ -1,0 +1,12 @@
+package oci
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+func stdinIsTerminal() bool {
+	_, err := unix.IoctlGetTermios(int(os.Stdin.Fd()), unix.TCGETS)
+	return err == nil
+}
