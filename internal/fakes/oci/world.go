@@ -39,9 +39,13 @@
 // fakebin.Main, call Use(t, world) in each test, and HoldSessions to keep
 // shells attached and end them one by one.
 //
-// Two behaviours of the image claudecontainer runs are modelled: its default
+// One behaviour of the image claudecontainer runs is modelled: its default
 // command is an interactive shell, so a container run without both -i and -t
 // and without a command of its own exits at once.
+//
+// The fakes are the test binary; built with -race, each call would sleep a
+// second on exit, so a TestMain should add atexit_sleep_ms=0 to GORACE
+// before fakebin.Main, as this package's tests do.
 package oci
 
 import (
