@@ -80,7 +80,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 		}
 	}()
 
-	p, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge)
+	p, set, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 	// different, reload the rules for what it is.
 	if n2, err := e.eng.Network(ctx, e.cfg.Network); err == nil && n2 != n {
 		e.step("network %s changed (%s): reloading the firewall", n.Name, describe(n2))
-		if _, err := e.firewallUp(ctx, n2, e.cfg.AllowlistMaxAge); err != nil {
+		if _, err := e.loadFirewall(ctx, n2, set); err != nil {
 			return err
 		}
 	} else if err != nil {

@@ -75,13 +75,20 @@ func (e *env) policyFor(n policy.Network) (policy.Policy, error) {
 	return p, nil
 }
 
-// firewallUp loads the allowlist and brings the firewall up for n.
-func (e *env) firewallUp(ctx context.Context, n policy.Network, maxAge time.Duration) (policy.Policy, error) {
-	p, err := e.policyFor(n)
-	if err != nil {
-		return p, err
-	}
+// firewallUp loads the allowlist and brings the firewall up for n. It
+// returns the policy and the set it loaded, so that a reload can reuse them.
+func (e *env) firewallUp(ctx context.Context, n policy.Network, maxAge time.Duration) (policy.Policy, *netipx.IPSet, error) {
 	set, err := e.allowlist(ctx, maxAge)
+	if err != nil {
+		return policy.Policy{}, nil, err
+	}
+	p, err := e.loadFirewall(ctx, n, set)
+	return p, set, err
+}
+
+// loadFirewall brings the firewall up for n with set as the allowlist.
+func (e *env) loadFirewall(ctx context.Context, n policy.Network, set *netipx.IPSet) (policy.Policy, error) {
+	p, err := e.policyFor(n)
 	if err != nil {
 		return p, err
 	}

@@ -74,7 +74,7 @@ func (e *env) up(ctx context.Context) (err error) {
 	if err := e.sessions.SetHold(true); err != nil {
 		return fmt.Errorf("recording the hold: %w", err)
 	}
-	if _, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge); err != nil {
+	if _, _, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge); err != nil {
 		// Leave nothing loaded that nothing owns.
 		if !wasHeld {
 			e.sessions.SetHold(false)
