@@ -15,12 +15,14 @@ import (
 )
 
 // Install replaces path with data like Write, creating the directory (0755)
-// when it is missing, also where this process may not write: then it stages
-// the data in a temporary file and, through run with Privileged set (sudo),
-// creates the directory, copies the file next to path under a hidden
-// temporary name, sets its mode and renames it over path (a rename within
-// one directory, so readers see the old file or the new one). On error path
-// is unchanged and the temporary files are removed.
+// when it is missing, also where this process may not write: then, through
+// run with Privileged set (sudo), it creates the directory, creates an empty
+// file under a hidden temporary name next to path, gives it perm, fills it
+// from standard input and renames it over path (a rename within one
+// directory, so readers see the old file or the new one). The
+// data never passes through a file this process's user could swap before
+// root reads it, and it is never readable with a wider mode than perm. On
+// error path is unchanged and the temporary file is removed.
 func Install(ctx context.Context, run proc.Runner, path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
 	if canWrite(dir) {
@@ -34,30 +36,16 @@ func Install(ctx context.Context, run proc.Runner, path string, data []byte, per
 
 func installPrivileged(ctx context.Context, run proc.Runner, path string, data []byte, perm os.FileMode) (err error) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
-	f, err := os.CreateTemp("", "claudecontainer-"+base+"-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: staging: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: staging: %w", path, err)
-	}
-
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	staged := filepath.Join(dir, "."+base+".tmp-"+hex.EncodeToString(rnd[:]))
-	sudo := func(ctx context.Context, name string, args ...string) error {
-		_, err := run.Run(ctx, proc.Cmd{Name: name, Args: args, Privileged: true})
+	sudo := func(ctx context.Context, stdin []byte, name string, args ...string) error {
+		_, err := run.Run(ctx, proc.Cmd{Name: name, Args: args, Stdin: stdin, Privileged: true})
 		return err
 	}
-	if err := sudo(ctx, "mkdir", "-p", dir); err != nil {
+	if err := sudo(ctx, nil, "mkdir", "-p", dir); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
@@ -66,15 +54,21 @@ func installPrivileged(ctx context.Context, run proc.Runner, path string, data [
 			// too, the hidden name keeps the leftover out of the way.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
-			sudo(ctx, "rm", "-f", staged)
+			sudo(ctx, nil, "rm", "-f", staged)
 		}
 	}()
-	for _, c := range [][]string{
-		{"cp", tmp, staged},
-		{"chmod", fmt.Sprintf("%04o", perm.Perm()), staged},
-		{"mv", "-f", staged, path},
+	for _, c := range []struct {
+		stdin []byte
+		argv  []string
+	}{
+		{nil, []string{"touch", staged}},
+		{nil, []string{"chmod", fmt.Sprintf("%04o", perm.Perm()), staged}},
+		// tee copies its standard input into the file (and to its
+		// standard output, which Run captures and this drops).
+		{data, []string{"tee", staged}},
+		{nil, []string{"mv", "-f", staged, path}},
 	} {
-		if err := sudo(ctx, c[0], c[1:]...); err != nil {
+		if err := sudo(ctx, c.stdin, c.argv[0], c.argv[1:]...); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}

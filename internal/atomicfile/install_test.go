@@ -2,6 +2,7 @@ package atomicfile_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,55 +93,60 @@ func TestInstallWritesDirectlyAndCreatesTheDirectoryWhereTheProcessMayWrite(t *t
 }
 
 func TestInstallGoesThroughSudoWhereTheProcessMayNotWrite(t *testing.T) {
-	calls := fakebin.NewLog(t)
-	run := unprivileged(t)
-	tmpdir := t.TempDir()
-	t.Setenv("TMPDIR", tmpdir)
-	dir := filepath.Join(t.TempDir(), "pf.anchors")
-	path := filepath.Join(dir, "allowed")
+	for _, perm := range []os.FileMode{0o644, 0o600} {
+		t.Run(perm.String(), func(t *testing.T) {
+			calls := fakebin.NewLog(t)
+			run := unprivileged(t)
+			tmpdir := t.TempDir()
+			t.Setenv("TMPDIR", tmpdir)
+			dir := filepath.Join(t.TempDir(), "pf.anchors")
+			path := filepath.Join(dir, "allowed")
 
-	if err := atomicfile.Install(context.Background(), run, path, []byte("new\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "new\n" {
-		t.Errorf("contents = %q", b)
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
-		t.Errorf("mode = %v, want 0644", fi.Mode().Perm())
-	}
-	if diff := cmp.Diff([]string{"allowed"}, entries(t, dir)); diff != "" {
-		t.Errorf("directory (-want +got):\n%s", diff)
-	}
-	if got := entries(t, tmpdir); got != nil {
-		t.Errorf("staging files left in TMPDIR: %q", got)
-	}
-	got := calls()
-	if len(got) != 4 {
-		t.Fatalf("calls = %q, want 4", got)
-	}
-	tmp, staged := stagedNames(t, got[1])
-	if !strings.HasPrefix(tmp, tmpdir+"/") || !strings.HasPrefix(staged, dir+"/.allowed.tmp-") {
-		t.Fatalf("cp %s %s: want a file in TMPDIR copied to a hidden name next to the target", tmp, staged)
-	}
-	want := []string{
-		"sudo -- mkdir -p " + dir,
-		"sudo -- cp " + tmp + " " + staged,
-		"sudo -- chmod 0644 " + staged,
-		"sudo -- mv -f " + staged + " " + path,
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("calls (-want +got):\n%s", diff)
+			if err := atomicfile.Install(context.Background(), run, path, []byte("new\n"), perm); err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(path); string(b) != "new\n" {
+				t.Errorf("contents = %q", b)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != perm {
+				t.Errorf("mode = %v, want %v", fi.Mode().Perm(), perm)
+			}
+			if diff := cmp.Diff([]string{"allowed"}, entries(t, dir)); diff != "" {
+				t.Errorf("directory (-want +got):\n%s", diff)
+			}
+			if got := entries(t, tmpdir); got != nil {
+				t.Errorf("files left in TMPDIR: %q", got)
+			}
+			got := calls()
+			if len(got) != 5 {
+				t.Fatalf("calls = %q, want 5", got)
+			}
+			staged := stagedName(t, got[1])
+			if !strings.HasPrefix(staged, dir+"/.allowed.tmp-") {
+				t.Fatalf("staged file %s: want a hidden name next to the target", staged)
+			}
+			// The mode is set while the file is empty, before the data is
+			// written.
+			want := []string{
+				"sudo -- mkdir -p " + dir,
+				"sudo -- touch " + staged,
+				"sudo -- chmod " + fmt.Sprintf("%04o", perm) + " " + staged,
+				"sudo -- tee " + staged,
+				"sudo -- mv -f " + staged + " " + path,
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
 func TestAFailedPrivilegedInstallLeavesTheOldFileAndNoTemporaryFiles(t *testing.T) {
-	for _, step := range []string{"mkdir", "cp", "chmod", "mv"} {
+	for _, step := range []string{"mkdir", "touch", "chmod", "tee", "mv"} {
 		t.Run(step, func(t *testing.T) {
 			calls := fakebin.NewLog(t)
 			run := unprivileged(t)
 			t.Setenv(failEnv, step)
-			tmpdir := t.TempDir()
-			t.Setenv("TMPDIR", tmpdir)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "allowed")
 			old := []byte("# old\n192.30.252.0/22\n")
@@ -158,9 +164,6 @@ func TestAFailedPrivilegedInstallLeavesTheOldFileAndNoTemporaryFiles(t *testing.
 			if diff := cmp.Diff([]string{"allowed"}, entries(t, dir)); diff != "" {
 				t.Errorf("directory (-want +got):\n%s", diff)
 			}
-			if got := entries(t, tmpdir); got != nil {
-				t.Errorf("staging files left in TMPDIR: %q", got)
-			}
 			got := calls()
 			last := strings.Fields(got[len(got)-1])
 			if step == "mkdir" {
@@ -176,12 +179,12 @@ func TestAFailedPrivilegedInstallLeavesTheOldFileAndNoTemporaryFiles(t *testing.
 	}
 }
 
-// stagedNames returns the source and target of a logged `sudo -- cp SRC DST`.
-func stagedNames(t *testing.T, call string) (string, string) {
+// stagedName returns the file of a logged `sudo -- touch FILE`.
+func stagedName(t *testing.T, call string) string {
 	t.Helper()
 	f := strings.Fields(call)
-	if len(f) != 5 || f[2] != "cp" {
-		t.Fatalf("call %q is not sudo -- cp SRC DST", call)
+	if len(f) != 4 || f[2] != "touch" {
+		t.Fatalf("call %q is not sudo -- touch FILE", call)
 	}
-	return f[3], f[4]
+	return f[3]
 }
