@@ -18,8 +18,9 @@ import (
 // when it is missing, also where this process may not write: then, through
 // run with Privileged set (sudo), it creates the directory, creates an empty
 // file under a hidden temporary name next to path, gives it perm, fills it
-// from standard input and renames it over path (a rename within one
-// directory, so readers see the old file or the new one). The
+// from standard input, flushes it to disk and renames it over path (a
+// rename within one directory, so readers see the old file or the new one,
+// even after a crash). The
 // data never passes through a file this process's user could swap before
 // root reads it, and it is never readable with a wider mode than perm. On
 // error path is unchanged and the temporary file is removed.
@@ -66,6 +67,9 @@ func installPrivileged(ctx context.Context, run proc.Runner, path string, data [
 		// tee copies its standard input into the file (and to its
 		// standard output, which Run captures and this drops).
 		{data, []string{"tee", staged}},
+		// sync takes no file operand on macOS; it flushes every file
+		// system, this file's data included, before the rename.
+		{nil, []string{"sync"}},
 		{nil, []string{"mv", "-f", staged, path}},
 	} {
 		if err := sudo(ctx, c.stdin, c.argv[0], c.argv[1:]...); err != nil {

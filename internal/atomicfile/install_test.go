@@ -118,20 +118,21 @@ func TestInstallGoesThroughSudoWhereTheProcessMayNotWrite(t *testing.T) {
 				t.Errorf("files left in TMPDIR: %q", got)
 			}
 			got := calls()
-			if len(got) != 5 {
-				t.Fatalf("calls = %q, want 5", got)
+			if len(got) != 6 {
+				t.Fatalf("calls = %q, want 6", got)
 			}
 			staged := stagedName(t, got[1])
 			if !strings.HasPrefix(staged, dir+"/.allowed.tmp-") {
 				t.Fatalf("staged file %s: want a hidden name next to the target", staged)
 			}
 			// The mode is set while the file is empty, before the data is
-			// written.
+			// written, and the data is flushed before the rename.
 			want := []string{
 				"sudo -- mkdir -p " + dir,
 				"sudo -- touch " + staged,
 				"sudo -- chmod " + fmt.Sprintf("%04o", perm) + " " + staged,
 				"sudo -- tee " + staged,
+				"sudo -- sync",
 				"sudo -- mv -f " + staged + " " + path,
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -142,7 +143,7 @@ func TestInstallGoesThroughSudoWhereTheProcessMayNotWrite(t *testing.T) {
 }
 
 func TestAFailedPrivilegedInstallLeavesTheOldFileAndNoTemporaryFiles(t *testing.T) {
-	for _, step := range []string{"mkdir", "touch", "chmod", "tee", "mv"} {
+	for _, step := range []string{"mkdir", "touch", "chmod", "tee", "sync", "mv"} {
 		t.Run(step, func(t *testing.T) {
 			calls := fakebin.NewLog(t)
 			run := unprivileged(t)
