@@ -20,11 +20,15 @@ import (
 // file under a hidden temporary name next to path, gives it perm, fills it
 // from standard input, flushes it to disk and renames it over path (a
 // rename within one directory, so readers see the old file or the new one,
-// even after a crash). The
-// data never passes through a file this process's user could swap before
-// root reads it, and it is never readable with a wider mode than perm. On
-// error path is unchanged and the temporary file is removed.
+// even after a crash). The data never passes through a file this process's
+// user could swap before root reads it, and it is never readable with a
+// wider mode than perm. A directory at path is refused. On error path is
+// unchanged and the temporary file is removed.
 func Install(ctx context.Context, run proc.Runner, path string, data []byte, perm os.FileMode) error {
+	// mv onto a directory would move the file into it and succeed.
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("writing %s: it is a directory; remove it or choose another file name", path)
+	}
 	dir := filepath.Dir(path)
 	if canWrite(dir) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -180,6 +180,34 @@ func TestAFailedPrivilegedInstallLeavesTheOldFileAndNoTemporaryFiles(t *testing.
 	}
 }
 
+func TestInstallRefusesToReplaceADirectory(t *testing.T) {
+	for name, privileged := range map[string]bool{"directly": false, "through sudo": true} {
+		t.Run(name, func(t *testing.T) {
+			calls := fakebin.NewLog(t)
+			var run proc.Runner = proc.Exec{}
+			if privileged {
+				run = unprivileged(t)
+			} else {
+				atomicfile.SetCanWrite(t, func(string) bool { return true })
+			}
+			path := filepath.Join(t.TempDir(), "allowed")
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			err := atomicfile.Install(context.Background(), run, path, []byte("new\n"), 0o644)
+			if err == nil || err.Error() != "writing "+path+": it is a directory; remove it or choose another file name" {
+				t.Errorf("err = %v, want one saying the path is a directory", err)
+			}
+			if got := entries(t, path); got != nil {
+				t.Errorf("the directory now holds %q", got)
+			}
+			if got := calls(); got != nil {
+				t.Errorf("ran %q, want no program", got)
+			}
+		})
+	}
+}
+
 // stagedName returns the file of a logged `sudo -- touch FILE`.
 func stagedName(t *testing.T, call string) string {
 	t.Helper()
