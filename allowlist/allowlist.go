@@ -165,10 +165,7 @@ func Update(ctx context.Context, srcs []sources.Source, opts Options, path strin
 func Merge(prefixes []netip.Prefix) (*netipx.IPSet, error) {
 	var b netipx.IPSetBuilder
 	for _, p := range prefixes {
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		b.AddPrefix(p)
+		b.AddPrefix(unmap(p))
 	}
 	set, err := b.IPSet()
 	if err != nil {

@@ -111,15 +111,21 @@ type verdict struct {
 	kept    []cut          // private ranges kept because the user wrote them
 }
 
+// unmap turns an IPv4-mapped IPv6 prefix (::ffff:0:0/96 or longer) into the
+// IPv4 prefix it stands for, and returns any other prefix as it is.
+func unmap(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
+}
+
 // vet applies the vetting rules to p. literal says the user wrote p by hand.
 func vet(p netip.Prefix, literal bool) verdict {
 	if !p.IsValid() {
 		return verdict{entry: p, refused: "not a valid prefix"}
 	}
-	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-	}
-	p = p.Masked()
+	p = unmap(p).Masked()
 	v := verdict{entry: p}
 	min := minBits4
 	if p.Addr().Is6() {
