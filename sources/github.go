@@ -78,16 +78,11 @@ func fetchGitHub(ctx context.Context, env Env) (Result, error) {
 // It calls env.HTTP directly rather than through a script pipe because it
 // needs the status and headers (ETag, 304, rate limits), which a pipe hides.
 func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, etag string, haveCache bool) (ps []netip.Prefix, notModified bool, err error) {
-	if env.HTTP == nil {
-		return nil, false, errors.New("no HTTP client")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := newGet(ctx, env, url, "application/vnd.github+json")
 	if err != nil {
 		return nil, false, err
 	}
-	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
-	req.Header.Set("User-Agent", userAgent)
 	if env.Getenv != nil {
 		if token := strings.TrimSpace(env.Getenv("GITHUB_TOKEN")); token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
@@ -133,7 +128,6 @@ func parseGitHubMeta(b []byte) ([]netip.Prefix, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("malformed meta document: %v", err)
 	}
-	seen := map[netip.Prefix]bool{}
 	var out []netip.Prefix
 	for _, l := range []struct {
 		key  string
@@ -142,25 +136,17 @@ func parseGitHubMeta(b []byte) ([]netip.Prefix, error) {
 		if l.list == nil {
 			return nil, fmt.Errorf("malformed meta document: no %q list", l.key)
 		}
-		for i, s := range *l.list {
-			p, err := ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("malformed meta document: %s[%d]: %v", l.key, i, err)
-			}
-			if p.Bits() == 0 {
-				return nil, fmt.Errorf("malformed meta document: %s[%d]: %s would allow every address", l.key, i, p)
-			}
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
+		ps, err := parseList(l.key, *l.list)
+		if err != nil {
+			return nil, fmt.Errorf("malformed meta document: %v", err)
 		}
+		out = append(out, ps...)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("malformed meta document: web, api and git are all empty")
 	}
 	slices.SortFunc(out, comparePrefixes)
-	return out, nil
+	return slices.Compact(out), nil
 }
 
 func comparePrefixes(a, b netip.Prefix) int {

@@ -7,6 +7,7 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -232,6 +233,40 @@ func ValidHost(h string) bool {
 
 // userAgent is sent with every request a source makes.
 const userAgent = "claudecontainer (+https://github.com/VerilyPete/claudecontainer)"
+
+// newGet returns a GET request for url that accepts the media type accept
+// and carries the tool's User-Agent, for a source to send with env.HTTP.
+func newGet(ctx context.Context, env Env, url, accept string) (*http.Request, error) {
+	if env.HTTP == nil {
+		return nil, errors.New("no HTTP client")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", userAgent)
+	return req, nil
+}
+
+// parseList parses the list called key of a fetched document: CIDRs, or
+// bare addresses taken as single hosts. An entry that does not parse, or
+// that would allow every address, makes the whole list an error naming
+// key[index].
+func parseList(key string, list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for i, s := range list {
+		p, err := ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %v", key, i, err)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%s[%d]: %s would allow every address", key, i, p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 // readLimited reads all of r, failing once it holds more than limit bytes:
 // a document that large is not the one asked for, and reading on would only

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"slices"
 
@@ -61,7 +60,7 @@ func fetchSentry(ctx context.Context, env Env) (Result, error) {
 	ps, err := getSentryRanges(ctx, env, url)
 	if err != nil {
 		env.Warnf("fetching %s: %v; using the built-in Sentry list", url, err)
-		if ps, err = parseSentryList("built-in list", sentryFallback); err != nil {
+		if ps, err = parseList("built-in list", sentryFallback); err != nil {
 			return Result{}, err
 		}
 	}
@@ -70,15 +69,10 @@ func fetchSentry(ctx context.Context, env Env) (Result, error) {
 }
 
 func getSentryRanges(ctx context.Context, env Env, url string) ([]netip.Prefix, error) {
-	if env.HTTP == nil {
-		return nil, errors.New("no HTTP client")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := newGet(ctx, env, url, "application/json")
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
 	// The pipe fails on a non-2xx status after streaming the body, so its
 	// error is checked once the body has been read.
 	p := script.NewPipe().WithHTTPClient(env.HTTP).Do(req)
@@ -106,30 +100,14 @@ func getSentryRanges(ctx context.Context, env Env, url string) ([]netip.Prefix, 
 		if l.list == nil {
 			return nil, fmt.Errorf("malformed document: no %s list", l.key)
 		}
-		ps, err := parseSentryList(l.key, *l.list)
+		ps, err := parseList(l.key, *l.list)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("malformed document: %v", err)
 		}
 		out = append(out, ps...)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("malformed document: the dashboard and ingestion lists are all empty")
-	}
-	return out, nil
-}
-
-// parseSentryList parses CIDRs and bare addresses (taken as /32 or /128).
-func parseSentryList(key string, list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for i, s := range list {
-		p, err := ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("malformed document: %s[%d]: %v", key, i, err)
-		}
-		if p.Bits() == 0 {
-			return nil, fmt.Errorf("malformed document: %s[%d]: %s would allow every address", key, i, p)
-		}
-		out = append(out, p)
 	}
 	return out, nil
 }
