@@ -224,7 +224,7 @@ func TestAllowlistLeavesTheFileUnchangedWhenARequiredSourceFails(t *testing.T) {
 	}
 	for _, want := range []string{
 		"the allowlist was not updated; " + w.file + " is unchanged:\n",
-		"source github: fetching: fetching " + sourceURLs["github"] + ": 503 Service Unavailable",
+		"source github: fetching: " + sourceURLs["github"] + ": 503 Service Unavailable",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -68,7 +68,7 @@ func fetchGitHub(ctx context.Context, env Env) (Result, error) {
 		env.Warnf("fetching %s: %v; using the copy cached in %s", url, err, cache.path(githubDocFile))
 		return Result{Prefixes: cached}, nil
 	default:
-		return Result{}, fmt.Errorf("fetching %s: %w (and no cached copy in %s to fall back to)", url, err, env.CacheDir)
+		return Result{}, fmt.Errorf("%s: %w (and no cached copy in %s to fall back to)", url, err, env.CacheDir)
 	}
 }
 
