@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"go4.org/netipx"
 )
@@ -47,10 +48,12 @@ func Render(rep *Report) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// oneLine keeps a comment on one line: control characters become spaces.
+// oneLine keeps text from outside (an HTTP status, a DNS error) on one line
+// and free of terminal escapes: control characters, C1 ones included,
+// become spaces.
 func oneLine(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
+		if unicode.IsControl(r) {
 			return ' '
 		}
 		return r

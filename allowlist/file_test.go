@@ -71,6 +71,20 @@ func TestAFailedSourceIsShownWithItsErrors(t *testing.T) {
 	}
 }
 
+func TestLinesTurnControlCharactersIntoSpaces(t *testing.T) {
+	s := allowlist.SourceReport{Name: "sentry",
+		Warnings: []string{"fetching: 503 Service\r\nUnavailable\x1b[2J\u009b2J\x7f"},
+		Notes:    []string{"kept\t10.1.0.0/16"}}
+	want := []string{
+		"sentry     0 prefixes with warnings (0s)",
+		"  warning: fetching: 503 Service  Unavailable [2J 2J ",
+		"  note: kept 10.1.0.0/16",
+	}
+	if diff := cmp.Diff(want, s.Lines()); diff != "" {
+		t.Errorf("Lines (-want +got):\n%s", diff)
+	}
+}
+
 func TestRenderRefusesAnEmptyAllowlist(t *testing.T) {
 	empty, _ := allowlist.Merge(nil)
 	for name, rep := range map[string]*allowlist.Report{
