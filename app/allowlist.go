@@ -103,8 +103,20 @@ func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*net
 	fmt.Fprintf(out, "==> allowlist: fetching %s (time limit %s)\n", strings.Join(names, ", "), cfg.FetchTimeout)
 	rep, err := allowlist.Update(ctx, srcs, opts, cfg.AllowlistFile)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		var failed []string // required sources that failed
+		if rep != nil {
+			for _, s := range rep.Sources {
+				if s.Err != nil {
+					failed = append(failed, s.Name)
+				}
+			}
+		}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 			err = fmt.Errorf("%w\n(raise %sFETCH_TIMEOUT if the network is slow)", err, config.Prefix)
+		case len(failed) > 0:
+			err = fmt.Errorf("%w\n(check the network and DNS and run it again; to go without a source, leave it out with %sSKIP_SOURCES=%s)",
+				err, config.Prefix, strings.Join(failed, ","))
 		}
 		return nil, fmt.Errorf("the allowlist was not updated; %s is unchanged:\n%w", cfg.AllowlistFile, err)
 	}

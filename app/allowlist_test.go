@@ -33,7 +33,8 @@ const metaFixture = "../allowlist/testdata/github-meta-2023-11-27.json"
 type allowlistWorld struct {
 	file, cacheDir, localFile string
 	metaHits                  atomic.Int64
-	metaStatus                int // 0 means 200 with the snapshot
+	metaStatus                int  // 0 means 200 with the snapshot
+	metaHangs                 bool // answer only when the client gives up
 }
 
 // anthropicZone answers for the anthropic source's hosts and one host of
@@ -81,6 +82,10 @@ func newAllowlistWorld(t *testing.T) *allowlistWorld {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w.metaHits.Add(1)
+		if w.metaHangs {
+			<-r.Context().Done()
+			return
+		}
 		if w.metaStatus != 0 {
 			http.Error(rw, "unavailable", w.metaStatus)
 			return
@@ -225,6 +230,7 @@ func TestAllowlistLeavesTheFileUnchangedWhenARequiredSourceFails(t *testing.T) {
 	for _, want := range []string{
 		"the allowlist was not updated; " + w.file + " is unchanged:\n",
 		"source github: fetching: " + sourceURLs["github"] + ": 503 Service Unavailable",
+		"\n(check the network and DNS and run it again; to go without a source, leave it out with CLAUDECONTAINER_SKIP_SOURCES=github)",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -238,6 +244,33 @@ func TestAllowlistLeavesTheFileUnchangedWhenARequiredSourceFails(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "\n    github     0 prefixes FAILED (") {
 		t.Errorf("output does not show the failed source:\n%s", out.String())
+	}
+}
+
+func TestAllowlistThatRunsOutOfTimeSaysWhichSettingToRaise(t *testing.T) {
+	w := newAllowlistWorld(t)
+	w.metaHangs = true
+	t.Setenv(config.Prefix+"FETCH_TIMEOUT", "1s")
+	var out bytes.Buffer
+	err := Allowlist(context.Background(), &out)
+	if err == nil {
+		t.Fatalf("Allowlist succeeded:\n%s", out.String())
+	}
+	for _, want := range []string{
+		"the allowlist was not updated; " + w.file + " is unchanged:\n",
+		"source github: fetching: ",
+		"context deadline exceeded",
+		"\n(raise CLAUDECONTAINER_FETCH_TIMEOUT if the network is slow)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "SKIP_SOURCES") {
+		t.Errorf("error suggests leaving a source out when only time ran out:\n%v", err)
+	}
+	if _, err := os.Stat(w.file); !os.IsNotExist(err) {
+		t.Errorf("a file was written: %v", err)
 	}
 }
 
