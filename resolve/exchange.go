@@ -37,22 +37,14 @@ func (e serversError) Error() string {
 
 func (e serversError) Unwrap() []error { return e }
 
-// Exchange sends q, which must hold one question, to the servers in order
-// until one gives a NOERROR or NXDOMAIN answer, and returns that answer with
-// the ID of q. Each server gets Attempts tries of at most Timeout each over
-// UDP, and a truncated UDP answer is asked again over TCP. A server that
-// answers with another rcode is not asked again; the next one is. An answer
-// must echo the question of q. Exchange stops when ctx is done.
-func (r *Resolver) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	resp, _, err := r.exchange(ctx, q)
-	return resp, err
-}
-
-// exchange is Exchange that also names the server that answered.
+// exchange sends q, which holds one question, to the servers in order until
+// one gives a NOERROR or NXDOMAIN answer, and returns that answer and the
+// server that gave it. Each server gets Attempts tries of at most Timeout
+// each over UDP, and a truncated UDP answer is asked again over TCP. A
+// server that answers with another rcode is not asked again; the next one
+// is. An answer must echo the question of q. exchange stops when ctx is
+// done.
 func (r *Resolver) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, string, error) {
-	if len(q.Question) != 1 {
-		return nil, "", fmt.Errorf("a query needs one question, not %d", len(q.Question))
-	}
 	if len(r.Servers) == 0 {
 		return nil, "", errors.New("no DNS servers configured")
 	}
@@ -124,7 +116,6 @@ func (r *Resolver) once(ctx context.Context, network, server string, q *dns.Msg)
 	if err := matches(m, resp); err != nil {
 		return nil, fmt.Errorf("bad answer over %s: %w", network, err)
 	}
-	resp.Id = q.Id
 	return resp, nil
 }
 

@@ -3,7 +3,7 @@
 // truncated, a timeout and a retry per query, every name concurrently.
 //
 // A Resolver holds no state besides its settings, so one value may serve many
-// goroutines at once, and Exchange lets a forwarder reuse its server handling.
+// goroutines at once.
 package resolve
 
 import (

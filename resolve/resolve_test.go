@@ -519,36 +519,6 @@ func TestLookupAllOfNoHostsIsEmpty(t *testing.T) {
 	}
 }
 
-func TestExchangeForwardsAQueryAndKeepsItsID(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, zone{"a.example. MX": {answer: []string{"a.example. 60 IN MX 10 mail.a.example."}}}, 0)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
-	q := new(dns.Msg).SetQuestion("a.example.", dns.TypeMX)
-	q.Id = 4242
-	resp, err := r.Exchange(t.Context(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Id != 4242 {
-		t.Errorf("answer ID = %d, want the query's 4242", resp.Id)
-	}
-	var got []string
-	for _, rr := range resp.Answer {
-		got = append(got, rr.String())
-	}
-	if diff := cmp.Diff([]string{"a.example.\t60\tIN\tMX\t10 mail.a.example."}, got); diff != "" {
-		t.Errorf("answer (-want +got):\n%s", diff)
-	}
-}
-
-func TestExchangeRefusesAQueryWithoutOneQuestion(t *testing.T) {
-	t.Parallel()
-	r := &resolve.Resolver{Servers: []string{"127.0.0.1:1"}}
-	if _, err := r.Exchange(t.Context(), new(dns.Msg)); err == nil || !strings.Contains(err.Error(), "one question") {
-		t.Errorf("Exchange of an empty message: error %v, want one saying a query needs one question", err)
-	}
-}
-
 // BenchmarkLookupAll50NamesWithDelay resolves 50 names from a server that
 // answers every question after 20ms; concurrent lookups take about one delay.
 func BenchmarkLookupAll50NamesWithDelay(b *testing.B) {
