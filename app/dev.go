@@ -207,7 +207,7 @@ func (e *env) stopAndLift(ctx context.Context, stopContainer bool) error {
 	if err := e.fw.Down(ctx); err != nil {
 		return fmt.Errorf("lifting the firewall (run `mage reset` to retry): %w", err)
 	}
-	return nil
+	return e.forgetLoaded()
 }
 
 // runSpec is the container the old script ran, with DNS pointed where the

@@ -469,6 +469,22 @@ func TestE2EStatusSaysWhatIsWrong(t *testing.T) {
 	if err := Status(context.Background(), &out); err != nil {
 		t.Errorf("status after up: %v\n%s", err, out.String())
 	}
+	if !strings.Contains(out.String(), "ok    rules match the network") {
+		t.Errorf("status does not compare the rules with the network:\n%s", out.String())
+	}
+	// The network drifts to another subnet (as vmnet may after a reboot).
+	nets := filepath.Join(os.Getenv(fakecontainer.EnvState), "state.json")
+	b, err := os.ReadFile(nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(nets, bytes.ReplaceAll(b, []byte("192.168.218."), []byte("192.168.219.")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := Status(context.Background(), &out); err == nil || !strings.Contains(out.String(), "but the network is now 192.168.219.0/24") {
+		t.Errorf("status after the subnet drifted: %v\n%s", err, out.String())
+	}
 	// Someone disables pf behind our back.
 	st := m.pf()
 	st.Enabled, st.Refs = false, nil

@@ -180,6 +180,15 @@ func (e *env) status(ctx context.Context) error {
 		add(check{what: "network " + e.cfg.Network, detail: nerr.Error(), fix: "run `mage subnet` to create it"})
 	} else {
 		add(check{what: "network " + e.cfg.Network, ok: true, detail: describe(n)})
+		switch l, ok, err := e.readLoaded(); {
+		case err != nil:
+			add(check{what: "rules match the network", detail: err.Error(), fix: "run `mage up` to reload the rules"})
+		case ok && fwUp && !l.same(n):
+			add(check{what: "rules match the network", detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
+				fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
+		case ok && fwUp:
+			add(check{what: "rules match the network", ok: true, detail: "rendered for " + l.String()})
+		}
 	}
 
 	state, serr := e.eng.State(ctx, e.cfg.Container)
