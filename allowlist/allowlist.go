@@ -140,8 +140,13 @@ func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report,
 
 // Update collects srcs and, when the whole allowlist is good, replaces the
 // file at path with it (atomically, through sudo when this process may not
-// write there). On any error the file is left as it was.
+// write there). A file at path that is not an allowlist is refused before
+// anything is fetched, and the report is nil then. On any error the file is
+// left as it was.
 func Update(ctx context.Context, srcs []sources.Source, opts Options, path string) (*Report, error) {
+	if err := checkReplaceable(path); err != nil {
+		return nil, err
+	}
 	rep, err := Collect(ctx, srcs, opts)
 	if err != nil {
 		return rep, err

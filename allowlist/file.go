@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -11,6 +12,9 @@ import (
 	"unicode"
 
 	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/config"
+	"github.com/VerilyPete/claudecontainer/sources"
 )
 
 // The allowlist file is a pf table file that the nftables backend reads
@@ -119,6 +123,44 @@ func parseLine(line string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%s is too broad (shorter than /%d)", line, min)
 	}
 	return p, nil
+}
+
+// maxReplaceable is the largest file checkReplaceable reads; allowlists are
+// a few kilobytes.
+const maxReplaceable = 16 << 20
+
+// checkReplaceable refuses to replace anything at path but an allowlist, so
+// that a mistaken setting cannot make Update overwrite another file (through
+// sudo, a system file such as /etc/pf.conf or /etc/hosts). A missing file may
+// be written; an existing one must be a regular file in which every line is
+// blank, a '#' comment, or an address or CIDR (this tool's files and the old
+// shell tool's alike).
+func checkReplaceable(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > maxReplaceable) {
+		err = errors.New("it is not a regular file of an allowlist's size")
+	}
+	var data []byte
+	if err == nil {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return fmt.Errorf("not replacing %s: %w; point the allowlist file setting (%sALLOWLIST_FILE) elsewhere or remove it", path, err, config.Prefix)
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		entry, _, _ := strings.Cut(line, "#")
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		if _, err := sources.ParsePrefix(entry); err != nil {
+			return fmt.Errorf("not replacing %s: line %d (%q) is not an address or CIDR, so it is not an allowlist file; "+
+				"point the allowlist file setting (%sALLOWLIST_FILE) elsewhere, or remove the file if it is an old allowlist", path, i+1, oneLine(line), config.Prefix)
+		}
+	}
+	return nil
 }
 
 // Load reads and parses the allowlist file at path.

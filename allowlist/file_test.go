@@ -1,10 +1,13 @@
 package allowlist_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,5 +204,89 @@ func TestLoadReadsTheFileUpdateWrote(t *testing.T) {
 	}
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o644 {
 		t.Errorf("mode = %v, want 0644", fi.Mode().Perm())
+	}
+}
+
+func TestUpdateRefusesToReplaceAFileThatIsNotAnAllowlist(t *testing.T) {
+	tests := []struct {
+		name string
+		make func(t *testing.T, path string) // creates what stands at path
+		want string                          // in the error
+	}{
+		{"a pf ruleset", writeText("# pf.conf\nset skip on lo0\nanchor \"com.apple/*\"\n"),
+			`line 2 ("set skip on lo0") is not an address or CIDR, so it is not an allowlist file; point the allowlist file setting (CLAUDECONTAINER_ALLOWLIST_FILE) elsewhere`},
+		{"a hosts file", writeText("127.0.0.1\tlocalhost\n::1 localhost\n"),
+			`line 1 ("127.0.0.1 localhost") is not an address or CIDR`},
+		{"a directory", func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "it is not a regular file of an allowlist's size; point the allowlist file setting (CLAUDECONTAINER_ALLOWLIST_FILE) elsewhere or remove it"},
+		{"a named pipe, which is refused without being read", func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "it is not a regular file of an allowlist's size"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "allowed_destinations")
+			tt.make(t, path)
+			before, _ := os.Lstat(path)
+			var beforeData []byte
+			if before.Mode().IsRegular() {
+				beforeData, _ = os.ReadFile(path)
+			}
+			srcs := []sources.Source{{Name: "feed", Required: true, Fetch: func(context.Context, sources.Env) (sources.Result, error) {
+				t.Error("a source was fetched although the file may not be replaced")
+				return sources.Result{Prefixes: prefixes("140.82.112.0/20")}, nil
+			}}}
+			rep, err := allowlist.Update(context.Background(), srcs, options(&fakeResolver{}), path)
+			if err == nil || !strings.Contains(err.Error(), "not replacing "+path+": ") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v\nwant one containing %s", err, tt.want)
+			}
+			if rep != nil {
+				t.Errorf("a report came back although nothing ran")
+			}
+			after, _ := os.Lstat(path)
+			if after.Mode() != before.Mode() {
+				t.Errorf("mode changed from %v to %v", before.Mode(), after.Mode())
+			}
+			if before.Mode().IsRegular() {
+				if b, _ := os.ReadFile(path); !bytes.Equal(b, beforeData) {
+					t.Errorf("the file changed to %q", b)
+				}
+			}
+		})
+	}
+}
+
+func TestUpdateReplacesAnEmptyFileOrAnOldAllowlist(t *testing.T) {
+	for name, old := range map[string]string{
+		"an empty file":                         "",
+		"the old shell tool's file":             "140.82.112.0/20\n192.30.252.0/22\n2606:50c0::/32\n",
+		"bare addresses, comments, blank lines": "# old\n160.79.104.10 # api\n\n  2607:6bc0::10\n",
+		"a file without a final newline":        "# old\n140.82.112.0/20",
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "allowed_destinations")
+			writeText(old)(t, path)
+			srcs := []sources.Source{{Name: "static", Prefixes: []string{"185.199.108.0/22"}}}
+			if _, err := allowlist.Update(context.Background(), srcs, options(&fakeResolver{}), path); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"185.199.108.0/22"}, cidrs(t, path)); diff != "" {
+				t.Errorf("file (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func writeText(text string) func(t *testing.T, path string) {
+	return func(t *testing.T, path string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
