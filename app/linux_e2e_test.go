@@ -1,0 +1,489 @@
+//go:build linux
+
+package app
+
+// The whole `mage dev` path on Linux with nothing stood in for: the real
+// podman (rootful, netavark) runs a real container behind the real nftables
+// firewall. Everything happens inside network namespaces the test creates:
+//
+//	container ── podman bridge ── host ── wan0 ─── wan (stands for the
+//	             (netavark's        (our table,     internet: servers on
+//	              rules)             podman,        addresses on its lo)
+//	                                 aardvark-dns)
+//
+// The `mage dev` stand-in (this test binary, see TestMain) runs with its
+// network namespace switched to "host", so podman, netavark and our nftables
+// backend all work on that namespace's interfaces and rulesets and never on
+// the machine's own. Podman's storage and network configuration live in a
+// temporary directory. No packet leaves the machine: every address, even
+// those that stand for public hosts, is inside the namespaces.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/VerilyPete/claudecontainer/config"
+	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/engine/oci"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+)
+
+// Addresses of the podman test. The link between host and wan and the
+// servers come from the documentation and benchmark ranges; the container
+// network is private, as claudecontainer requires.
+var (
+	podmanWANHost   = netip.MustParsePrefix("198.51.100.1/30")
+	podmanWANPeer   = netip.MustParsePrefix("198.51.100.2/30")
+	podmanAllowed   = netip.MustParseAddrPort("198.18.0.10:443")  // in the allowlist
+	podmanDenied    = netip.MustParseAddrPort("203.0.113.10:443") // not in it
+	podmanResolver  = netip.MustParseAddrPort("203.0.113.53:53")  // a public resolver
+	podmanAllowlist = "198.18.0.0/24"
+	podmanSubnet    = netip.MustParsePrefix("10.213.79.0/24")
+)
+
+// TestE2EDevWithRealPodmanBehindNftables runs `mage dev` with a real podman
+// container behind the real nftables firewall, a script standing in for the
+// user at the shell: the allowlisted server answers, the other one and a
+// resolver on the internet are refused at once, the gateway's DNS answers,
+// and when the shell exits the container is stopped and our table is gone.
+func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) {
+	const setupHint = "apt-get install -y podman netavark aardvark-dns iptables runc busybox nftables iproute2 util-linux"
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end test: needs root for network namespaces and rootful podman")
+	}
+	var missing []string
+	for _, prog := range []string{"podman", "nft", "ip", "nsenter", "busybox"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			missing = append(missing, prog)
+		}
+	}
+	if len(missing) > 0 {
+		t.Skipf("end-to-end test: %s not installed (%s)", strings.Join(missing, ", "), setupHint)
+	}
+	busybox, _ := exec.LookPath("busybox")
+	files, err := elfWithLibraries(busybox)
+	if err != nil {
+		t.Skipf("end-to-end test: cannot gather busybox's libraries for the test image: %v", err)
+	}
+
+	id := hex.EncodeToString(randomID())
+	hostNS, wanNS := "ccdev-"+id+"-host", "ccdev-"+id+"-wan"
+	var (
+		image     = "localhost/claudecontainer-dev-test-" + id + ":latest"
+		network   = "ccdev-" + id
+		container = "ccdev-shell-" + id
+	)
+	tmp := t.TempDir()
+	isolatePodman(t, tmp)
+	podman := func(args ...string) (string, error) {
+		out, err := exec.Command("nsenter", append([]string{"--net=/run/netns/" + hostNS, "podman"}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+
+	// Registered before the namespaces exist, so it runs after they are
+	// removed: nothing of this test is left.
+	t.Cleanup(func() {
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, id) {
+				t.Errorf("namespace %s is still there after the test", line)
+			}
+		}
+	})
+	for _, ns := range []string{hostNS, wanNS} {
+		if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+			t.Skipf("end-to-end test: cannot create network namespaces here: %v: %s", err, out)
+		}
+		t.Cleanup(func() {
+			// Whatever podman started in the namespace (aardvark-dns,
+			// conmon) goes with it.
+			if out, _ := exec.Command("ip", "netns", "pids", ns).Output(); len(out) > 0 {
+				for _, f := range strings.Fields(string(out)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						t.Logf("ending process %d, left in namespace %s", pid, ns)
+						unix.Kill(pid, unix.SIGKILL)
+					}
+				}
+			}
+			if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
+				t.Errorf("removing namespace %s: %v: %s", ns, err, out)
+			}
+		})
+	}
+	mustIP(t, "-n", hostNS, "link", "set", "lo", "up")
+	mustIP(t, "-n", wanNS, "link", "set", "lo", "up")
+	mustIP(t, "-n", hostNS, "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", wanNS)
+	mustIP(t, "-n", hostNS, "addr", "add", podmanWANHost.String(), "dev", "wan0")
+	mustIP(t, "-n", wanNS, "addr", "add", podmanWANPeer.String(), "dev", "eth0")
+	mustIP(t, "-n", hostNS, "link", "set", "wan0", "up")
+	mustIP(t, "-n", wanNS, "link", "set", "eth0", "up")
+	mustIP(t, "-n", hostNS, "route", "add", "default", "via", podmanWANPeer.Addr().String())
+	mustIP(t, "-n", wanNS, "route", "add", "default", "via", podmanWANHost.Addr().String())
+	greetings := map[netip.AddrPort]string{
+		podmanAllowed:  "hello from the allowlisted host",
+		podmanDenied:   "hello from a host not on the allowlist",
+		podmanResolver: "hello from a resolver on the internet",
+	}
+	for ap, greeting := range greetings {
+		mustIP(t, "-n", wanNS, "addr", "add", netip.PrefixFrom(ap.Addr(), 32).String(), "dev", "lo")
+		serveGreeting(t, wanNS, ap, greeting)
+	}
+	// The servers answer the host before any firewall is up: what the
+	// container is refused later is refused on its way through the host.
+	for ap, greeting := range greetings {
+		if got, err := dialGreeting(hostNS, ap); err != nil || got != greeting {
+			t.Fatalf("from the host namespace, %s answers %q, %v; the topology is broken", ap, got, err)
+		}
+	}
+
+	// The image: busybox and its libraries, /bin/zsh a script that runs
+	// busybox's shell (an applet link named zsh would not run: busybox
+	// picks the applet by the name it is called with).
+	buildDir := filepath.Join(tmp, "build")
+	rootfs := filepath.Join(buildDir, "rootfs")
+	for _, f := range files {
+		dst := filepath.Join(rootfs, f)
+		if f == busybox {
+			dst = filepath.Join(rootfs, "bin", "busybox")
+		}
+		copyFile(t, f, dst, 0o755)
+	}
+	for _, applet := range []string{"sh", "sleep", "cat", "nc", "nslookup", "echo"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, filepath.Join(rootfs, "bin", "zsh"), "#!/bin/sh\nexec /bin/sh \"$@\"\n", 0o755)
+	containerfile := filepath.Join(buildDir, "Containerfile")
+	writeFile(t, containerfile, "FROM scratch\nCOPY rootfs/ /\nCMD [\"/bin/zsh\"]\n", 0o644)
+	t.Cleanup(func() {
+		// Whatever happened, nothing of ours stays in podman's storage;
+		// the storage itself goes with the temporary directory.
+		podman("rm", "-f", "-t", "0", container)
+		podman("network", "rm", "-f", network)
+		podman("volume", "rm", "-f", "alpine-home", "claude-history")
+		podman("rmi", "-f", image)
+		if out, err := podman("ps", "-a", "--format", "{{.Names}}"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("containers left in the test's podman storage: %q, %v", out, err)
+		}
+	})
+	if out, err := podman("build", "-q", "-f", containerfile, "-t", image, buildDir); err != nil {
+		t.Fatalf("building the test image: %v: %s", err, out)
+	}
+	// Detached: podman 4.3 waits 20 s on its own cleanup after an attached
+	// run.
+	probe := "ccdev-probe-" + id
+	out, err := podman("run", "-d", "--name", probe, "--network", "none", image, "/bin/sleep", "60")
+	podman("rm", "-f", "-t", "0", probe)
+	if err != nil {
+		t.Skipf("end-to-end test: podman cannot run containers on this machine (%v): %s", err, out)
+	}
+
+	allow := filepath.Join(tmp, "allowed_destinations")
+	writeFile(t, allow, "# claudecontainer allowlist for the podman end-to-end test\n"+podmanAllowlist+"\n", 0o644)
+	for k, v := range map[string]string{
+		"FIREWALL": "nftables", "RUNTIME": "podman", "NETWORK": network, "SUBNET": podmanSubnet.String(),
+		"IMAGE": image, "CONTAINER": container, "MEMORY": "256m", "CPUS": "1",
+		"ALLOWLIST_FILE": allow, "ALLOWLIST_MAX_AGE": "1h", "STATE_DIR": filepath.Join(tmp, "state"),
+		"CACHE_DIR": filepath.Join(tmp, "cache"), "LOCAL_FILE": filepath.Join(tmp, "local"), "WORKSPACE": filepath.Join(tmp, "workspace"),
+		"DNS": "", "ANCHOR": "claude_firewall", "TABLE": "allowed_destinations",
+	} {
+		t.Setenv(config.Prefix+k, v)
+	}
+
+	// What the user types at the shell. Each probe ends with a line the
+	// test reads back; nc's -w bounds a probe that meets a silent drop.
+	gateway := podmanSubnet.Addr().Next()
+	script := fmt.Sprintf(`echo "shell: started"
+nc -w 5 %[1]s %[2]d </dev/null 2>&1; echo "allowed: exit $?"
+nc -w 5 %[3]s %[4]d </dev/null 2>&1; echo "denied: exit $?"
+nc -w 5 %[5]s %[6]d </dev/null 2>&1; echo "resolver: exit $?"
+nslookup %[7]s 2>&1; echo "gateway dns: exit $?"
+cat /etc/resolv.conf
+exit 7
+`, podmanAllowed.Addr(), podmanAllowed.Port(), podmanDenied.Addr(), podmanDenied.Port(),
+		podmanResolver.Addr(), podmanResolver.Port(), container)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	outFile, err := os.Create(filepath.Join(tmp, "dev.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	// nsenter switches only the network namespace: the stand-in and the
+	// podman it runs share this process's mounts, so the container's
+	// network namespace file and podman's mounts stay visible to the
+	// clean-up.
+	cmd := exec.CommandContext(ctx, "nsenter", "--net=/run/netns/"+hostNS, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperDevEnv+"=1")
+	cmd.Stdin = strings.NewReader(script)
+	// A file, not a pipe: conmon, which outlives podman run, must not keep
+	// the test waiting for the end of its output.
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	runErr := cmd.Run()
+	b, err := os.ReadFile(outFile.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	output := string(b)
+	t.Logf("the `mage dev` stand-in's output:\n%s", output)
+	if runErr != nil {
+		t.Fatalf("the `mage dev` stand-in failed: %v", runErr)
+	}
+
+	line := func(prefix string) string {
+		for _, l := range strings.Split(output, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		return ""
+	}
+	if line("shell: started") == "" {
+		t.Fatal("the shell in the container never ran the script")
+	}
+	if line("allowed: exit 0") == "" || !strings.Contains(output, greetings[podmanAllowed]) {
+		t.Errorf("the allowlisted server %s did not answer the container (%q)", podmanAllowed, line("allowed:"))
+	}
+	for _, c := range []struct {
+		name string
+		ap   netip.AddrPort
+	}{{"denied", podmanDenied}, {"resolver", podmanResolver}} {
+		if strings.Contains(output, greetings[c.ap]) || line(c.name+": exit 0") != "" {
+			t.Errorf("the container reached %s (%s), which is not on the allowlist", c.ap, c.name)
+		}
+		// A reset, not a timeout: the refusal is told at once.
+		if !regexp.MustCompile(`(?m)^nc: can't connect to remote host \(` + regexp.QuoteMeta(c.ap.Addr().String()) + `\): Connection refused$`).MatchString(output) {
+			t.Errorf("connecting to %s (%s) was not refused with a reset", c.ap, c.name)
+		}
+	}
+	if !strings.Contains(output, "nameserver "+gateway.String()) {
+		t.Errorf("the container's resolver is not the gateway %s", gateway)
+	}
+	if line("gateway dns: exit 0") == "" {
+		t.Errorf("the gateway's DNS server did not answer the container (%q)", line("gateway dns:"))
+	}
+	for _, want := range []string{"firewall up and verified", "shell exited with status 7", "stopping container " + container, "lifting the firewall"} {
+		if !strings.Contains(output, want) {
+			t.Errorf("the output lacks %q", want)
+		}
+	}
+
+	// Nothing of the session is left up: the container is stopped and our
+	// table is gone from the host namespace.
+	st, err := oci.New(proc.Exec{}, oci.Podman).State(context.Background(), container)
+	if err != nil || st != engine.Stopped {
+		t.Errorf("container %s after the shell left: %q, %v; want stopped", container, st, err)
+	}
+	tables, err := exec.Command("ip", "netns", "exec", hostNS, "nft", "list", "tables").CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list tables: %v: %s", err, tables)
+	}
+	if strings.Contains(string(tables), "claude_firewall") {
+		t.Errorf("our table is still loaded in the host namespace:\n%s", tables)
+	}
+}
+
+// isolatePodman points podman, through the environment this process and its
+// children share, at storage and network configuration in dir.
+func isolatePodman(t *testing.T, dir string) {
+	t.Helper()
+	// Lower limits than podman's defaults, which a root without
+	// CAP_SYS_RESOURCE (a container, a sandbox) cannot raise to; runc where
+	// installed, as crun refuses hybrid cgroup hierarchies.
+	conf := fmt.Sprintf("[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n\n[network]\nnetwork_config_dir = %q\n\n[engine]\ntmp_dir = %q\n",
+		filepath.Join(dir, "networks"), filepath.Join(dir, "libpod"))
+	if runc, err := exec.LookPath("runc"); err == nil {
+		conf += fmt.Sprintf("runtime = %q\n", runc)
+	}
+	storage := fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n", filepath.Join(dir, "graph"), filepath.Join(dir, "run"))
+	writeFile(t, filepath.Join(dir, "containers.conf"), conf, 0o644)
+	writeFile(t, filepath.Join(dir, "storage.conf"), storage, 0o644)
+	t.Setenv("CONTAINERS_CONF", filepath.Join(dir, "containers.conf"))
+	t.Setenv("CONTAINERS_STORAGE_CONF", filepath.Join(dir, "storage.conf"))
+}
+
+func mustIP(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func writeFile(t *testing.T, path, text string, perm os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), perm); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func copyFile(t *testing.T, src, dst string, perm os.FileMode) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dst, string(b), perm)
+}
+
+func randomID() []byte {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return b
+}
+
+// inNetns runs fn on a thread switched into the named network namespace;
+// sockets fn creates belong to it.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("entering namespace %s: %w", ns, err)
+			return
+		}
+		ferr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// The thread stays locked and ends with this goroutine.
+			errc <- errors.Join(ferr, fmt.Errorf("leaving namespace %s: %w", ns, err))
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// serveGreeting listens on ap inside namespace ns and writes greeting to
+// every connection, until the test ends.
+func serveGreeting(t *testing.T, ns string, ap netip.AddrPort, greeting string) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNetns(ns, func() (err error) {
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	}); err != nil {
+		t.Fatalf("listening on %s in %s: %v", ap, ns, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, greeting+"\n")
+			c.Close()
+		}
+	}()
+}
+
+// dialGreeting connects to ap from namespace ns and returns the first line
+// it reads.
+func dialGreeting(ns string, ap netip.AddrPort) (string, error) {
+	var got string
+	err := inNetns(ns, func() error {
+		c, err := net.DialTimeout("tcp", ap.String(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		got = strings.TrimSpace(string(b))
+		return err
+	})
+	return got, err
+}
+
+// elfWithLibraries returns the ELF program at path and, when it is
+// dynamically linked, its interpreter and every shared library it needs,
+// found in the usual library directories: the files an image built from
+// nothing needs to run it.
+func elfWithLibraries(path string) ([]string, error) {
+	files := []string{path}
+	seen := map[string]bool{path: true}
+	for i := 0; i < len(files); i++ {
+		f, err := elf.Open(files[i])
+		if err != nil {
+			return nil, err
+		}
+		var needed []string
+		for _, prog := range f.Progs {
+			if prog.Type == elf.PT_INTERP {
+				b := make([]byte, prog.Filesz)
+				if _, err := prog.ReadAt(b, 0); err != nil {
+					f.Close()
+					return nil, err
+				}
+				needed = append(needed, string(bytes.TrimRight(b, "\x00")))
+			}
+		}
+		libs, err := f.ImportedLibraries()
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, lib := range libs {
+			found := ""
+			for _, dir := range []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"} {
+				if _, err := os.Stat(filepath.Join(dir, lib)); err == nil {
+					found = filepath.Join(dir, lib)
+					break
+				}
+			}
+			if found == "" {
+				return nil, fmt.Errorf("%s needs %s, which is in no library directory", files[i], lib)
+			}
+			needed = append(needed, found)
+		}
+		for _, n := range needed {
+			if !seen[n] {
+				seen[n] = true
+				files = append(files, n)
+			}
+		}
+	}
+	return files, nil
+}
