@@ -30,7 +30,9 @@
 //   - Established and related packets pass: replies to connections the host
 //     opened to a container, and the rest of connections already allowed.
 //   - DNS (UDP and TCP 53) passes only to the policy's DNS servers; any other
-//     traffic to the gateway is refused; IPv4 traffic inside the subnet
+//     traffic to the gateway, or to the subnet's broadcast addresses (which
+//     reach every host service listening on all addresses), is refused;
+//     IPv4 traffic inside the subnet
 //     (container to container) passes; TCP and UDP to the allowlist sets
 //     `<Table>_v4` and `<Table>_v6` pass on every port; everything else is
 //     refused with a TCP reset or an ICMP administratively-prohibited error,

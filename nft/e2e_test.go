@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -10,7 +11,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go4.org/netipx"
@@ -26,7 +30,12 @@ func (tp *topology) skipReason(f policy.Flow) string {
 	n := tp.p.Network
 	dst := f.Dst.Unmap()
 	if dst.Is4() && dst == netipx.PrefixLastIP(n.IPv4) {
-		return "a broadcast reaches every member of the network at once; a connected socket cannot see the answer"
+		return "a broadcast reaches every member of the network at once; a connected socket cannot see the answer " +
+			"(TestE2EHostServicesAreNotReachedThroughTheBroadcastAddress checks it)"
+	}
+	if dst.Is4() && dst == n.IPv4.Addr() {
+		return "no Linux host holds or answers the network's own address; only a BSD kernel takes it for a broadcast, " +
+			"so here it would only reach a peer given that address, on the bridge, where the inet hooks do not see it"
 	}
 	if !f.FromHost && tp.where(f.Src) == roleCtr && tp.where(dst) == rolePeer && dst.Is6() &&
 		tp.readSysctl(roleHost, "bridge/bridge-nf-call-ip6tables") != "1" {
@@ -557,4 +566,85 @@ func TestE2EUpReplacesATableOfAnotherShape(t *testing.T) {
 		{"an address of the new allowlist", tcp(ctr4, allowed4, 443), connected},
 		{"an address of the old table's set", tcp(ctr4, denied4, 443), refused},
 	})
+}
+
+// TestE2EHostServicesAreNotReachedThroughTheBroadcastAddress sends UDP from
+// a container to the subnet's broadcast address, where every host service
+// listening on all addresses receives it and can answer: a way to the host's
+// services around the refusal of the gateway address.
+func TestE2EHostServicesAreNotReachedThroughTheBroadcastAddress(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	bcast := netip.AddrPortFrom(netipx.PrefixLastIP(p.Network.IPv4), 5137)
+	var srv net.PacketConn
+	if err := inNS(tp.ns[roleHost], func() (err error) {
+		srv, err = net.ListenPacket("udp4", ":5137") // all addresses, as most services listen
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	var received atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := srv.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			received.Add(1)
+			srv.WriteTo(buf[:n], from)
+		}
+	}()
+	// send reports whether an answer came back within a few tries.
+	send := func() bool {
+		var answered bool
+		err := inNS(tp.ns[roleCtr], func() error {
+			lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}}
+			c, err := lc.ListenPacket(context.Background(), "udp4", netip.AddrPortFrom(ctr4, 0).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			buf := make([]byte, 1500)
+			for range 3 {
+				if _, err := c.WriteTo([]byte("hello"), net.UDPAddrFromAddrPort(bcast)); err != nil {
+					return err
+				}
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, _, err := c.ReadFrom(buf); err == nil {
+					answered = true
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("sending to %s from the container: %v", bcast, err)
+		}
+		return answered
+	}
+	if !send() || received.Load() == 0 {
+		t.Fatalf("without the firewall the host's service on all addresses did not answer a datagram to %s; the topology is broken", bcast)
+	}
+	b := tp.backend()
+	if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Down(context.Background()) })
+	received.Store(0)
+	if send() {
+		t.Errorf("the host's service answered a container's datagram to %s", bcast)
+	}
+	if n := received.Load(); n != 0 {
+		t.Errorf("the host's service received %d datagrams sent to %s", n, bcast)
+	}
 }

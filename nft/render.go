@@ -96,7 +96,8 @@ func chains(p policy.Policy) ([]chain, error) {
 		judge.rules = append(judge.rules, rule{"DNS only to the policy's IPv6 servers", "meta l4proto { tcp, udp } th dport 53 ip6 daddr " + addrList(dns6) + " accept"})
 	}
 	judge.rules = append(judge.rules,
-		rule{"the host's own services on the gateway", fmt.Sprintf("ip daddr %s goto %s", n.Gateway4, chainRefuse)},
+		rule{"the host's own services: on the gateway, or reached through the subnet's broadcast addresses",
+			fmt.Sprintf("ip daddr %s goto %s", addrList(strs(n.HostAddrs4())), chainRefuse)},
 		rule{"container to container inside the IPv4 subnet", fmt.Sprintf("ip saddr %s ip daddr %s accept", n.IPv4, n.IPv4)},
 		rule{"the allowlist, every TCP and UDP port", fmt.Sprintf("meta l4proto { tcp, udp } ip daddr @%s accept", set4)},
 		rule{"", fmt.Sprintf("meta l4proto { tcp, udp } ip6 daddr @%s accept", set6)},
@@ -107,6 +108,14 @@ func chains(p policy.Policy) ([]chain, error) {
 		{"", "reject with icmpx admin-prohibited"},
 	}}
 	return []chain{forward, input, judge, refuse}, nil
+}
+
+func strs(as []netip.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
 }
 
 func addrList(as []string) string {

@@ -54,7 +54,8 @@ func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 //  2. IPv6 neighbour discovery on the bridge to on-link addresses passes
 //     (when the bridge is known);
 //  3. DNS, UDP and TCP port 53, passes to the policy's DNS servers only;
-//  4. anything else to the gateway (the host's own services) is refused;
+//  4. anything else to the host's own addresses on the subnet (the gateway
+//     and the broadcast addresses: the host's own services) is refused;
 //  5. container to container inside the IPv4 subnet passes;
 //  6. TCP and UDP to the allowlist table pass on every port;
 //  7. everything else from the network, IPv4 and IPv6, is refused with a TCP
@@ -116,6 +117,7 @@ func Render(p policy.Policy, o Options) (string, error) {
 	}
 	macro("ctr_net4", n.IPv4.String(), "the containers' IPv4 subnet")
 	macro("ctr_gw4", n.Gateway4.String(), "the host's address on it (vmnet gateway)")
+	macro("ctr_host4", list(n.HostAddrs4()), "the host's addresses on it: the gateway and the broadcasts")
 	if len(dns4) > 0 {
 		macro("ctr_dns4", list(dns4), "the only DNS servers the containers may use")
 	}
@@ -179,8 +181,8 @@ func Render(p policy.Policy, o Options) (string, error) {
 	w("")
 
 	w("# 4. Anything else to the host itself (sshd, Screen Sharing, other services on")
-	w("#    the gateway address) is refused.")
-	rule("block return in quick on ! lo0 inet from $ctr_net4 to $ctr_gw4", "host")
+	w("#    the gateway address, or reached through a broadcast address) is refused.")
+	rule("block return in quick on ! lo0 inet from $ctr_net4 to $ctr_host4", "host")
 	w("")
 
 	w("# 5. Container to container inside the IPv4 subnet.")

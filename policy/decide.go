@@ -47,8 +47,10 @@ const (
 // tested against; no backend calls it at run time.
 //
 // From the container network: DNS (UDP and TCP 53) to the policy's DNS
-// servers passes; any other traffic to the gateway (the host's own services)
-// is refused; traffic to other addresses of the IPv4 subnet passes
+// servers passes; any other traffic to the host's own addresses on the
+// subnet (the gateway and the broadcast addresses, Network.HostAddrs4: the
+// host's own services) is refused; traffic to other addresses of the IPv4
+// subnet passes
 // (container to container); TCP and UDP to the allowlist pass on every port;
 // everything else, IPv6 included, is refused. Connections the host opens to
 // the containers pass, and so do their replies.
@@ -69,7 +71,7 @@ func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
 	if transport && f.Port == 53 && slices.Contains(p.DNS, dst) {
 		return Pass
 	}
-	if dst == n.Gateway4 {
+	if slices.Contains(n.HostAddrs4(), dst) {
 		return Refuse
 	}
 	if src.Is4() && n.IPv4.Contains(dst) {

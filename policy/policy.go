@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
+
+	"go4.org/netipx"
 )
 
 // Network is a container network as the runtime reports it, after parsing.
@@ -18,6 +21,25 @@ type Network struct {
 	Gateway4  netip.Addr   // the host's address on the network; the default DNS server
 	IPv6      netip.Prefix // masked; invalid (zero) when the network has no IPv6 subnet
 	Interface string       // host bridge interface (bridge100, cni-podman1); "" when unknown
+}
+
+// HostAddrs4 returns the addresses of the IPv4 subnet that the host itself
+// receives: the gateway, the subnet's last address (its broadcast address)
+// and its first (the network's own address, which BSD kernels, macOS's
+// among them, also take as a broadcast). A datagram a container sends to a
+// broadcast address reaches every host service listening on all addresses,
+// so these are refused like the gateway. An invalid network gives none.
+func (n Network) HostAddrs4() []netip.Addr {
+	if !n.IPv4.IsValid() || !n.IPv4.Addr().Is4() {
+		return nil
+	}
+	addrs := []netip.Addr{n.Gateway4}
+	for _, a := range []netip.Addr{n.IPv4.Masked().Addr(), netipx.PrefixLastIP(n.IPv4)} {
+		if !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // Policy is everything a firewall backend needs to render its rules.

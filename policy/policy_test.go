@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"go4.org/netipx"
 
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -54,6 +55,9 @@ func TestDecideFollowsThePolicy(t *testing.T) {
 		{"dns to the gateway over tcp", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.TCP, Port: 53}, policy.Pass},
 		{"dns to a public resolver", policy.Flow{Src: ctr, Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 53}, policy.Refuse},
 		{"ssh to the host", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.TCP, Port: 22}, policy.Refuse},
+		{"udp to the subnet's broadcast address reaches the host", policy.Flow{Src: ctr, Dst: a("192.168.64.255"), Proto: policy.UDP, Port: 137}, policy.Refuse},
+		{"udp to the subnet's own address reaches a BSD host", policy.Flow{Src: ctr, Dst: a("192.168.64.0"), Proto: policy.UDP, Port: 137}, policy.Refuse},
+		{"dns to the broadcast address", policy.Flow{Src: ctr, Dst: a("192.168.64.255"), Proto: policy.UDP, Port: 53}, policy.Refuse},
 		{"another container", policy.Flow{Src: ctr, Dst: a("192.168.64.7"), Proto: policy.TCP, Port: 8080}, policy.Pass},
 		{"the LAN", policy.Flow{Src: ctr, Dst: a("192.168.1.10"), Proto: policy.TCP, Port: 80}, policy.Refuse},
 		{"ipv6 to an allowlisted address", policy.Flow{Src: ctr6, Dst: a("2606:50c0::1"), Proto: policy.TCP, Port: 443}, policy.Pass},
@@ -66,6 +70,25 @@ func TestDecideFollowsThePolicy(t *testing.T) {
 	for _, c := range cases {
 		if got := pol.Decide(c.f, set); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHostAddrs4AreTheGatewayAndTheBroadcastAddresses(t *testing.T) {
+	cases := []struct {
+		name string
+		n    policy.Network
+		want []netip.Addr
+	}{
+		{"a /24", policy.Network{IPv4: p("192.168.64.0/24"), Gateway4: a("192.168.64.1")},
+			[]netip.Addr{a("192.168.64.1"), a("192.168.64.0"), a("192.168.64.255")}},
+		{"a /16 with the gateway elsewhere", policy.Network{IPv4: p("10.89.0.0/16"), Gateway4: a("10.89.3.1")},
+			[]netip.Addr{a("10.89.3.1"), a("10.89.0.0"), a("10.89.255.255")}},
+		{"no subnet", policy.Network{}, nil},
+	}
+	for _, c := range cases {
+		if diff := cmp.Diff(c.want, c.n.HostAddrs4(), cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
 		}
 	}
 }

@@ -180,6 +180,7 @@ func Cases(p policy.Policy) []Case {
 		{"dns to another container", udp(ctr, peer, 53)},
 		{"icmp to another container", icmp(ctr, peer)},
 		{"udp to the network's broadcast address", udp(ctr, bcast, 137)},
+		{"udp to the network's own address", udp(ctr, n.IPv4.Addr(), 137)},
 		{"the LAN", tcp(ctr, a("192.168.1.10"), 80)},
 		{"another private range", tcp(ctr, a("10.0.0.1"), 443)},
 		{"a link-local address", tcp(ctr, a("169.254.169.254"), 80)},
