@@ -49,8 +49,8 @@ func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 // its netip value, never copied from outside text.
 //
 // The rules, in order, all "quick" (the first match decides):
-//  1. the host's connections to the containers pass and keep state, so the
-//     containers' replies pass too;
+//  1. the host's connections to the containers, from its own address on the
+//     network, pass and keep state, so the containers' replies pass too;
 //  2. IPv6 neighbour discovery on the bridge to on-link addresses passes
 //     (when the bridge is known);
 //  3. DNS, UDP and TCP port 53, passes to the policy's DNS servers only;
@@ -147,9 +147,12 @@ func Render(p policy.Policy, o Options) (string, error) {
 
 	w("# 1. The host opens connections to the containers (published ports, exec,")
 	w("#    probes). \"keep state\" lets the containers' replies back in past rule 7.")
-	rule("pass out quick on ! lo0 inet from any to $ctr_net4 keep state", "host-to-ctr")
+	w("#    Only from the host's own address on the network: a packet forwarded to a")
+	w("#    container from elsewhere (through vmnet's endpoint-independent NAT, say)")
+	w("#    must not open a way back out for the container's answers.")
+	rule("pass out quick on ! lo0 inet from $ctr_gw4 to $ctr_net4 keep state", "host-to-ctr")
 	if has6 {
-		rule("pass out quick on ! lo0 inet6 from any to $ctr_net6 keep state", "host-to-ctr6")
+		rule("pass out quick on ! lo0 inet6 from $ctr_net6 to $ctr_net6 keep state", "host-to-ctr6")
 	}
 	w("")
 

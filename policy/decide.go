@@ -25,7 +25,11 @@ type Flow struct {
 	Proto    Proto
 	Port     uint16 // destination port; 0 for ICMP
 	// FromHost marks a connection the host opens to a container (published
-	// ports, exec, health probes); the container's replies belong to it.
+	// ports, exec, health probes); the container's replies belong to it. Src
+	// is then the host's own address on the network: the gateway, or its
+	// address in the IPv6 subnet. A packet the host only forwards to a
+	// container is not such a connection, and its answers are judged as
+	// flows from the container network.
 	FromHost bool
 }
 
