@@ -49,5 +49,8 @@
 // IPv6 neighbour discovery to the host passes (without it the host cannot
 // reach its containers over IPv6), and a packet arriving on the bridge is
 // judged even when its source address lies outside the subnets (a spoofed
-// or link-local source is still the container network).
+// or link-local source is still the container network). A link-local source
+// is refused like any other; any other source outside the subnets is dropped
+// without an answer, since a reset or an ICMP error would carry the packet
+// to that address, on the internet as well.
 package nft

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go4.org/netipx"
+	"golang.org/x/net/icmp"
 
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -647,4 +648,118 @@ func TestE2EHostServicesAreNotReachedThroughTheBroadcastAddress(t *testing.T) {
 	if n := received.Load(); n != 0 {
 		t.Errorf("the host's service received %d datagrams sent to %s", n, bcast)
 	}
+}
+
+// TestE2EASpoofedSourceGetsNoAnswerAndNoWayOut has a container send from an
+// address outside the network's subnets: the address of a host on the
+// internet that listens for what comes to it. A reset or an ICMP error sent
+// to that address would carry the container's packet (its ports, sequence
+// numbers and, for ICMP, its payload) past the allowlist, and a packet let
+// through to an allowlisted address would leave without masquerade and make
+// the allowlisted host answer the listener. Nothing may reach the listener.
+func TestE2EASpoofedSourceGetsNoAnswerAndNoWayOut(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	spoof4, spoof6 := netip.MustParseAddr("203.0.113.99"), netip.MustParseAddr("2001:db8:b::99")
+	for _, a := range []netip.Addr{spoof4, spoof6} {
+		bits := a.BitLen()
+		tp.addAddr(tp.ns[roleWAN], "lo", netip.PrefixFrom(a, bits)) // the listener on the internet
+		tp.addAddr(tp.ns[roleCtr], "eth0", netip.PrefixFrom(a, bits))
+	}
+	// What reaches the listener: ICMP errors, and datagrams relayed by the
+	// allowlisted hosts' servers (which here run in the same namespace).
+	var reached atomic.Int64
+	listen := func(network string, addr netip.Addr) {
+		var c net.PacketConn
+		if err := inNS(tp.ns[roleWAN], func() (err error) {
+			c, err = icmp.ListenPacket(network, addr.String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := c.ReadFrom(buf); err != nil {
+					return
+				}
+				reached.Add(1)
+			}
+		}()
+	}
+	listen("ip4:icmp", spoof4)
+	listen("ip6:ipv6-icmp", spoof6)
+	relay := func(dst netip.Addr) netip.AddrPort {
+		var c net.PacketConn
+		ap := netip.AddrPortFrom(dst, 5443)
+		if err := inNS(tp.ns[roleWAN], func() (err error) {
+			c, err = net.ListenPacket("udp", ap.String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				_, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				if a := from.(*net.UDPAddr).AddrPort().Addr().Unmap(); a == spoof4 || a == spoof6 {
+					reached.Add(1)
+				}
+			}
+		}()
+		return ap
+	}
+	sends := []struct {
+		name string
+		dst  netip.AddrPort
+		src  netip.Addr
+	}{
+		{"udp to an address not on the allowlist", netip.AddrPortFrom(denied4, 443), spoof4},
+		{"udp to an allowlisted address", relay(allowed4), spoof4},
+		{"udp to a host service", netip.AddrPortFrom(gw4, 123), spoof4},
+		{"IPv6 udp to an address not on the allowlist", netip.AddrPortFrom(denied6, 443), spoof6},
+		{"IPv6 udp to an allowlisted address", relay(allowed6), spoof6},
+	}
+	send := func() {
+		for _, s := range sends {
+			err := inNS(tp.ns[roleCtr], func() error {
+				c, err := dialer(s.src, "udp").Dial("udp", s.dst.String())
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				for range 3 {
+					c.Write([]byte(s.name))
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s: %v", s.name, err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // let answers arrive; the assertion is on their absence
+	}
+	send()
+	if reached.Load() == 0 {
+		t.Fatal("without the firewall nothing sent from a spoofed source reached the listener; the topology is broken")
+	}
+	b := tp.backend()
+	if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Down(context.Background()) })
+	reached.Store(0)
+	send()
+	if n := reached.Load(); n != 0 {
+		t.Errorf("%d packets reached the listener at the spoofed source addresses %s and %s", n, spoof4, spoof6)
+	}
+	tp.check(t, []probeCase{
+		{"the container's own address still reaches the allowlist", tcp(ctr4, allowed4, 443), connected},
+		{"and is still refused elsewhere", tcp(ctr4, denied4, 443), refused},
+	})
 }

@@ -88,7 +88,19 @@ func chains(p policy.Policy) ([]chain, error) {
 	}, match...)}
 
 	judge := chain{name: chainJudge}
-	judge.rules = append(judge.rules, rule{"replies to connections the host opened, and the rest of connections already allowed", "ct state established,related accept"})
+	// A container can send with any source address. Answering such a packet
+	// (a reset, an ICMP error) would carry it to that address, and letting it
+	// through to the allowlist would send it on without masquerade, so that
+	// the allowlisted host answers that address: both are ways out.
+	spoof6 := "fe80::/10"
+	if n.IPv6.IsValid() {
+		spoof6 = fmt.Sprintf("{ %s, fe80::/10 }", n.IPv6)
+	}
+	judge.rules = append(judge.rules,
+		rule{"a source outside the network (a container can send with any): dropped unanswered, since an answer would carry the packet to that address",
+			fmt.Sprintf("ip saddr != %s drop", n.IPv4)},
+		rule{"", fmt.Sprintf("ip6 saddr != %s drop", spoof6)},
+		rule{"replies to connections the host opened, and the rest of connections already allowed", "ct state established,related accept"})
 	if len(dns4) > 0 {
 		judge.rules = append(judge.rules, rule{"DNS only to the policy's servers", "meta l4proto { tcp, udp } th dport 53 ip daddr " + addrList(dns4) + " accept"})
 	}

@@ -172,9 +172,8 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 	default:
 		return r, fmt.Errorf("unknown action %q", a)
 	}
-	if r.action == "block" && peek() == "return" {
-		next()
-		r.ret = true
+	if r.action == "block" && (peek() == "return" || peek() == "drop") {
+		r.ret = next() == "return"
 	}
 	if peek() == "in" || peek() == "out" {
 		r.dir = next()
@@ -392,7 +391,8 @@ func (r pfRule) match(p packet, tables map[string]*netipx.IPSet) bool {
 }
 
 // Verdicts the evaluator can give besides policy.Pass, Refuse and Ignore:
-// none of them is ever right for a rendered anchor.
+// none of them is right for a flow of the policy's model; a silent drop is
+// right only for a packet whose source a container made up.
 const (
 	passNoState policy.Verdict = "pass without state (replies would be refused)"
 	drop        policy.Verdict = "silent drop"

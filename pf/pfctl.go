@@ -541,7 +541,7 @@ func (f *Firewall) Status(ctx context.Context) []firewall.Check {
 		}
 		switch {
 		case rec.Interface != "":
-			add("IPv6 from the containers filtered", true, "all IPv6 arriving on "+rec.Interface+" is refused unless allowlisted", "")
+			add("IPv6 from the containers filtered", true, "all IPv6 arriving on "+rec.Interface+" is refused unless allowlisted; packets with a source outside the subnets are dropped", "")
 		case rec.Network6 != "":
 			add("IPv6 from the containers filtered", false,
 				"only the subnet "+rec.Network6+" is filtered; link-local IPv6 is not, because the bridge interface is unknown",

@@ -59,7 +59,8 @@ func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 //  5. container to container inside the IPv4 subnet passes;
 //  6. TCP and UDP to the allowlist table pass on every port;
 //  7. everything else from the network, IPv4 and IPv6, is refused with a TCP
-//     reset or ICMP unreachable.
+//     reset or ICMP unreachable; on the bridge (when known), a packet whose
+//     source lies outside the subnets is dropped unanswered instead.
 func Render(p policy.Policy, o Options) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", fmt.Errorf("pf: refusing to render the policy: %w", err)
@@ -206,9 +207,14 @@ func Render(p policy.Policy, o Options) (string, error) {
 		rule("block return in quick on ! lo0 inet6 from $ctr_net6 to any", "deny6")
 	}
 	if hasIf {
-		w("#    All other IPv6 arriving from the bridge (link-local and unknown sources);")
-		w("#    scoped to the bridge so the uplink's router advertisements are untouched.")
-		rule("block return in quick on $ctr_if inet6 all", "deny6-bridge")
+		w("#    Everything else arriving on the bridge, scoped to it so that the uplink's")
+		w("#    router advertisements are untouched: IPv6 from link-local sources is")
+		w("#    refused (the answer stays on the link); any other source outside the")
+		w("#    subnets, IPv4 or IPv6, is one a container made up, and is dropped without")
+		w("#    an answer, since a reset or an ICMP error would carry the packet to that")
+		w("#    address, and vmnet's NAT would not rewrite it on the way out.")
+		rule("block return in quick on $ctr_if inet6 from fe80::/10 to any", "deny6-link-local")
+		rule("block drop in quick on $ctr_if all", "deny-spoofed")
 	}
 	switch {
 	case !has6 && !hasIf:
