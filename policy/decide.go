@@ -72,7 +72,8 @@ func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
 		return Ignore
 	}
 	transport := f.Proto == TCP || f.Proto == UDP
-	if transport && f.Port == 53 && slices.Contains(p.DNS, dst) {
+	isDNS := func(d netip.Addr) bool { return d.Unmap() == dst }
+	if transport && f.Port == 53 && slices.ContainsFunc(p.DNS, isDNS) {
 		return Pass
 	}
 	if slices.Contains(n.HostAddrs4(), dst) {

@@ -103,6 +103,11 @@ func TestDecideSendsDNSOnlyWhereThePolicySays(t *testing.T) {
 	if got := pol.Decide(policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.UDP, Port: 53}, nil); got != policy.Refuse {
 		t.Errorf("dns to the gateway when a forwarder is named: %v", got)
 	}
+	// The pf anchor writes an IPv4-mapped DNS server as IPv4; so does Decide.
+	pol.DNS = []netip.Addr{a("::ffff:192.168.64.2")}
+	if got := pol.Decide(policy.Flow{Src: ctr, Dst: a("192.168.64.2"), Proto: policy.UDP, Port: 53}, nil); got != policy.Pass {
+		t.Errorf("dns to a forwarder named as an IPv4-mapped address: %v", got)
+	}
 }
 
 func TestValidateRefusesWhatCannotBeRenderedSafely(t *testing.T) {
