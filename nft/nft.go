@@ -156,6 +156,9 @@ func (b *Backend) load(ctx context.Context, script string) error {
 // Linux 6.18 packets that cross it can miss the allowlist and be refused for
 // a moment (never let through), which the reload in place avoids.
 func (b *Backend) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) error {
+	if err := checkAllowlist(set); err != nil {
+		return err
+	}
 	var errs []error
 	for _, how := range []string{"flush", "delete"} {
 		script, err := render(p, b.cfg.Table, how)
@@ -182,6 +185,9 @@ func (b *Backend) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) er
 // transaction: flush and refill are committed together, so no packet ever
 // sees an empty or partial set.
 func (b *Backend) Replace(ctx context.Context, set *netipx.IPSet) error {
+	if err := checkAllowlist(set); err != nil {
+		return err
+	}
 	prefix, err := b.setPrefix()
 	if err != nil {
 		return err
@@ -209,6 +215,9 @@ func (b *Backend) Add(ctx context.Context, prefixes []netip.Prefix) error {
 		sb.AddPrefix(p.Masked())
 	}
 	set, err := sb.IPSet()
+	if err == nil {
+		err = checkAllowlist(set)
+	}
 	if err != nil {
 		return fmt.Errorf("adding to the allowlist: %w", err)
 	}

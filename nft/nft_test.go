@@ -218,6 +218,25 @@ func TestAddRefusesInvalidPrefixesAndSkipsEmptyWork(t *testing.T) {
 	}
 }
 
+func TestNoChangeAllowlistsEveryAddress(t *testing.T) {
+	f := &fakeRunner{t: t, reply: func(argv, stdin string) (string, error) { return "", nil }}
+	b := newBackend(t, f)
+	ctx := context.Background()
+	halves := prefixSet(t, "0.0.0.0/1", "128.0.0.0/1") // together every IPv4 address
+	if err := b.Up(ctx, propertyPolicy(t), halves); err == nil {
+		t.Error("Up with every IPv4 address passed")
+	}
+	if err := b.Replace(ctx, prefixSet(t, "198.18.0.0/15", "::/0")); err == nil {
+		t.Error("Replace with every IPv6 address passed")
+	}
+	if err := b.Add(ctx, []netip.Prefix{netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}); err == nil {
+		t.Error("Add of every IPv4 address passed")
+	}
+	if len(f.calls) != 0 {
+		t.Errorf("ran %q", f.calls)
+	}
+}
+
 func TestAddUsesTheSetPrefixUpRecorded(t *testing.T) {
 	f := &fakeRunner{t: t, reply: func(argv, stdin string) (string, error) {
 		if argv == "nft -j list table inet claude_firewall" {

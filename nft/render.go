@@ -229,6 +229,20 @@ func split(set *netipx.IPSet) (v4, v6 []netip.Prefix) {
 	return v4, v6
 }
 
+// checkAllowlist refuses an allowlist that holds every IPv4 or every IPv6
+// address: with it the firewall would let everything through.
+func checkAllowlist(set *netipx.IPSet) error {
+	if set == nil {
+		return nil
+	}
+	for _, p := range set.Prefixes() {
+		if p.Bits() == 0 {
+			return fmt.Errorf("refusing to allowlist every address (%s)", p)
+		}
+	}
+	return nil
+}
+
 // elements renders `add element` statements that put prefixes into set.
 func elements(b *strings.Builder, table, set string, prefixes []netip.Prefix) {
 	for len(prefixes) > 0 {
