@@ -52,7 +52,7 @@ func newRig(t *testing.T) *rig {
 	t.Setenv(fakepfctl.EnvFail, "")
 	t.Cleanup(func() {
 		for _, line := range r.calls() {
-			if why := forbidden(line); why != "" {
+			if why := fakepfctl.Forbidden(line); why != "" {
 				t.Errorf("forbidden pfctl call %q: %s", line, why)
 			}
 		}
@@ -142,68 +142,6 @@ func (r *recordingRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, err
 		r.after(c)
 	}
 	return res, err
-}
-
-// forbidden reports why a logged pfctl call must never be made by the
-// backend, or "" when it is allowed. It reads argv the way getopt does.
-func forbidden(line string) string {
-	words := strings.Fields(line)
-	if len(words) == 0 || words[0] != "pfctl" {
-		return ""
-	}
-	flags, opts := map[byte]bool{}, map[byte]bool{}
-	args := words[1:]
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if len(a) < 2 || a[0] != '-' {
-			break
-		}
-		for j := 1; j < len(a); j++ {
-			c := a[j]
-			if strings.IndexByte("aDfFikKopstTxX", c) >= 0 {
-				opts[c] = true
-				if j == len(a)-1 {
-					i++
-				}
-				break
-			}
-			flags[c] = true
-		}
-	}
-	switch {
-	case flags['d']:
-		return "pfctl -d disables pf for every program and drops every reference"
-	case flags['e']:
-		return "pfctl -e enables pf without a reference"
-	case opts['F'] && !opts['a']:
-		return "-F without -a flushes the main ruleset"
-	case opts['f'] && !opts['a']:
-		return "-f without -a replaces the main ruleset"
-	case flags['q'] && flags['E']:
-		return "-q hides the token -E prints"
-	case flags['q']:
-		return "-q is never needed"
-	}
-	return ""
-}
-
-func TestTheForbiddenCallScannerCatchesEveryForm(t *testing.T) {
-	for _, line := range []string{
-		"pfctl -d", "pfctl -vd", "pfctl -F all", "pfctl -Fall", "pfctl -f /etc/pf.conf", "pfctl -nf x",
-		"pfctl -q -E", "pfctl -qE", "pfctl -Eq", "pfctl -e",
-	} {
-		if forbidden(line) == "" {
-			t.Errorf("%q passed", line)
-		}
-	}
-	for _, line := range []string{
-		"pfctl -E", "pfctl -a com.apple/x -F all", "pfctl -a com.apple/x -f -", "pfctl -X 123",
-		"pfctl -a com.apple/x -t t -T replace -f /tmp/f", "pfctl -s info", "pfctl -sd", "pfctl -k 10.0.0.0/8",
-	} {
-		if why := forbidden(line); why != "" {
-			t.Errorf("%q: %s", line, why)
-		}
-	}
 }
 
 func TestUpRunsTheDocumentedSequence(t *testing.T) {

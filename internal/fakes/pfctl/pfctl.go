@@ -64,6 +64,7 @@ type options struct {
 	enable, enableRef, disable    bool
 	quiet, noAction, verbose      bool
 	rest                          []string
+	given                         string // every option letter, in order
 }
 
 // Run is the fake with its environment passed in, so it can be tested in
@@ -134,6 +135,7 @@ func parseArgs(args []string) (options, error) {
 		}
 		for j := 1; j < len(a); j++ {
 			c := a[j]
+			o.given += string(c)
 			switch {
 			case strings.IndexByte(withArg, c) >= 0:
 				val := a[j+1:]
