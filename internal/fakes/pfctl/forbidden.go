@@ -57,4 +57,3 @@ func Forbidden(call string) string {
 	}
 	return ""
 }
-
