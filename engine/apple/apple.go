@@ -30,6 +30,10 @@ const Program = "container"
 type Engine struct {
 	runner proc.Runner
 
+	// StdinIsTerminal reports whether this process's standard input is a
+	// terminal; nil means checking os.Stdin. Tests set it.
+	StdinIsTerminal func() bool
+
 	// poll is the pause between looks at a container that is stopping, and
 	// stopWait how long State waits for it to finish.
 	poll, stopWait time.Duration

@@ -28,7 +28,9 @@ func mac(t *testing.T, version string, env ...string) (*Engine, func() []string)
 	t.Helper()
 	container.Use(t, append([]string{container.EnvVersion + "=" + version}, env...)...)
 	calls := fakebin.NewLog(t)
-	return New(quiet{}), calls
+	e := New(quiet{})
+	e.StdinIsTerminal = func() bool { return true }
+	return e, calls
 }
 
 // quiet runs interactive commands like the others, capturing their output
@@ -508,6 +510,14 @@ func TestExecPassesTheShellsExitStatusThrough(t *testing.T) {
 	}
 	if err := e.Exec(ctx, "cc"); err == nil {
 		t.Error("Exec with no command succeeded")
+	}
+	e.StdinIsTerminal = func() bool { return false }
+	mark = len(calls())
+	if err := e.Exec(ctx, "cc", "/bin/sh", "-c", "true"); proc.ExitCode(err) != 3 {
+		t.Errorf("Exec without a terminal: %v, want exit status 3", err)
+	}
+	if diff := cmp.Diff([]string{"container exec -i cc /bin/sh -c true"}, since(calls(), mark)); diff != "" {
+		t.Errorf("without a terminal on stdin (-want +got):\n%s", diff)
 	}
 	if err := e.Stop(ctx, "cc"); err != nil {
 		t.Fatal(err)

@@ -292,13 +292,23 @@ func (e *Engine) Stop(ctx context.Context, name string) error {
 }
 
 // Exec runs argv in the running container on this terminal (`container
-// exec -it NAME ARGV…`). The error carries the command's exit status
+// exec -it NAME ARGV…`). It asks for a terminal (-t) only when standard
+// input is one: `container exec -t` fails without it, where piped input
+// still works with -i alone. The error carries the command's exit status
 // (proc.ExitCode).
 func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
 	if len(argv) == 0 || argv[0] == "" {
 		return fmt.Errorf("exec in container %s: no command", name)
 	}
-	args := append([]string{"exec", "-it", name}, argv...)
+	isTerminal := e.StdinIsTerminal
+	if isTerminal == nil {
+		isTerminal = stdinIsTerminal
+	}
+	flags := "-i"
+	if isTerminal() {
+		flags = "-it"
+	}
+	args := append([]string{"exec", flags, name}, argv...)
 	if err := e.runner.Interactive(ctx, proc.Cmd{Name: Program, Args: args}); err != nil {
 		return fmt.Errorf("exec in container %s: %w", name, explain(err))
 	}
