@@ -474,14 +474,19 @@ func TestDownTreatsAVanishedTokenAsReleased(t *testing.T) {
 // Up makes, one at a time, and checks that Down then leaves the Mac as it
 // was: our anchor gone, our reference released, pfd's untouched.
 func TestAFailureAtEachStepOfUpLeavesAStateDownRepairs(t *testing.T) {
-	steps := []string{
-		`^-a com\.apple/claude_firewall -f -$`,
-		`^-E$`,
-		`-T replace`,
-		`^-s info$`,
-		`^-s References$`,
-		`^-a com\.apple/claude_firewall -s rules$`,
-		`^-s rules$`,
+	// The steps are the calls of a successful Up, so that a step added to Up
+	// is failed here too.
+	ref := newRig(t)
+	if err := ref.fw.Up(context.Background(), policytest.DualStack(), policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, call := range ref.calls() {
+		args := regexp.QuoteMeta(strings.TrimPrefix(call, "pfctl "))
+		steps = append(steps, "^"+strings.ReplaceAll(args, regexp.QuoteMeta(ref.stateDir), ".*")+"$")
+	}
+	if len(steps) < 7 {
+		t.Fatalf("a successful Up made only these calls: %q", ref.calls())
 	}
 	for _, fail := range steps {
 		t.Run(fail, func(t *testing.T) {

@@ -52,6 +52,11 @@ func TestRenderMatchesTheGoldenFiles(t *testing.T) {
 }
 
 func TestTheMacOS15GoldenIsTheMaskedSubnet(t *testing.T) {
+	reported := policytest.MacOS15()
+	reported.Network.IPv4 = netip.MustParsePrefix("192.168.64.1/24") // as macOS 15 reports it
+	if text, err := Render(reported, Options{Anchor: testAnchor}); err == nil {
+		t.Errorf("rendered the subnet as reported, unmasked:\n%s", text)
+	}
 	got, err := Render(policytest.MacOS15(), Options{Anchor: testAnchor})
 	if err != nil {
 		t.Fatal(err)
