@@ -191,20 +191,32 @@ func parseToken(stderr []byte) (string, error) {
 	return string(ms[0][1]), nil
 }
 
+// lockedRecord takes the state directory's lock and reads the record. The
+// error is firewall.ErrNotUp when nothing is recorded; unlock is nil when
+// the error is not.
+func (f *Firewall) lockedRecord(ctx context.Context) (rec *record, unlock func(), err error) {
+	unlock, err = f.lock(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err = f.load()
+	if err == nil && rec == nil {
+		err = firewall.ErrNotUp
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return rec, unlock, nil
+}
+
 // Replace swaps the live allowlist for set in one atomic ioctl.
 func (f *Firewall) Replace(ctx context.Context, set *netipx.IPSet) error {
-	unlock, err := f.lock(ctx)
+	rec, unlock, err := f.lockedRecord(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := f.load()
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		return firewall.ErrNotUp
-	}
 	tbl, err := tableText(rec.Table, set)
 	if err != nil {
 		return err
@@ -239,18 +251,11 @@ func (f *Firewall) Add(ctx context.Context, prefixes []netip.Prefix) error {
 	if len(words) == 0 {
 		return nil
 	}
-	unlock, err := f.lock(ctx)
+	rec, unlock, err := f.lockedRecord(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rec, err := f.load()
-	if err != nil {
-		return err
-	}
-	if rec == nil {
-		return firewall.ErrNotUp
-	}
 	for len(words) > 0 {
 		n := min(len(words), addBatch)
 		args := append([]string{"-a", rec.Anchor, "-t", rec.Table, "-T", "add"}, words[:n]...)
