@@ -549,12 +549,13 @@ func (f *Firewall) Status(ctx context.Context) []firewall.Check {
 			add("IPv6 from the containers filtered", true, "all IPv6 arriving on "+rec.Interface+" is refused unless allowlisted; packets with a source outside the subnets are dropped", "")
 		case rec.Network6 != "":
 			add("IPv6 from the containers filtered", false,
-				"only the subnet "+rec.Network6+" is filtered; link-local IPv6 is not, because the bridge interface is unknown",
+				"only the subnet "+rec.Network6+" is filtered; link-local IPv6, and packets whose source a container made up, are not, because the bridge interface is unknown",
 				"let claudecontainer find the network's bridge interface (start the container first), then `mage up`")
 		default:
 			add("IPv6 from the containers filtered", false,
-				"the network reports no IPv6 subnet and no bridge interface, so IPv6 is not filtered (right on macOS 15, whose containers have no IPv6)",
-				"on macOS 26, use apple/container 0.8 or later, which reports the network's IPv6 subnet")
+				"the network reports no IPv6 subnet and no bridge interface, so IPv6 is not filtered (right on macOS 15, whose containers have no IPv6 but link-local), "+
+					"nor are packets whose source a container made up",
+				"start the container so that its bridge interface exists, then `mage up`; on macOS 26, use apple/container 0.8 or later, which reports the network's IPv6 subnet")
 		}
 	}
 	return checks
