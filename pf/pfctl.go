@@ -164,7 +164,10 @@ func (f *Firewall) holdReference(ctx context.Context, rec *record) error {
 		}
 		rec.Tokens = nil // released by someone else; nothing left to release
 	}
-	res, err := f.pfctl(ctx, nil, "-E")
+	// Once asked for, the reference is taken: an ended ctx must not kill
+	// pfctl between the kernel's answer and the token's line on stderr, or
+	// the reference would be held with no record of it.
+	res, err := f.pfctl(context.WithoutCancel(ctx), nil, "-E")
 	if err != nil {
 		return fmt.Errorf("enabling pf: %w", err)
 	}

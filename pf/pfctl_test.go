@@ -128,15 +128,18 @@ func (r *rig) assertDown() {
 // the backend's calls.
 type recordingRunner struct {
 	proc.Runner
-	mu    sync.Mutex
-	cmds  []proc.Cmd
-	after func(proc.Cmd)
+	mu            sync.Mutex
+	cmds          []proc.Cmd
+	before, after func(proc.Cmd)
 }
 
 func (r *recordingRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, error) {
 	r.mu.Lock()
 	r.cmds = append(r.cmds, c)
 	r.mu.Unlock()
+	if r.before != nil {
+		r.before(c)
+	}
 	res, err := r.Runner.Run(ctx, c)
 	if r.after != nil {
 		r.after(c)
@@ -742,6 +745,29 @@ func TestUpNoticesAnotherProgramActingWhileItRuns(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAReferenceAskedForIsRecordedEvenWhenTheContextEndsMeanwhile(t *testing.T) {
+	r := newRig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r.runner.before = func(c proc.Cmd) {
+		if slices.Equal(c.Args, []string{"-E"}) {
+			cancel() // the user presses Ctrl-C while pfctl -E runs
+		}
+	}
+	if err := r.fw.Up(ctx, policytest.IPv4Only(), policytest.Allowlist()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Up: %v, want the context's end after -E", err)
+	}
+	r.runner.before = nil
+	tok := r.ourToken()
+	if !r.kernelState().HasToken(tok) {
+		t.Errorf("the recorded token %s is not the one pf holds: %+v", tok, r.kernelState().Refs)
+	}
+	if err := r.fw.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.assertDown()
 }
 
 func TestProcessesStartingTogetherShareOneReference(t *testing.T) {
