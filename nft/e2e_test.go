@@ -581,26 +581,10 @@ func TestE2EHostServicesAreNotReachedThroughTheBroadcastAddress(t *testing.T) {
 	p := propertyPolicy(t)
 	tp := newTopology(t, p, propertyFlows())
 	bcast := netip.AddrPortFrom(netipx.PrefixLastIP(p.Network.IPv4), 5137)
-	var srv net.PacketConn
-	if err := inNS(tp.ns[roleHost], func() (err error) {
-		srv, err = net.ListenPacket("udp4", ":5137") // all addresses, as most services listen
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
 	var received atomic.Int64
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := srv.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			received.Add(1)
-			srv.WriteTo(buf[:n], from)
-		}
-	}()
+	tp.countPackets(roleHost, func() (net.PacketConn, error) {
+		return net.ListenPacket("udp4", ":5137") // all addresses, as most services listen
+	}, func(net.Addr) bool { return true }, true, &received)
 	// send reports whether an answer came back within a few tries.
 	send := func() bool {
 		var answered bool
@@ -673,49 +657,17 @@ func TestE2EASpoofedSourceGetsNoAnswerAndNoWayOut(t *testing.T) {
 	// What reaches the listener: ICMP errors, and datagrams relayed by the
 	// allowlisted hosts' servers (which here run in the same namespace).
 	var reached atomic.Int64
-	listen := func(network string, addr netip.Addr) {
-		var c net.PacketConn
-		if err := inNS(tp.ns[roleWAN], func() (err error) {
-			c, err = icmp.ListenPacket(network, addr.String())
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := c.ReadFrom(buf); err != nil {
-					return
-				}
-				reached.Add(1)
-			}
-		}()
+	all := func(net.Addr) bool { return true }
+	for network, a := range map[string]netip.Addr{"ip4:icmp": spoof4, "ip6:ipv6-icmp": spoof6} {
+		tp.countPackets(roleWAN, func() (net.PacketConn, error) { return icmp.ListenPacket(network, a.String()) }, all, false, &reached)
 	}
-	listen("ip4:icmp", spoof4)
-	listen("ip6:ipv6-icmp", spoof6)
+	fromSpoof := func(from net.Addr) bool {
+		a := from.(*net.UDPAddr).AddrPort().Addr().Unmap()
+		return a == spoof4 || a == spoof6
+	}
 	relay := func(dst netip.Addr) netip.AddrPort {
-		var c net.PacketConn
 		ap := netip.AddrPortFrom(dst, 5443)
-		if err := inNS(tp.ns[roleWAN], func() (err error) {
-			c, err = net.ListenPacket("udp", ap.String())
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				_, from, err := c.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				if a := from.(*net.UDPAddr).AddrPort().Addr().Unmap(); a == spoof4 || a == spoof6 {
-					reached.Add(1)
-				}
-			}
-		}()
+		tp.countPackets(roleWAN, func() (net.PacketConn, error) { return net.ListenPacket("udp", ap.String()) }, fromSpoof, false, &reached)
 		return ap
 	}
 	sends := []struct {
@@ -766,4 +718,34 @@ func TestE2EASpoofedSourceGetsNoAnswerAndNoWayOut(t *testing.T) {
 		{"the container's own address still reaches the allowlist", tcp(ctr4, allowed4, 443), connected},
 		{"and is still refused elsewhere", tcp(ctr4, denied4, 443), refused},
 	})
+}
+
+// countPackets opens a packet socket with open in the namespace of r and,
+// until the test ends, adds to n every packet whose sender keep accepts,
+// sending it back when echo is set.
+func (tp *topology) countPackets(r role, open func() (net.PacketConn, error), keep func(net.Addr) bool, echo bool, n *atomic.Int64) {
+	tp.t.Helper()
+	var c net.PacketConn
+	if err := inNS(tp.ns[r], func() (err error) {
+		c, err = open()
+		return err
+	}); err != nil {
+		tp.t.Fatalf("opening a socket in %s: %v", r, err)
+	}
+	tp.t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			size, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if keep(from) {
+				n.Add(1)
+				if echo {
+					c.WriteTo(buf[:size], from)
+				}
+			}
+		}
+	}()
 }
