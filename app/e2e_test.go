@@ -140,7 +140,7 @@ func (m *mac) assertCallsSafe() {
 	verified := -1
 	for i, c := range calls {
 		if strings.HasPrefix(c, "pfctl ") {
-			if why := forbiddenPfctl(c); why != "" {
+			if why := fakepfctl.Forbidden(c); why != "" {
 				m.t.Errorf("forbidden call %q: %s", c, why)
 			}
 			if c == "pfctl -sr" || c == "pfctl -s rules" {
@@ -157,31 +157,6 @@ func (m *mac) assertCallsSafe() {
 func isStartOrEnter(call string) bool {
 	f := strings.Fields(call)
 	return len(f) > 1 && f[0] == "container" && (f[1] == "run" || f[1] == "start" || f[1] == "exec")
-}
-
-// forbiddenPfctl says why a pfctl call must never be made, or "".
-func forbiddenPfctl(call string) string {
-	f := strings.Fields(call)[1:]
-	hasAnchor := slices.Contains(f, "-a")
-	for _, w := range f {
-		if !strings.HasPrefix(w, "-") || strings.HasPrefix(w, "--") {
-			continue
-		}
-		flags := w[1:]
-		switch {
-		case strings.ContainsRune(flags, 'd') && !strings.HasPrefix(flags, "s"):
-			return "disables pf for everyone"
-		case strings.HasPrefix(flags, "F") && !hasAnchor:
-			return "flushes the main ruleset"
-		case strings.ContainsRune(flags, 'f') && !strings.HasPrefix(flags, "s") && !hasAnchor:
-			return "loads a main ruleset"
-		case strings.ContainsRune(flags, 'q'):
-			return "-q hides the enable token"
-		case flags == "e":
-			return "enables pf without a reference"
-		}
-	}
-	return ""
 }
 
 func index2(calls []string, prefix string) int {
