@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+	"github.com/VerilyPete/claudecontainer/internal/fakes/execsession"
 )
 
 var (
@@ -995,47 +995,21 @@ func (c *cli) session(id string, argv []string) *exit {
 		fmt.Fprintf(c.stdout, "fake exec in %s: %s\n", id, strings.Join(argv, " "))
 		return exitCode(os.Getenv(EnvExecExit))
 	}
-	// Claim the next number with an exclusive create, then publish the
-	// session's files whole, so a test never reads one half written.
-	var n int
-	for n = 1; ; n++ {
-		f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.claim", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			f.Close()
-			break
+	code, err := execsession.Serve(dir, argv, func() bool {
+		s, err := c.snapshot()
+		if err != nil {
+			return true
 		}
-		if !os.IsExist(err) {
-			return fail("fake exec: %v", err)
-		}
+		ct := s.container(id)
+		return ct != nil && ct.Status == "running"
+	})
+	if err != nil {
+		return fail("fake exec: %v", err)
 	}
-	publish := func(what, text string) {
-		atomicfile.Write(filepath.Join(dir, fmt.Sprintf("session-%d.%s", n, what)), []byte(text), 0o644)
+	if code == 0 {
+		return nil
 	}
-	publish("open", fmt.Sprintf("%s\n%d\n", strings.Join(argv, " "), os.Getpid()))
-	closed := func(code int) *exit {
-		publish("closed", strconv.Itoa(code)+"\n")
-		if code == 0 {
-			return nil
-		}
-		return &exit{code: code}
-	}
-	for tick := 0; ; tick++ {
-		if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("session-%d.exit", n))); err == nil {
-			e := exitCode(string(b))
-			if e == nil {
-				return closed(0)
-			}
-			return closed(e.code)
-		}
-		if tick%5 == 4 {
-			if s, err := c.snapshot(); err == nil {
-				if ct := s.container(id); ct == nil || ct.Status != "running" {
-					return closed(137)
-				}
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return &exit{code: code}
 }
 
 func exitCode(s string) *exit {

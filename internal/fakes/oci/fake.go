@@ -15,7 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+	"github.com/VerilyPete/claudecontainer/internal/fakes/execsession"
+
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
 )
 
@@ -978,34 +979,11 @@ func exitCode(s string) int {
 // exits with. When the container stops meanwhile, the session ends with 137,
 // as a shell killed with the container does.
 func (f *fake) session(dir, name string, argv []string) int {
-	var n int
-	for n = 1; ; n++ {
-		fh, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("session-%d.claim", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err == nil {
-			fh.Close()
-			break
-		}
-		if !os.IsExist(err) {
-			return f.fail(2, "fake %s exec: %v", f.program, err)
-		}
+	code, err := execsession.Serve(dir, argv, func() bool { return f.running(name) })
+	if err != nil {
+		return f.fail(2, "fake %s exec: %v", f.program, err)
 	}
-	publish := func(what, text string) {
-		atomicfile.Write(filepath.Join(dir, fmt.Sprintf("session-%d.%s", n, what)), []byte(text), 0o644)
-	}
-	publish("open", fmt.Sprintf("%s\n%d\n", strings.Join(argv, " "), os.Getpid()))
-	closed := func(code int) int {
-		publish("closed", strconv.Itoa(code)+"\n")
-		return code
-	}
-	for tick := 0; ; tick++ {
-		if b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("session-%d.exit", n))); err == nil {
-			return closed(exitCode(string(b)))
-		}
-		if tick%5 == 4 && !f.running(name) {
-			return closed(137)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return code
 }
 
 // running reports whether the container runs, reading the state under the
