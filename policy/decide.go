@@ -31,6 +31,16 @@ type Flow struct {
 	// container is not such a connection, and its answers are judged as
 	// flows from the container network.
 	FromHost bool
+	// ToHost marks a flow to one of the host's own addresses that Network
+	// does not list: its IPv6 address on the network (which Apple's runtime
+	// does not report; the backends tell it apart by where the packet goes,
+	// not by its address) or its address on another interface.
+	ToHost bool
+	// FromBridge marks a packet that arrived on the network's bridge,
+	// whatever its source address says. A container can write any source
+	// address; a packet from the bridge whose source lies outside the
+	// network's subnets is one it made up.
+	FromBridge bool
 }
 
 // Verdict is what the firewall does with a flow.
@@ -41,6 +51,10 @@ type Verdict string
 const (
 	Pass   Verdict = "pass"
 	Refuse Verdict = "refuse"
+	// Drop discards a packet without any answer: a reset or an ICMP error
+	// would go to the packet's source address, which for a made-up source is
+	// a way to carry the packet to any host.
+	Drop Verdict = "drop"
 	// Ignore is for flows that do not come from the container network: the
 	// policy leaves them to the rest of the host's firewall.
 	Ignore Verdict = "ignore"
@@ -50,14 +64,22 @@ const (
 // allowlist. It is the specification the pf and nftables renderings are
 // tested against; no backend calls it at run time.
 //
-// From the container network: DNS (UDP and TCP 53) to the policy's DNS
-// servers passes; any other traffic to the host's own addresses on the
-// subnet (the gateway and the broadcast addresses, Network.HostAddrs4: the
-// host's own services) is refused; traffic to other addresses of the IPv4
-// subnet passes
-// (container to container); TCP and UDP to the allowlist pass on every port;
-// everything else, IPv6 included, is refused. Connections the host opens to
-// the containers pass, and so do their replies.
+// From the container network, in this order:
+//   - DNS (UDP and TCP 53) to the policy's DNS servers passes;
+//   - anything else to the host's own addresses (the gateway, the subnet's
+//     broadcast addresses, Network.HostAddrs4, and any flow marked ToHost:
+//     the host's own services) is refused;
+//   - container to container inside the IPv4 or the IPv6 subnet passes;
+//   - DNS to any other address is refused, allowlisted or not, so that DNS
+//     goes only where the policy says;
+//   - TCP and UDP to the allowlist pass on every other port;
+//   - everything else is refused.
+//
+// A packet that arrives on the bridge with a source outside the subnets was
+// made up by a container: it is dropped unanswered when the bridge is known
+// (Network.Interface). IPv6 from a link-local source on the bridge is refused
+// like any other flow that is not allowed. Connections the host opens to the
+// containers pass, and so do their replies.
 func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
 	n := p.Network
 	src, dst := f.Src.Unmap(), f.Dst.Unmap()
@@ -67,20 +89,34 @@ func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
 		}
 		return Ignore
 	}
-	fromNet := n.IPv4.Contains(src) || (n.IPv6.IsValid() && n.IPv6.Contains(src))
+	in6 := func(a netip.Addr) bool { return n.IPv6.IsValid() && n.IPv6.Contains(a) }
+	fromNet := n.IPv4.Contains(src) || in6(src)
 	if !fromNet {
-		return Ignore
+		switch {
+		case !f.FromBridge || n.Interface == "":
+			// Without the bridge a backend can tell such a packet only by its
+			// source address, which says it is not ours.
+			return Ignore
+		case src.Is6() && src.IsLinkLocalUnicast():
+			return Refuse
+		default:
+			return Drop
+		}
 	}
 	transport := f.Proto == TCP || f.Proto == UDP
-	isDNS := func(d netip.Addr) bool { return d.Unmap() == dst }
-	if transport && f.Port == 53 && slices.ContainsFunc(p.DNS, isDNS) {
+	dns := transport && f.Port == 53
+	isServer := func(d netip.Addr) bool { return d.Unmap() == dst }
+	if dns && slices.ContainsFunc(p.DNS, isServer) {
 		return Pass
 	}
-	if slices.Contains(n.HostAddrs4(), dst) {
+	if f.ToHost || slices.Contains(n.HostAddrs4(), dst) {
 		return Refuse
 	}
-	if src.Is4() && n.IPv4.Contains(dst) {
+	if (src.Is4() && n.IPv4.Contains(dst)) || (src.Is6() && in6(dst)) {
 		return Pass
+	}
+	if dns {
+		return Refuse
 	}
 	if transport && allowed != nil && allowed.Contains(dst) {
 		return Pass

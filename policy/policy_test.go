@@ -62,7 +62,16 @@ func TestDecideFollowsThePolicy(t *testing.T) {
 		{"the LAN", policy.Flow{Src: ctr, Dst: a("192.168.1.10"), Proto: policy.TCP, Port: 80}, policy.Refuse},
 		{"ipv6 to an allowlisted address", policy.Flow{Src: ctr6, Dst: a("2606:50c0::1"), Proto: policy.TCP, Port: 443}, policy.Pass},
 		{"ipv6 elsewhere", policy.Flow{Src: ctr6, Dst: a("2001:db8::1"), Proto: policy.TCP, Port: 443}, policy.Refuse},
-		{"ipv6 inside the network", policy.Flow{Src: ctr6, Dst: a("fd5e:9a3b:1c2d:4e5f::1"), Proto: policy.TCP, Port: 22}, policy.Refuse},
+		{"ipv6 to the host's address on the network", policy.Flow{Src: ctr6, Dst: a("fd5e:9a3b:1c2d:4e5f::1"), Proto: policy.TCP, Port: 22, ToHost: true}, policy.Refuse},
+		{"ipv6 to another container", policy.Flow{Src: ctr6, Dst: a("fd5e:9a3b:1c2d:4e5f::7"), Proto: policy.TCP, Port: 22}, policy.Pass},
+		{"the host's LAN address", policy.Flow{Src: ctr, Dst: a("192.168.1.5"), Proto: policy.TCP, Port: 22, ToHost: true}, policy.Refuse},
+		{"dns to an allowlisted address", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.UDP, Port: 53}, policy.Refuse},
+		{"dns over tcp to an allowlisted IPv6 address", policy.Flow{Src: ctr6, Dst: a("2606:50c0::1"), Proto: policy.TCP, Port: 53}, policy.Refuse},
+		{"dns to another container", policy.Flow{Src: ctr, Dst: a("192.168.64.7"), Proto: policy.UDP, Port: 53}, policy.Pass},
+		{"a made-up IPv4 source on the bridge", policy.Flow{Src: a("203.0.113.9"), Dst: a("140.82.113.4"), Proto: policy.UDP, Port: 443, FromBridge: true}, policy.Drop},
+		{"a made-up IPv6 source on the bridge", policy.Flow{Src: a("2001:db8::9"), Dst: a("2606:50c0::1"), Proto: policy.UDP, Port: 443, FromBridge: true}, policy.Drop},
+		{"a link-local source on the bridge", policy.Flow{Src: a("fe80::5"), Dst: a("fe80::1"), Proto: policy.TCP, Port: 22, FromBridge: true}, policy.Refuse},
+		{"a container's own address on the bridge", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.TCP, Port: 443, FromBridge: true}, policy.Pass},
 		{"the host opens a connection to a container", policy.Flow{Src: a("192.168.64.1"), Dst: ctr, Proto: policy.TCP, Port: 8080, FromHost: true}, policy.Pass},
 		{"traffic from elsewhere", policy.Flow{Src: a("10.1.1.1"), Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 53}, policy.Ignore},
 		{"an IPv4-mapped destination counts as IPv4", policy.Flow{Src: ctr, Dst: a("::ffff:140.82.113.4"), Proto: policy.TCP, Port: 443}, policy.Pass},
@@ -71,6 +80,13 @@ func TestDecideFollowsThePolicy(t *testing.T) {
 		if got := pol.Decide(c.f, set); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+	// Without the bridge, a made-up source cannot be told from traffic
+	// that is not the network's: the backends leave it alone.
+	pol.Network.Interface = ""
+	spoofed := policy.Flow{Src: a("203.0.113.9"), Dst: a("140.82.113.4"), Proto: policy.UDP, Port: 443, FromBridge: true}
+	if got := pol.Decide(spoofed, set); got != policy.Ignore {
+		t.Errorf("a made-up source without the bridge: %v, want %v", got, policy.Ignore)
 	}
 }
 

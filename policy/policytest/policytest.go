@@ -124,8 +124,9 @@ func Flows(p policy.Policy) []policy.Flow {
 // decided against Allowlist: allowlisted and other destinations in IPv4 and
 // (when p has an IPv6 subnet) IPv6, DNS to each DNS server, to the gateway and
 // to a public resolver, SSH to the host and to the allowlist, container to
-// container, connections the host opens, ICMP, and traffic that does not come
-// from the network at all. Every flow has one address family.
+// container, connections the host opens, ICMP, packets with made-up sources
+// from the bridge, and traffic that does not come from the network at all.
+// Every flow has one address family.
 func Cases(p policy.Policy) []Case {
 	n := p.Network
 	a := netip.MustParseAddr
@@ -147,6 +148,8 @@ func Cases(p policy.Policy) []Case {
 	host := func(src, dst netip.Addr, port uint16) policy.Flow {
 		return policy.Flow{Src: src, Dst: dst, Proto: policy.TCP, Port: port, FromHost: true}
 	}
+	toHost := func(f policy.Flow) policy.Flow { f.ToHost = true; return f }
+	bridge := func(f policy.Flow) policy.Flow { f.FromBridge = true; return f }
 
 	cs := []Case{
 		{"https to an allowlisted address", tcp(ctr, gh, 443)},
@@ -156,6 +159,7 @@ func Cases(p policy.Policy) []Case {
 		{"an unusual tcp port on an allowlisted address", tcp(ctr, gh, 8443)},
 		{"udp to an allowlisted address", udp(ctr, gh, 443)},
 		{"dns to an allowlisted address", udp(ctr, gh, 53)},
+		{"dns over tcp to an allowlisted address", tcp(ctr, gh, 53)},
 		{"icmp to an allowlisted address", icmp(ctr, gh)},
 		{"https to an address not on the allowlist", tcp(ctr, other, 443)},
 		{"http to an address not on the allowlist", tcp(ctr, other, 80)},
@@ -190,6 +194,10 @@ func Cases(p policy.Policy) []Case {
 		{"traffic between two other hosts", udp(a("10.1.1.1"), a("8.8.8.8"), 53)},
 		{"a LAN host connects to the host", tcp(a("192.168.1.20"), n.Gateway4, 22)},
 		{"IPv6 traffic from elsewhere", tcp(a("2001:db8::5"), a("2606:50c0::1"), 443)},
+		{"a made-up source on the bridge, to the allowlist", bridge(udp(a("203.0.113.99"), gh, 443))},
+		{"a made-up source on the bridge, to elsewhere", bridge(tcp(a("203.0.113.99"), other, 443))},
+		{"a made-up source on the bridge, to the host", bridge(udp(a("203.0.113.99"), n.Gateway4, 123))},
+		{"a made-up LAN source on the bridge", bridge(tcp(a("192.168.1.20"), gh, 443))},
 	}
 	for _, d := range p.DNS {
 		if d.Is4() {
@@ -215,8 +223,12 @@ func Cases(p policy.Policy) []Case {
 			Case{"IPv6 https to an address not on the allowlist", tcp(ctr6, other6, 443)},
 			Case{"IPv6 ssh to an address not on the allowlist", tcp(ctr6, other6, 22)},
 			Case{"IPv6 dns to a public resolver", udp(ctr6, a("2001:4860:4860::8888"), 53)},
-			Case{"IPv6 to the first address of the subnet (the host)", tcp(ctr6, n.IPv6.Addr().Next(), 22)},
+			Case{"IPv6 to the first address of the subnet (the host)", toHost(tcp(ctr6, n.IPv6.Addr().Next(), 22))},
+			Case{"IPv6 dns to the host", toHost(udp(ctr6, n.IPv6.Addr().Next(), 53))},
 			Case{"IPv6 to another container", tcp(ctr6, peer6, 22)},
+			Case{"IPv6 udp to another container", udp(ctr6, peer6, 9000)},
+			Case{"IPv6 dns over tcp to an allowlisted address", tcp(ctr6, gh6, 53)},
+			Case{"a made-up IPv6 source on the bridge, to the allowlist", bridge(udp(a("2001:db8:b::99"), gh6, 443))},
 			Case{"the host opens an IPv6 connection to a container", host(n.IPv6.Addr().Next(), ctr6, 8080)},
 		)
 		for _, d := range p.DNS {
