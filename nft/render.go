@@ -33,9 +33,11 @@ type rule struct {
 
 // chain is one chain of our table; hook is empty for a regular chain.
 type chain struct {
-	name  string
-	hook  string
-	rules []rule
+	name     string
+	hook     string
+	priority string // of a base chain; priority when empty
+	device   string // of an ingress chain
+	rules    []rule
 }
 
 // Names of our chains. The base chains are named after their hooks.
@@ -44,6 +46,17 @@ const (
 	chainInput   = "input"
 	chainJudge   = "judge"
 	chainRefuse  = "refuse"
+	chainIngress = "ingress"
+	chainPre     = "prerouting"
+)
+
+// Priorities of the chains that drop made-up sources. The ingress chain of
+// the bridge device runs before the host's IP stack parses the packet; the
+// prerouting chain runs before defragmentation (-400) and connection
+// tracking (-200), also when br_netfilter hands it bridged frames.
+const (
+	ingressPriority    = "-500"
+	preroutingPriority = "-450"
 )
 
 // priority of both base chains: just before the usual filter chains
@@ -80,7 +93,19 @@ func chains(p policy.Policy) ([]chain, error) {
 		match = append(match, rule{"everything from the network's IPv6 subnet", fmt.Sprintf("ip6 saddr %s jump %s", n.IPv6, chainJudge)})
 	}
 
-	forward := chain{name: chainForward, hook: "forward", rules: match}
+	// Container to container over IPv6 passes like IPv4. On a plain bridge
+	// it never reaches this hook; with br_netfilter it does, and must not be
+	// refused there, nor the neighbour discovery that goes with it.
+	var fwd []rule
+	if n.IPv6.IsValid() {
+		fwd = append(fwd, rule{"container to container inside the IPv6 subnet, as over IPv4 (seen here only with br_netfilter)",
+			fmt.Sprintf("ip6 saddr %s ip6 daddr %s accept", n.IPv6, n.IPv6)})
+	}
+	if n.Interface != "" {
+		fwd = append(fwd, rule{"link-scoped IPv6 between containers (neighbour discovery), which never leaves the bridge",
+			fmt.Sprintf("iifname %q oifname %q ip6 daddr { fe80::/10, ff02::/16 } accept", n.Interface, n.Interface)})
+	}
+	forward := chain{name: chainForward, hook: "forward", rules: append(fwd, match...)}
 	input := chain{name: chainInput, hook: "input", rules: append([]rule{
 		{"the host talking to itself is not ours to judge", `iifname "lo" accept`},
 		{"IPv6 neighbour discovery, which never leaves the link; without it the host cannot reach its containers over IPv6",
@@ -111,15 +136,59 @@ func chains(p policy.Policy) ([]chain, error) {
 		rule{"the host's own services: on the gateway, or reached through the subnet's broadcast addresses",
 			fmt.Sprintf("ip daddr %s goto %s", addrList(strs(n.HostAddrs4())), chainRefuse)},
 		rule{"container to container inside the IPv4 subnet", fmt.Sprintf("ip saddr %s ip daddr %s accept", n.IPv4, n.IPv4)},
-		rule{"the allowlist, every TCP and UDP port", fmt.Sprintf("meta l4proto { tcp, udp } ip daddr @%s accept", set4)},
+		rule{"DNS to anything but the servers above, allowlisted or not", "meta l4proto { tcp, udp } th dport 53 goto " + chainRefuse},
+		rule{"the allowlist, every other TCP and UDP port", fmt.Sprintf("meta l4proto { tcp, udp } ip daddr @%s accept", set4)},
 		rule{"", fmt.Sprintf("meta l4proto { tcp, udp } ip6 daddr @%s accept", set6)},
 		rule{"everything else", "goto " + chainRefuse},
 	)
 	refuse := chain{name: chainRefuse, rules: []rule{
-		{"fail fast: a reset for TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
-		{"", "reject with icmpx admin-prohibited"},
+		{"fail fast. TCP with a link-local address gets an ICMPv6 error: a reset is routed by its address alone and can leave by another interface",
+			"meta l4proto tcp ip6 saddr fe80::/10 reject with icmpv6 type admin-prohibited"},
+		{"", "meta l4proto tcp ip6 daddr fe80::/10 reject with icmpv6 type admin-prohibited"},
+		{"a reset for other TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
+		{"", "reject with icmpx type admin-prohibited"},
 	}}
-	return []chain{forward, input, judge, refuse}, nil
+	return append(spoofChains(p), forward, input, judge, refuse), nil
+}
+
+// spoofChains returns the chains that drop packets with made-up source
+// addresses from the bridge: none when the bridge is not known.
+//
+// A container can send with any source address, and the host's own kernel
+// answers some packets before the forward and input hooks see them: a TTL
+// or hop limit of 1 (time exceeded, from the forwarding code), a bad IPv4
+// option or an unknown IPv6 hop-by-hop option (parameter problem, while the
+// header is parsed), a packet larger than the uplink's MTU (fragmentation
+// needed, packet too big), a first fragment alone (time exceeded when
+// reassembly gives up). Each answer goes to the made-up source, anywhere on
+// the internet, and quotes the packet. Two hooks close this, each needed:
+//   - ingress on the bridge device runs before IPv6's hop-by-hop options are
+//     parsed, which happens before prerouting; but with br_netfilter a
+//     fragment is queued for reassembly before it gets there;
+//   - prerouting before defragmentation, which br_netfilter also runs for
+//     frames on the bridge, before it reassembles them.
+func spoofChains(p policy.Policy) []chain {
+	n := p.Network
+	if n.Interface == "" {
+		return nil
+	}
+	src6 := "{ fe80::/10, ::/128 }"
+	if n.IPv6.IsValid() {
+		src6 = fmt.Sprintf("{ %s, fe80::/10, ::/128 }", n.IPv6)
+	}
+	drops := func(prefix string) []rule {
+		return []rule{
+			{"a source outside the subnets, or one of the host's own (the gateway, the broadcasts), was made up: dropped unanswered",
+				fmt.Sprintf("%sip saddr != %s drop", prefix, n.IPv4)},
+			{"", fmt.Sprintf("%sip saddr %s drop", prefix, addrList(strs(n.HostAddrs4())))},
+			{"IPv6 also from link-local addresses and the unspecified address (neighbour discovery)",
+				fmt.Sprintf("%sip6 saddr != %s drop", prefix, src6)},
+		}
+	}
+	return []chain{
+		{name: chainIngress, hook: "ingress", device: n.Interface, priority: ingressPriority, rules: drops("")},
+		{name: chainPre, hook: "prerouting", priority: preroutingPriority, rules: drops(fmt.Sprintf("iifname %q ", n.Interface))},
+	}
 }
 
 func strs(as []netip.Addr) []string {
@@ -179,7 +248,7 @@ func render(p policy.Policy, table, how string) (string, error) {
 	b.WriteString("\n")
 	if n.Interface == "" {
 		b.WriteString("#   The bridge is not known: only packets with a source address in the subnets\n")
-		b.WriteString("#   are judged (IPv6 link-local traffic from the containers is not).\n")
+		b.WriteString("#   are judged; made-up sources and IPv6 link-local traffic are not.\n")
 	}
 	fmt.Fprintf(&b, "# Load with `nft -f`: one transaction that changes table %s %s and nothing else.\n", Family, table)
 	fmt.Fprintf(&b, "add table %s %s\n", Family, table)
@@ -189,24 +258,37 @@ func render(p policy.Policy, table, how string) (string, error) {
 	for _, s := range []struct{ name, typ string }{{set4, "ipv4_addr"}, {set6, "ipv6_addr"}} {
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n\t\tauto-merge\n\t}\n\n", s.name, s.typ)
 	}
+	writeChains(&b, cs)
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// writeChains renders chains inside a table block.
+func writeChains(b *strings.Builder, cs []chain) {
 	for i, c := range cs {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+		fmt.Fprintf(b, "\tchain %s {\n", c.name)
 		if c.hook != "" {
-			fmt.Fprintf(&b, "\t\ttype filter hook %s priority %s; policy accept;\n", c.hook, priority)
+			prio := c.priority
+			if prio == "" {
+				prio = priority
+			}
+			dev := ""
+			if c.device != "" {
+				dev = fmt.Sprintf(" device %q", c.device)
+			}
+			fmt.Fprintf(b, "\t\ttype filter hook %s%s priority %s; policy accept;\n", c.hook, dev, prio)
 		}
 		for _, r := range c.rules {
 			if r.note != "" {
-				fmt.Fprintf(&b, "\t\t# %s\n", r.note)
+				fmt.Fprintf(b, "\t\t# %s\n", r.note)
 			}
-			fmt.Fprintf(&b, "\t\t%s\n", r.text)
+			fmt.Fprintf(b, "\t\t%s\n", r.text)
 		}
 		b.WriteString("\t}\n")
 	}
-	b.WriteString("}\n")
-	return b.String(), nil
 }
 
 // split returns the prefixes of set that go into the IPv4 and the IPv6 set.
