@@ -2,6 +2,7 @@ package nft
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -154,6 +155,7 @@ func propertyFlows() []policy.Flow {
 		tcp(ctr4, gw4, 22), tcp(ctr6, gw6, 22), udp(ctr4, gw4, 123),
 		fromHost(gw4, ctr4, 8080), fromHost(gw6, ctr6, 8080),
 		tcp(ctr4, peer4, 8080), udp(ctr4, peer4, 9000),
+		tcp(ctr6, peer6, 8080), udp(ctr6, peer6, 9000),
 	}
 }
 
@@ -261,12 +263,100 @@ func TestE2ERepliesToConnectionsTheHostOpensPass(t *testing.T) {
 	})
 }
 
+// TestE2EContainersOnTheNetworkReachEachOther checks container to container
+// traffic over IPv4 and IPv6 with and without br_netfilter: on a plain
+// bridge it never reaches the IP hooks, with br_netfilter it reaches the
+// forward hook, and the verdict must not depend on which.
 func TestE2EContainersOnTheNetworkReachEachOther(t *testing.T) {
-	tp, _, _ := upProperty(t)
-	tp.check(t, []probeCase{
-		{"tcp to another container", tcp(ctr4, peer4, 8080), connected},
-		{"udp to another container", udp(ctr4, peer4, 9000), connected},
-	})
+	for _, brNetfilter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("br_netfilter=%v", brNetfilter), func(t *testing.T) {
+			p := propertyPolicy(t)
+			tp := newTopology(t, p, propertyFlows())
+			tp.setBrNetfilter(brNetfilter)
+			b := tp.backend()
+			if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Down(context.Background()) })
+			tp.check(t, []probeCase{
+				{"tcp to another container", tcp(ctr4, peer4, 8080), connected},
+				{"udp to another container", udp(ctr4, peer4, 9000), connected},
+				{"ping another container", policy.Flow{Src: ctr4, Dst: peer4, Proto: policy.ICMP}, connected},
+				{"IPv6 tcp to another container", tcp(ctr6, peer6, 8080), connected},
+				{"IPv6 udp to another container", udp(ctr6, peer6, 9000), connected},
+				{"IPv6 ping another container", policy.Flow{Src: ctr6, Dst: peer6, Proto: policy.ICMP}, connected},
+			})
+		})
+	}
+}
+
+// TestE2ETCPToTheHostsLinkLocalAddressFailsAtOnce connects from a container
+// to the host's link-local address on the bridge, where a TCP reset would be
+// routed by address alone and could leave through another interface: the
+// client must be refused at once, not left to time out.
+func TestE2ETCPToTheHostsLinkLocalAddressFailsAtOnce(t *testing.T) {
+	for _, brNetfilter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("br_netfilter=%v", brNetfilter), func(t *testing.T) {
+			p := propertyPolicy(t)
+			tp := newTopology(t, p, propertyFlows())
+			tp.setBrNetfilter(brNetfilter)
+			// The host's uplinks have link-local addresses too, and on a real
+			// host the uplink's link-local route comes before the bridge's,
+			// which appears later: a reset routed by address alone goes there.
+			tp.ip("-n", tp.ns[roleHost], "-6", "route", "add", "fe80::/64", "dev", "wan0", "metric", "1")
+			var ll netip.Addr
+			var ln net.Listener
+			if err := inNS(tp.ns[roleHost], func() error {
+				ifi, err := net.InterfaceByName(tp.bridge)
+				if err != nil {
+					return err
+				}
+				addrs, err := ifi.Addrs()
+				if err != nil {
+					return err
+				}
+				for _, a := range addrs {
+					if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().IsLinkLocalUnicast() {
+						ll = p.Addr()
+					}
+				}
+				ln, err = net.Listen("tcp", "[::]:2222") // a host service on every address
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			if !ll.IsValid() {
+				t.Fatalf("the bridge %s has no link-local address", tp.bridge)
+			}
+			dst := netip.AddrPortFrom(ll.WithZone("eth0"), 2222)
+			dial := func() outcome {
+				var got outcome
+				inNS(tp.ns[roleCtr], func() error { got = dialTCP(netip.Addr{}, dst); return nil })
+				return got
+			}
+			if got := dial(); got != connected {
+				t.Fatalf("without the firewall, tcp to %s: %s; the topology is broken", dst, got)
+			}
+			b := tp.backend()
+			if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Down(context.Background()) })
+			if got := dial(); got != prohibited {
+				t.Errorf("tcp to the host's link-local address %s: %s, want %s", dst, got, prohibited)
+			}
+		})
+	}
 }
 
 func TestE2EReplaceTakesEffectForNewConnections(t *testing.T) {
