@@ -19,11 +19,13 @@ import (
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
-// addrSpec is one address of a rule: "any", a prefix, a table, or a list.
+// addrSpec is one address of a rule: "any", a prefix, a table, an
+// interface's own addresses ("(bridge100)"), or a list.
 type addrSpec struct {
 	any    bool
 	prefix netip.Prefix
 	table  string
+	dynIf  string
 	list   []addrSpec
 }
 
@@ -319,6 +321,15 @@ func parseAddr(next func() string, peek func() string, tables map[string]bool) (
 			return addrSpec{}, fmt.Errorf("table <%s> not declared in this anchor", name)
 		}
 		return addrSpec{table: name}, nil
+	case strings.HasPrefix(t, "(") && strings.HasSuffix(t, ")"):
+		// pf's dynamic address: the interface's own addresses, kept
+		// current by the kernel. Modifiers (":network", ":0") are outside
+		// the subset.
+		name := strings.Trim(t, "()")
+		if !policy.ValidInterface(name) {
+			return addrSpec{}, fmt.Errorf("interface address %q outside the subset", t)
+		}
+		return addrSpec{dynIf: name}, nil
 	}
 	if p, err := netip.ParsePrefix(t); err == nil {
 		if p != p.Masked() {
@@ -343,16 +354,25 @@ type packet struct {
 	icmp6Type string // for ipv6-icmp
 }
 
-func (s addrSpec) match(a netip.Addr, tables map[string]*netipx.IPSet) bool {
+// world is what rules look up when a packet is evaluated: the contents of
+// the tables and the host's own addresses on each interface.
+type world struct {
+	tables  map[string]*netipx.IPSet
+	ifAddrs map[string][]netip.Addr
+}
+
+func (s addrSpec) match(a netip.Addr, w world) bool {
 	switch {
 	case s.any:
 		return true
 	case s.table != "":
-		set := tables[s.table]
+		set := w.tables[s.table]
 		return set != nil && set.Contains(a)
+	case s.dynIf != "":
+		return slices.Contains(w.ifAddrs[s.dynIf], a)
 	case len(s.list) > 0:
 		for _, e := range s.list {
-			if e.match(a, tables) {
+			if e.match(a, w) {
 				return true
 			}
 		}
@@ -361,7 +381,7 @@ func (s addrSpec) match(a netip.Addr, tables map[string]*netipx.IPSet) bool {
 	return s.prefix.Addr().Is4() == a.Is4() && s.prefix.Contains(a)
 }
 
-func (r pfRule) match(p packet, tables map[string]*netipx.IPSet) bool {
+func (r pfRule) match(p packet, w world) bool {
 	if r.dir != "" && r.dir != p.dir {
 		return false
 	}
@@ -378,7 +398,7 @@ func (r pfRule) match(p packet, tables map[string]*netipx.IPSet) bool {
 	if len(r.protos) > 0 && !slices.Contains(r.protos, p.proto) {
 		return false
 	}
-	if !r.from.match(p.src, tables) || !r.to.match(p.dst, tables) {
+	if !r.from.match(p.src, w) || !r.to.match(p.dst, w) {
 		return false
 	}
 	if len(r.ports) > 0 && ((p.proto != "tcp" && p.proto != "udp") || !slices.Contains(r.ports, p.port)) {
@@ -390,22 +410,20 @@ func (r pfRule) match(p packet, tables map[string]*netipx.IPSet) bool {
 	return true
 }
 
-// Verdicts the evaluator can give besides policy.Pass, Refuse and Ignore:
-// none of them is right for a flow of the policy's model; a silent drop is
-// right only for a packet whose source a container made up.
-const (
-	passNoState policy.Verdict = "pass without state (replies would be refused)"
-	drop        policy.Verdict = "silent drop"
-)
+// passNoState is the verdict of a "pass ... no state" rule, which the
+// evaluator gives besides policy's verdicts: it is right for no flow of the
+// policy's model (the flow's replies would be refused), only for neighbour
+// discovery.
+const passNoState policy.Verdict = "pass without state (replies would be refused)"
 
 // eval returns the verdict for p and the matching rule (nil when none
 // matched, which means pf's default: pass, leaving the packet to the rest of
 // the host's rules).
-func (rs *pfRuleset) eval(p packet, tables map[string]*netipx.IPSet) (policy.Verdict, *pfRule) {
+func (rs *pfRuleset) eval(p packet, w world) (policy.Verdict, *pfRule) {
 	var last *pfRule
 	for i := range rs.rules {
 		r := &rs.rules[i]
-		if !r.match(p, tables) {
+		if !r.match(p, w) {
 			continue
 		}
 		last = r
@@ -423,7 +441,7 @@ func (rs *pfRuleset) eval(p packet, tables map[string]*netipx.IPSet) (policy.Ver
 	case last.ret:
 		return policy.Refuse, last
 	}
-	return drop, last
+	return policy.Drop, last
 }
 
 // The interface names the flows are mapped to.
@@ -432,16 +450,41 @@ const (
 	defaultBridge = "bridge100"
 )
 
+// bridgeOf returns the name of p's bridge interface, or the name the
+// evaluator gives it when p does not know it.
+func bridgeOf(p policy.Policy) string {
+	if p.Network.Interface != "" {
+		return p.Network.Interface
+	}
+	return defaultBridge
+}
+
+// hostAddr6 is the host's own address in p's IPv6 subnet as the flow table
+// writes it (the runtime does not report it): the subnet's first address.
+func hostAddr6(p policy.Policy) netip.Addr { return p.Network.IPv6.Addr().Next() }
+
+// worldFor returns what the rules look up for p: the allowlist in p's table
+// and, on the bridge, the host's own addresses there (the gateway and, with
+// an IPv6 subnet, hostAddr6), which "($ctr_if)" stands for.
+func worldFor(p policy.Policy, allowed *netipx.IPSet) world {
+	addrs := []netip.Addr{p.Network.Gateway4}
+	if p.Network.IPv6.IsValid() {
+		addrs = append(addrs, hostAddr6(p))
+	}
+	return world{
+		tables:  map[string]*netipx.IPSet{p.Table: allowed},
+		ifAddrs: map[string][]netip.Addr{bridgeOf(p): addrs},
+	}
+}
+
 // packetFor maps a policy flow to the packet pf sees: a flow from the
-// container network arrives "in" on the network's bridge with the
-// container's own address; a connection the host opens leaves "out" on the
-// bridge when it goes to the network; anything else travels on the uplink.
+// container network, or marked as arriving on the bridge, arrives "in" on
+// the network's bridge with the source address the container wrote; a
+// connection the host opens leaves "out" on the bridge when it goes to the
+// network; anything else travels on the uplink.
 func packetFor(p policy.Policy, f policy.Flow) packet {
 	n := p.Network
-	bridge := n.Interface
-	if bridge == "" {
-		bridge = defaultBridge
-	}
+	bridge := bridgeOf(p)
 	inNet := func(a netip.Addr) bool {
 		return n.IPv4.Contains(a) || (n.IPv6.IsValid() && n.IPv6.Contains(a))
 	}
@@ -457,7 +500,7 @@ func packetFor(p policy.Policy, f policy.Flow) packet {
 		if inNet(pk.dst) {
 			pk.ifname = bridge
 		}
-	} else if inNet(pk.src) {
+	} else if f.FromBridge || inNet(pk.src) {
 		pk.ifname = bridge
 	}
 	return pk

@@ -50,15 +50,17 @@ func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 //
 // The rules, in order, all "quick" (the first match decides):
 //  1. the host's connections to the containers, from its own address on the
-//     network, pass and keep state, so the containers' replies pass too;
-//  2. IPv6 neighbour discovery on the bridge to on-link addresses passes
-//     (when the bridge is known);
+//     network, pass and keep state, so the containers' replies pass too (for
+//     IPv6 only when the bridge is known: its address is the host's);
+//  2. IPv6 neighbour discovery and router solicitation to on-link addresses
+//     pass (on the bridge when known, else from the IPv6 subnet);
 //  3. DNS, UDP and TCP port 53, passes to the policy's DNS servers only;
 //  4. anything else to the host's own addresses on the subnet (the gateway
 //     and the broadcast addresses: the host's own services) is refused;
 //  5. container to container inside the IPv4 subnet passes;
-//  6. TCP and UDP to the allowlist table pass on every port;
-//  7. everything else from the network, IPv4 and IPv6, is refused with a TCP
+//  6. DNS to any other address is refused, allowlisted or not;
+//  7. TCP and UDP to the allowlist table pass on every port;
+//  8. everything else from the network, IPv4 and IPv6, is refused with a TCP
 //     reset or ICMP unreachable; on the bridge (when known), a packet whose
 //     source lies outside the subnets is dropped unanswered instead.
 func Render(p policy.Policy, o Options) (string, error) {
@@ -147,28 +149,23 @@ func Render(p policy.Policy, o Options) (string, error) {
 	w("")
 
 	w("# 1. The host opens connections to the containers (published ports, exec,")
-	w("#    probes). \"keep state\" lets the containers' replies back in past rule 7.")
+	w("#    probes). \"keep state\" lets the containers' replies back in past rule 8.")
 	w("#    Only from the host's own address on the network: a packet forwarded to a")
 	w("#    container from elsewhere (through vmnet's endpoint-independent NAT, say)")
 	w("#    must not open a way back out for the container's answers.")
 	rule("pass out quick on ! lo0 inet from $ctr_gw4 to $ctr_net4 keep state", "host-to-ctr")
-	if has6 {
-		rule("pass out quick on ! lo0 inet6 from $ctr_net6 to $ctr_net6 keep state", "host-to-ctr6")
+	switch {
+	case has6 && hasIf:
+		w("#    The runtime does not report the host's IPv6 address: ($ctr_if) stands for")
+		w("#    the bridge's own addresses, kept current by pf.")
+		rule("pass out quick on ! lo0 inet6 from ($ctr_if) to $ctr_net6 keep state", "host-to-ctr6")
+	case has6:
+		w("#    No IPv6 rule: the host's IPv6 address is known only through the bridge,")
+		w("#    which exists once a container is attached; the rules are reloaded then.")
 	}
 	w("")
 
-	w("# 2. IPv6 neighbour discovery on the bridge (IPv6's ARP), only to on-link")
-	w("#    addresses, so that it cannot carry data past the host.")
-	if hasIf {
-		onLink := "{ fe80::/10 ff02::/16 }"
-		if has6 {
-			onLink = "{ fe80::/10 ff02::/16 $ctr_net6 }"
-		}
-		rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to "+onLink+" icmp6-type { neighbrsol neighbradv } no state", "nd6")
-	} else {
-		w("#    (not rendered: the bridge interface is unknown)")
-	}
-	w("")
+	renderNeighbourDiscovery(w, rule, has6, hasIf)
 
 	w("# 3. DNS, UDP and TCP port 53, only to the DNS servers above (not to any host:")
 	w("#    an open resolver elsewhere is an exfiltration channel).")
@@ -189,19 +186,32 @@ func Render(p policy.Policy, o Options) (string, error) {
 	rule("block return in quick on ! lo0 inet from $ctr_net4 to $ctr_host4", "host")
 	w("")
 
-	w("# 5. Container to container inside the IPv4 subnet.")
+	w("# 5. Container to container. It stays on the bridge and does not reach pf;")
+	w("#    IPv4 is passed should it ever do.")
 	rule("pass in quick on ! lo0 inet from $ctr_net4 to $ctr_net4 keep state", "ctr-to-ctr")
+	if has6 {
+		w("#    No IPv6 rule: the host's own address lies inside the IPv6 subnet and")
+		w("#    stays refused.")
+	}
 	w("")
 
-	w("# 6. TCP and UDP to the allowlist, on every port (SSH to GitHub included).")
+	w("# 6. DNS to any other address is refused, even to an allowlisted one.")
+	rule("block return in quick on ! lo0 inet proto { tcp udp } from $ctr_net4 to any port 53", "dns-other")
+	if has6 {
+		rule("block return in quick on ! lo0 inet6 proto { tcp udp } from $ctr_net6 to any port 53", "dns-other6")
+	}
+	w("")
+
+	w("# 7. TCP and UDP to the allowlist, on every port (SSH to GitHub included).")
 	rule(fmt.Sprintf("pass in quick on ! lo0 inet proto { tcp udp } from $ctr_net4 to <%s> keep state", p.Table), "allow")
 	if has6 {
 		rule(fmt.Sprintf("pass in quick on ! lo0 inet6 proto { tcp udp } from $ctr_net6 to <%s> keep state", p.Table), "allow6")
 	}
 	w("")
 
-	w("# 7. Everything else from the containers is refused at once: a TCP reset or an")
-	w("#    ICMP unreachable, so that clients fail fast instead of timing out.")
+	w("# 8. Everything else from the containers is refused at once: a TCP reset or an")
+	w("#    ICMP unreachable, so that clients fail fast instead of timing out. pf sends")
+	w("#    no error in answer to ICMP, so a ping to a refused address times out.")
 	rule("block return in quick on ! lo0 inet from $ctr_net4 to any", "deny")
 	if has6 {
 		rule("block return in quick on ! lo0 inet6 from $ctr_net6 to any", "deny6")
@@ -216,6 +226,9 @@ func Render(p policy.Policy, o Options) (string, error) {
 		rule("block return in quick on $ctr_if inet6 from fe80::/10 to any", "deny6-link-local")
 		rule("block drop in quick on $ctr_if all", "deny-spoofed")
 	}
+	if !hasIf {
+		w("#    Made-up source addresses are not caught here: that needs the bridge interface.")
+	}
 	switch {
 	case !has6 && !hasIf:
 		w("#    IPv6 is NOT filtered here: the network reports no IPv6 subnet and its")
@@ -227,6 +240,49 @@ func Render(p policy.Policy, o Options) (string, error) {
 		w("#    is unknown, and a source-only fe80::/10 block would hit the uplink too.")
 	}
 	return b.String(), nil
+}
+
+const rsComment = "#    Router solicitation: the IPv6 default route at once, not at the next advertisement."
+
+// renderNeighbourDiscovery writes rule 2: what IPv6 needs on the link.
+// Containers need neighbour solicitations and advertisements (IPv6's ARP) to
+// reach the host, and a router solicitation to get vmnet's router
+// advertisement, and with it their IPv6 default route, at once rather than at
+// the next unsolicited one (RFC 4861 lets a router wait up to 600 seconds
+// between those by default). MLD is not passed: listener state matters only
+// to multicast routers and snooping switches, and the bridge (XNU's
+// if_bridge, which does no snooping) floods multicast to every member before
+// pf sees it, while the host routes none.
+//
+// Every destination is on the link (fe80::/10, ff02::/16, the subnet), so
+// nothing passed here can leave it. ND's hop limit of 255 cannot be required
+// here: pf's filter rules have no hop-limit match (scrub's min-ttl only
+// raises it, and Render writes no scrub rules); the receivers drop ND
+// packets with any other hop limit themselves (RFC 4861).
+func renderNeighbourDiscovery(w func(string, ...any), rule func(text, label string), has6, hasIf bool) {
+	w("# 2. IPv6 neighbour discovery (IPv6's ARP), only to on-link addresses: nothing")
+	w("#    here can leave the link. MLD is not needed: the bridge floods multicast.")
+	switch {
+	case hasIf:
+		onLink := "{ fe80::/10 ff02::/16 }"
+		if has6 {
+			onLink = "{ fe80::/10 ff02::/16 $ctr_net6 }"
+		}
+		rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to "+onLink+" icmp6-type { neighbrsol neighbradv } no state", "nd6")
+		if has6 {
+			w(rsComment)
+			rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state", "rs6")
+		}
+	case has6:
+		w("#    The bridge is unknown: only from the subnet, which rule 8 would refuse")
+		w("#    (link-local sources match no rule here).")
+		rule("pass in quick on ! lo0 inet6 proto ipv6-icmp from $ctr_net6 to { fe80::/10 ff02::/16 $ctr_net6 } icmp6-type { neighbrsol neighbradv } no state", "nd6")
+		w(rsComment)
+		rule("pass in quick on ! lo0 inet6 proto ipv6-icmp from $ctr_net6 to ff02::2 icmp6-type routersol no state", "rs6")
+	default:
+		w("#    (not rendered: no IPv6 subnet, and the bridge interface is unknown)")
+	}
+	w("")
 }
 
 // list renders addresses as a pf list, "{ a b }".
