@@ -77,6 +77,9 @@ type State struct {
 	Table  string        `json:"table"`
 	Policy policy.Policy `json:"policy"`
 	Loaded time.Time     `json:"loaded"`
+	// NoIngress records that the kernel refused the chain on the bridge
+	// device's ingress hook, and the table was loaded without it.
+	NoIngress bool `json:"no_ingress,omitempty"`
 }
 
 func (b *Backend) statePath() string {
@@ -107,12 +110,12 @@ func (b *Backend) ReadState() (State, error) {
 	return st, nil
 }
 
-func (b *Backend) writeState(p policy.Policy) error {
+func (b *Backend) writeState(p policy.Policy, ingress bool) error {
 	path := b.statePath()
 	if path == "" {
 		return nil
 	}
-	data, err := json.MarshalIndent(State{Table: b.cfg.Table, Policy: p, Loaded: b.now().UTC()}, "", "  ")
+	data, err := json.MarshalIndent(State{Table: b.cfg.Table, Policy: p, Loaded: b.now().UTC(), NoIngress: !ingress}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -160,23 +163,33 @@ func (b *Backend) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) er
 		return err
 	}
 	var errs []error
-	for _, how := range []string{"flush", "delete"} {
-		script, err := render(p, b.cfg.Table, how)
-		if err != nil {
-			return err
+	ingressRefused := false
+	for _, ingress := range []bool{true, false} {
+		if !ingress && !ingressRefused {
+			break
 		}
-		var s strings.Builder
-		s.WriteString(script)
-		fill(&s, b.cfg.Table, p.Table, set, true)
-		if err := b.load(ctx, s.String()); err != nil {
-			errs = append(errs, fmt.Errorf("loading nftables table %s %s (%s): %w", Family, b.cfg.Table, how, err))
-			continue
+		for _, how := range []string{"flush", "delete"} {
+			script, err := render(p, b.cfg.Table, how, ingress)
+			if err != nil {
+				return err
+			}
+			var s strings.Builder
+			s.WriteString(script)
+			fill(&s, b.cfg.Table, p.Table, set, true)
+			if err := b.load(ctx, s.String()); err != nil {
+				// Kernels before named netdev hooks refuse an ingress
+				// chain for a device that does not exist yet (a podman
+				// bridge appears with the first container).
+				ingressRefused = ingressRefused || strings.Contains(err.Error(), "ingress")
+				errs = append(errs, fmt.Errorf("loading nftables table %s %s (%s): %w", Family, b.cfg.Table, how, err))
+				continue
+			}
+			if err := b.verify(ctx, p, set, ingress); err != nil {
+				errs = append(errs, fmt.Errorf("checking nftables table %s %s just loaded (%s): %w", Family, b.cfg.Table, how, err))
+				continue
+			}
+			return b.writeState(p, ingress)
 		}
-		if err := b.verify(ctx, p, set); err != nil {
-			errs = append(errs, fmt.Errorf("checking nftables table %s %s just loaded (%s): %w", Family, b.cfg.Table, how, err))
-			continue
-		}
-		return b.writeState(p)
 	}
 	return fmt.Errorf("%w (the previous rules, if any, are still in place; mage reset removes them)", errors.Join(errs...))
 }
@@ -323,12 +336,12 @@ func (b *Backend) exists(ctx context.Context, table string) (bool, error) {
 }
 
 // verify checks the live table against the rules and allowlist of p.
-func (b *Backend) verify(ctx context.Context, p policy.Policy, set *netipx.IPSet) error {
+func (b *Backend) verify(ctx context.Context, p policy.Policy, set *netipx.IPSet, ingress bool) error {
 	lt, err := b.live(ctx)
 	if err != nil {
 		return err
 	}
-	want, err := chains(p)
+	want, err := chains(p, ingress)
 	if err != nil {
 		return err
 	}
@@ -365,13 +378,21 @@ func (b *Backend) Status(ctx context.Context) []firewall.Check {
 		return append(checks, firewall.Check{What: "rules present", Detail: err.Error(), Fix: "run mage up"})
 	}
 	if stErr == nil {
-		c := firewall.Check{What: "rules present", OK: true, Detail: "forward and input chains as rendered"}
-		if want, err := chains(st.Policy); err != nil {
+		c := firewall.Check{What: "rules present", OK: true, Detail: "chains as rendered"}
+		if want, err := chains(st.Policy, !st.NoIngress); err != nil {
 			c.OK, c.Detail, c.Fix = false, err.Error(), "run mage reset, then mage up"
 		} else if err := lt.checkChains(want); err != nil {
 			c.OK, c.Detail, c.Fix = false, err.Error(), "run mage up to reload the rules"
 		}
 		checks = append(checks, c)
+		if n := st.Policy.Network; n.Interface != "" {
+			c := firewall.Check{What: "made-up sources dropped on " + n.Interface + "'s ingress", OK: !st.NoIngress, Detail: "before the host parses the packet"}
+			if st.NoIngress {
+				c.Detail = "the kernel refused the ingress chain (the bridge did not exist yet): an IPv6 packet with a made-up source and an unknown hop-by-hop option is answered by the host on a bridge without br_netfilter"
+				c.Fix = "run mage up again now that a container runs (the bridge exists), or use a newer kernel, which attaches ingress hooks by device name"
+			}
+			checks = append(checks, c)
+		}
 	}
 	prefix, err := b.setPrefix()
 	if err != nil {

@@ -144,6 +144,99 @@ func TestUpReplacesTheWholeTableWhenTheReloadInPlaceFails(t *testing.T) {
 	}
 }
 
+// withoutIngress returns the live listing of testdata without the ingress
+// chain and its rules, as the kernel lists a table loaded without it.
+func withoutIngress(t *testing.T) string {
+	t.Helper()
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal([]byte(liveJSON(t)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []map[string]json.RawMessage
+	for _, obj := range doc.Nftables {
+		var c struct{ Name, Chain string }
+		for _, k := range []string{"chain", "rule"} {
+			if raw, ok := obj[k]; ok {
+				json.Unmarshal(raw, &c)
+			}
+		}
+		if c.Name == chainIngress || c.Chain == chainIngress {
+			continue
+		}
+		kept = append(kept, obj)
+	}
+	doc.Nftables = kept
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// TestUpLoadsWithoutTheIngressChainWhenTheKernelRefusesIt follows a kernel
+// that attaches an ingress hook only to a device that exists (before named
+// netdev hooks): the bridge of a podman network appears with its first
+// container, so the first Up must still succeed, say what it lacks, and
+// keep every other rule.
+func TestUpLoadsWithoutTheIngressChainWhenTheKernelRefusesIt(t *testing.T) {
+	f := &fakeRunner{t: t}
+	f.reply = func(argv, stdin string) (string, error) {
+		switch {
+		case argv == "nft -f -" && strings.Contains(stdin, "hook ingress"):
+			return "", exitErr(argv, 1, "/dev/stdin:40:2-15: Error: Could not process rule: No such file or directory\n\tchain ingress {\n\t^^^^^^^^^^^^^^")
+		case argv == "nft -f -":
+			if !strings.Contains(stdin, "hook prerouting priority -450") {
+				t.Errorf("the fallback lost the prerouting chain:\n%s", stdin)
+			}
+			return "", nil
+		case argv == "nft -j list table inet claude_firewall":
+			return withoutIngress(t), nil
+		case strings.HasPrefix(argv, "nft -t list table"):
+			return "", nil
+		}
+		return "", fmt.Errorf("unexpected %s", argv)
+	}
+	b := newBackend(t, f)
+	if err := b.Up(context.Background(), goldenPolicies(t)["dual-stack"], loadedSet(t)); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.ReadState()
+	if err != nil || !st.NoIngress {
+		t.Fatalf("state: %+v, %v", st, err)
+	}
+	var ingress *firewall.Check
+	checks := b.Status(context.Background())
+	for i, c := range checks {
+		if strings.Contains(c.What, "ingress") {
+			ingress = &checks[i]
+		} else if !c.OK {
+			t.Errorf("status: %+v", c)
+		}
+	}
+	if ingress == nil || ingress.OK || !strings.Contains(ingress.Detail, "hop-by-hop") {
+		t.Errorf("status does not report the missing ingress chain: %+v", checks)
+	}
+
+	// A load refused for another reason is no cause to drop the chain.
+	f.reply = func(argv, stdin string) (string, error) {
+		if argv == "nft -f -" {
+			return "", exitErr(argv, 1, "Error: Could not process rule: Operation not supported")
+		}
+		return "", nil
+	}
+	before := len(f.stdin)
+	if err := b.Up(context.Background(), goldenPolicies(t)["dual-stack"], loadedSet(t)); err == nil {
+		t.Error("Up succeeded although every load failed")
+	}
+	for _, script := range f.stdin[before:] {
+		if script != "" && !strings.Contains(script, "hook ingress") {
+			t.Errorf("after a refusal that was not the ingress chain's, Up tried a script without it:\n%.300s", script)
+		}
+	}
+}
+
 func TestUpFailsWhenTheLiveTableDiffersFromWhatItLoaded(t *testing.T) {
 	f := &fakeRunner{t: t, reply: func(argv, stdin string) (string, error) {
 		if argv == "nft -j list table inet claude_firewall" {
@@ -383,7 +476,8 @@ func TestStatusChecksTheLiveTableAgainstTheRecord(t *testing.T) {
 	want := []string{
 		"true nftables table inet claude_firewall loaded: loaded",
 		"true state recorded: network claude (192.168.218.0/24) loaded at 2026-03-01T12:00:00Z",
-		"true rules present: forward and input chains as rendered",
+		"true rules present: chains as rendered",
+		"true made-up sources dropped on podman1's ingress: before the host parses the packet",
 		"true allowlist set allowed_destinations_v4: 4 ranges",
 		"true allowlist set allowed_destinations_v6: 2 ranges",
 	}
@@ -413,7 +507,7 @@ func TestParseTableReadsTheRealListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, _ := chains(goldenPolicies(t)["dual-stack"])
+	want, _ := chains(goldenPolicies(t)["dual-stack"], true)
 	if err := lt.checkChains(want); err != nil {
 		t.Error(err)
 	}

@@ -67,7 +67,7 @@ const priority = "filter - 10"
 
 // chains returns the chains that implement p, in the order they are
 // rendered. Regular chains come after the base chains that jump to them.
-func chains(p policy.Policy) ([]chain, error) {
+func chains(p policy.Policy, ingress bool) ([]chain, error) {
 	n := p.Network
 	var dns4, dns6 []string
 	for _, a := range p.DNS {
@@ -148,7 +148,11 @@ func chains(p policy.Policy) ([]chain, error) {
 		{"a reset for other TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
 		{"", "reject with icmpx type admin-prohibited"},
 	}}
-	return append(spoofChains(p), forward, input, judge, refuse), nil
+	spoof := spoofChains(p)
+	if !ingress && len(spoof) > 0 {
+		spoof = spoof[1:] // the ingress chain comes first
+	}
+	return append(spoof, forward, input, judge, refuse), nil
 }
 
 // spoofChains returns the chains that drop packets with made-up source
@@ -216,12 +220,13 @@ func addrList(as []string) string {
 // and adds the rules, all committed at once. The sets, and the elements in
 // them, stay; Up refills them in the same transaction.
 func Render(p policy.Policy, table string) (string, error) {
-	return render(p, table, "flush")
+	return render(p, table, "flush", true)
 }
 
 // render renders the script; how says what happens to an existing table:
 // "flush" empties its chains, "delete" removes it with everything in it.
-func render(p policy.Policy, table, how string) (string, error) {
+// Without ingress the chain on the bridge device's ingress hook is left out.
+func render(p policy.Policy, table, how string, ingress bool) (string, error) {
 	if table == "" {
 		table = DefaultTable
 	}
@@ -231,7 +236,7 @@ func render(p policy.Policy, table, how string) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", fmt.Errorf("rendering nftables rules: %w", err)
 	}
-	cs, err := chains(p)
+	cs, err := chains(p, ingress)
 	if err != nil {
 		return "", fmt.Errorf("rendering nftables rules: %w", err)
 	}
