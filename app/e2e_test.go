@@ -2,9 +2,9 @@ package app
 
 // End-to-end tests of the targets on the macOS path, run through the real
 // proc.Exec against fakes of pfctl (macOS 26), Apple's container CLI
-// (releases 0.7.1 and 1.2.2) and ifconfig, which fakebin puts on PATH. The
-// call log shared by the fakes pins down the order of what happens across
-// programs.
+// (releases 1.0.0 and 1.2.2; 1.4.1 in e2e_release_test.go) and ifconfig,
+// which fakebin puts on PATH. The call log shared by the fakes pins down the
+// order of what happens across programs.
 
 import (
 	"bytes"
@@ -173,7 +173,7 @@ func lastIndex(calls []string, prefix string) int {
 }
 
 func TestE2EDevOnAMacLoadsTheFirewallFirstAndLiftsItLast(t *testing.T) {
-	for _, version := range []string{"0.7.1", "1.2.2"} {
+	for _, version := range []string{"1.0.0", "1.2.2"} {
 		t.Run(version, func(t *testing.T) {
 			m := newMac(t, version)
 			var out bytes.Buffer
@@ -189,7 +189,7 @@ func TestE2EDevOnAMacLoadsTheFirewallFirstAndLiftsItLast(t *testing.T) {
 			if !(enable < run && load < run && run < exec && exec < stop && stop < release) {
 				t.Errorf("wrong order:\n%s", strings.Join(calls, "\n"))
 			}
-			if !strings.Contains(strings.Join(calls, "\n"), "container network create --subnet 192.168.218.0/24 claude") && version != "0.5.0" {
+			if !strings.Contains(strings.Join(calls, "\n"), "container network create --subnet 192.168.218.0/24 claude") {
 				t.Errorf("network not created with a fixed subnet:\n%s", strings.Join(calls, "\n"))
 			}
 			m.assertCallsSafe()

@@ -1,12 +1,14 @@
-// Package apple drives Apple's `container` command-line tool (releases 0.1.0
-// to 1.2.2; later ones are read by the same rules) on macOS. Every call goes
-// through a proc.Runner as argv, never through a shell, and every answer is
-// parsed from the tool's JSON output, in whichever of its shapes the
-// installed release prints, before anything else sees it.
+// Package apple drives Apple's `container` command-line tool, release 1.0.0
+// or later, on macOS 26 (on macOS 15 only the default network exists, and
+// it is guarded as such). The JSON shapes are those of the apple/container
+// sources of 1.0.0 to 1.2.2; 1.3 and 1.4.1 changed none of the keys read
+// here, and 1.4.1 nests `system status` differently, which the status check
+// survives. An older release is refused with an error that says to upgrade.
 //
-// The parsers (ParseNetworks, FindNetwork, ParseContainers, ParseImages,
-// ParseStatus, ParseIfconfig, ParseVersion) work on bytes and need no
-// `container` program, so other packages can use them too.
+// Every call goes through a proc.Runner as argv, never through a shell, and
+// every answer is parsed from the tool's JSON output before anything else
+// sees it: keys the driver does not read are ignored, and a key it needs
+// that is missing is an error naming the release, the command and the key.
 package apple
 
 import (
@@ -61,11 +63,17 @@ func (e *Engine) run(ctx context.Context, args ...string) ([]byte, error) {
 	return res.Stdout, nil
 }
 
-// explain adds what to do to the failures that have a known remedy.
+// explain adds what to do to the failures that have a known remedy. The
+// service is down when the CLI rewraps an XPC error with "Ensure container
+// system service has been started" (Application.main) or finds no plugins
+// ("Plugins are unavailable", DefaultCommand.run), both in 1.0.0 to 1.2.2.
+// Not on "container system start" alone: the message for a missing plugin
+// mentions it too, and on macOS 15 `container network` is such a plugin.
 func explain(err error) error {
 	var ee *proc.ExitError
 	switch {
-	case errors.As(err, &ee) && strings.Contains(ee.Stderr, "container system start"):
+	case errors.As(err, &ee) && (strings.Contains(ee.Stderr, "Ensure container system service has been started") ||
+		strings.Contains(ee.Stderr, "Plugins are unavailable")):
 		return fmt.Errorf("%w\nthe container service is not running: start it with `container system start`", err)
 	case errors.Is(err, exec.ErrNotFound):
 		return fmt.Errorf("%w\ninstall Apple's container tool (a signed installer is on https://github.com/apple/container/releases) and make sure `container` is on PATH", err)
@@ -80,7 +88,8 @@ func (e *Engine) Version(ctx context.Context) (string, error) {
 }
 
 // ParsedVersion returns the installed release, asking `container --version`
-// once per Engine.
+// once per Engine. A release older than 1.0.0 is an error that says to
+// upgrade.
 func (e *Engine) ParsedVersion(ctx context.Context) (Version, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -93,6 +102,9 @@ func (e *Engine) ParsedVersion(ctx context.Context) (Version, error) {
 	}
 	v, err := ParseVersion(out)
 	if err != nil {
+		return Version{}, err
+	}
+	if err := v.supported(); err != nil {
 		return Version{}, err
 	}
 	e.version = &v

@@ -12,8 +12,8 @@ import (
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 )
 
-// MaxDockerfile is the size from which container 1.0.0 and later refuse a
-// Dockerfile (it must be smaller than 16 KiB).
+// MaxDockerfile is the size from which `container build` refuses a
+// Dockerfile (it must be smaller than 16 KiB, from 1.0.0).
 const MaxDockerfile = 16 * 1024
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -26,11 +26,15 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	v, err := e.ParsedVersion(ctx)
+	if err != nil {
+		return false, err
+	}
 	out, err := e.run(ctx, "image", "list", "--format", "json")
 	if err != nil {
 		return false, fmt.Errorf("listing images: %w", err)
 	}
-	refs, err := ParseImages(out)
+	refs, err := ParseImages(out, v)
 	if err != nil {
 		return false, err
 	}
@@ -72,7 +76,7 @@ func (e *Engine) Build(ctx context.Context, b engine.BuildSpec) error {
 	if err != nil {
 		return err
 	}
-	if v.limitsDockerfile() && fi.Size() >= MaxDockerfile {
+	if fi.Size() >= MaxDockerfile {
 		return fmt.Errorf("Dockerfile %s is %d bytes, but container %s refuses Dockerfiles of 16 KiB or more: "+
 			"move long scripts into files that the Dockerfile COPYs", file, fi.Size(), v)
 	}

@@ -2,18 +2,16 @@ package apple
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
 )
 
-// ContainerInfo is one container as `container ls --all --format json`
-// reports it, whatever the release.
+// ContainerInfo is one container as `container list --all --format json`
+// reports it.
 type ContainerInfo struct {
 	Name  string
-	State string // "running", "stopped", "stopping" (0.2+) or "unknown"
-	Image string // the image reference as the runtime normalised it
+	State string // "running", "stopped", "stopping" or "unknown"
 	// Networks are the networks the container was created on.
 	Networks []string
 	// Attachments are the container's live network interfaces; empty when
@@ -29,126 +27,92 @@ type Attachment struct {
 	IPv6     netip.Prefix // zero when the network has no IPv6
 }
 
-// containerJSON holds the keys of every release's container object:
+// containerJSON holds the keys read of a container object, a
+// ManagedContainer (1.2.2:Sources/ContainerResource/Container/ManagedContainer.swift):
 //
-//	0.1–0.12: {status: "running", configuration{id, image, networks}, networks: [attachment]}
-//	1.x:      {id, configuration{id, image, networks}, status{state, networks: [attachment]}}
-//
-// configuration.networks is ["default"] in 0.1–0.3 and
-// [{"network":"default","options":{…}}] from 0.4.
+//	{id, configuration{id, networks[{network, options}], …}, status{state, networks[attachment], startedDate?}}
 type containerJSON struct {
-	ID            *string         `json:"id"`
-	Status        json.RawMessage `json:"status"`
-	Networks      []attachJSON    `json:"networks"`
+	ID            *string `json:"id"`
 	Configuration *struct {
-		ID    *string `json:"id"`
-		Image *struct {
-			Reference *string `json:"reference"`
-		} `json:"image"`
-		Networks []json.RawMessage `json:"networks"`
+		Networks []struct {
+			Network *string `json:"network"`
+		} `json:"networks"`
 	} `json:"configuration"`
+	Status *struct {
+		State    *string      `json:"state"`
+		Networks []attachJSON `json:"networks"`
+	} `json:"status"`
 }
 
-type statusJSON struct {
-	State    *string      `json:"state"`
-	Networks []attachJSON `json:"networks"`
-}
-
-// attachJSON: 0.1–0.7 {network, address, gateway}; 0.8+ {network,
-// ipv4Address, ipv4Gateway, ipv6Address?}.
+// attachJSON is an Attachment
+// (1.2.2:Sources/ContainerResource/Network/Attachment.swift):
+// {network, hostname, ipv4Address, ipv4Gateway, ipv6Address?, macAddress?, mtu?, variant?}.
 type attachJSON struct {
 	Network     *string `json:"network"`
-	Address     *string `json:"address"`
-	Gateway     *string `json:"gateway"`
 	IPv4Address *string `json:"ipv4Address"`
 	IPv4Gateway *string `json:"ipv4Gateway"`
 	IPv6Address *string `json:"ipv6Address"`
 }
 
-// containerName is apple/container's rule for container ids.
+// containerName is apple/container's rule for container ids
+// (1.2.2:Sources/ContainerResource/Container/ManagedContainer.swift, nameValid).
 var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
-// ParseContainers reads the output of `container ls --all --format json`
-// (or 0.x `container inspect`) from any release from 0.1.0 on, checking
-// every name, state and address in it.
-func ParseContainers(data []byte) ([]ContainerInfo, error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("reading `container ls` output: %w (output: %q)", err, clip(data))
+// ParseContainers reads the output of `container list --all --format json`
+// of release v, checking every name, state and address in it. A network
+// whose name apple/container would refuse cannot be the one claudecontainer
+// guards, so attachments to it are left out instead of failing the list.
+func ParseContainers(data []byte, v Version) ([]ContainerInfo, error) {
+	var items []containerJSON
+	if err := json.Unmarshal(data, &items); err != nil {
+		return nil, fmt.Errorf("reading `container list` output: %w (output: %q)", err, clip(data))
 	}
-	out := make([]ContainerInfo, 0, len(raw))
-	for i, item := range raw {
-		var c containerJSON
-		if err := json.Unmarshal(item, &c); err != nil {
-			return nil, fmt.Errorf("reading container %d of `container ls` output: %w", i, err)
-		}
-		info, err := c.info()
+	out := make([]ContainerInfo, 0, len(items))
+	for _, c := range items {
+		info, err := c.info(v)
 		if err != nil {
-			return nil, fmt.Errorf("reading container %d of `container ls` output: %w", i, err)
+			return nil, err
 		}
 		out = append(out, info)
 	}
 	return out, nil
 }
 
-func (c containerJSON) info() (ContainerInfo, error) {
-	if c.Configuration == nil {
-		return ContainerInfo{}, errors.New(`no "configuration" key`)
-	}
-	cfg := c.Configuration
-	var info ContainerInfo
+func (c containerJSON) info(v Version) (ContainerInfo, error) {
 	switch {
-	case c.ID != nil:
-		info.Name = *c.ID
-	case cfg.ID != nil:
-		info.Name = *cfg.ID
-	default:
-		return ContainerInfo{}, errors.New(`no "id" key`)
+	case c.ID == nil:
+		return ContainerInfo{}, missingKey(v, "list", "id")
+	case c.Status == nil || c.Status.State == nil:
+		return ContainerInfo{}, missingKey(v, "list", "status.state")
+	case !containerName.MatchString(*c.ID):
+		return ContainerInfo{}, fmt.Errorf("reading `container list` output: container id %q is not a valid container name", *c.ID)
 	}
-	if !containerName.MatchString(info.Name) {
-		return ContainerInfo{}, fmt.Errorf("container id %q is not a valid container name", info.Name)
-	}
-	if cfg.ID != nil && *cfg.ID != info.Name {
-		return ContainerInfo{}, fmt.Errorf("container %q: its configuration names it %q", info.Name, *cfg.ID)
-	}
-	if cfg.Image != nil && cfg.Image.Reference != nil {
-		info.Image = *cfg.Image.Reference
-	}
-
-	attach := c.Networks
-	var state string
-	if err := json.Unmarshal(c.Status, &state); err != nil {
-		// 1.x: status is an object holding the state and the attachments.
-		var s statusJSON
-		if err := json.Unmarshal(c.Status, &s); err != nil || s.State == nil {
-			return ContainerInfo{}, fmt.Errorf("container %q: status %s is neither a state nor an object with a state", info.Name, clip(c.Status))
-		}
-		state, attach = *s.State, s.Networks
-	}
-	switch state {
+	info := ContainerInfo{Name: *c.ID, State: *c.Status.State}
+	switch info.State {
 	case "running", "stopped", "stopping", "unknown":
-		info.State = state
 	default:
-		return ContainerInfo{}, fmt.Errorf("container %q: unknown state %q", info.Name, state)
+		return ContainerInfo{}, fmt.Errorf("container %q: unknown state %q", info.Name, info.State)
 	}
-
-	for _, raw := range cfg.Networks {
-		var name string
-		if err := json.Unmarshal(raw, &name); err != nil {
-			var obj struct {
-				Network *string `json:"network"`
+	if c.Configuration != nil {
+		for _, n := range c.Configuration.Networks {
+			if n.Network == nil {
+				return ContainerInfo{}, missingKey(v, "list", "configuration.networks[].network")
 			}
-			if err := json.Unmarshal(raw, &obj); err != nil || obj.Network == nil {
-				return ContainerInfo{}, fmt.Errorf("container %q: network %s is neither a name nor an object with a network", info.Name, clip(raw))
+			if networkName.MatchString(*n.Network) {
+				info.Networks = append(info.Networks, *n.Network)
 			}
-			name = *obj.Network
 		}
-		if !networkName.MatchString(name) {
-			return ContainerInfo{}, fmt.Errorf("container %q: network name %q is not valid", info.Name, name)
-		}
-		info.Networks = append(info.Networks, name)
 	}
-	for _, a := range attach {
+	for _, a := range c.Status.Networks {
+		if a.Network == nil {
+			return ContainerInfo{}, missingKey(v, "list", "status.networks[].network")
+		}
+		if a.IPv4Address == nil {
+			return ContainerInfo{}, missingKey(v, "list", "status.networks[].ipv4Address")
+		}
+		if !networkName.MatchString(*a.Network) {
+			continue
+		}
 		at, err := a.attachment()
 		if err != nil {
 			return ContainerInfo{}, fmt.Errorf("container %q: %w", info.Name, err)
@@ -159,22 +123,20 @@ func (c containerJSON) info() (ContainerInfo, error) {
 }
 
 func (a attachJSON) attachment() (Attachment, error) {
-	if a.Network == nil || !networkName.MatchString(*a.Network) {
-		return Attachment{}, errors.New("an attachment has no valid network name")
-	}
 	at := Attachment{Network: *a.Network}
-	addr := first(a.IPv4Address, a.Address)
-	p, err := netip.ParsePrefix(addr)
+	p, err := netip.ParsePrefix(*a.IPv4Address)
 	if err != nil || !p.Addr().Is4() {
-		return Attachment{}, fmt.Errorf("attachment to %q: IPv4 address %q is not an IPv4 address with prefix length", at.Network, addr)
+		return Attachment{}, fmt.Errorf("attachment to %q: IPv4 address %q is not an IPv4 address with prefix length", at.Network, *a.IPv4Address)
 	}
 	at.IPv4 = p
-	if gw := first(a.IPv4Gateway, a.Gateway); gw != "" {
+	if a.IPv4Gateway != nil {
+		gw := *a.IPv4Gateway
 		if at.Gateway4, err = netip.ParseAddr(gw); err != nil || !at.Gateway4.Is4() || !p.Masked().Contains(at.Gateway4) {
 			return Attachment{}, fmt.Errorf("attachment to %q: gateway %q is not an IPv4 address inside %s", at.Network, gw, p.Masked())
 		}
 	}
-	if v6 := first(a.IPv6Address); v6 != "" {
+	if a.IPv6Address != nil {
+		v6 := *a.IPv6Address
 		if at.IPv6, err = netip.ParsePrefix(v6); err != nil || !at.IPv6.Addr().Is6() || at.IPv6.Addr().Is4In6() {
 			return Attachment{}, fmt.Errorf("attachment to %q: IPv6 address %q is not an IPv6 address with prefix length", at.Network, v6)
 		}

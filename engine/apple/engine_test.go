@@ -74,10 +74,11 @@ func shell(t *testing.T, args ...string) {
 // since drops the calls logged before mark.
 func since(calls []string, mark int) []string { return calls[mark:] }
 
-var releases = []string{"0.5.0", "0.7.1", "0.9.0", "0.12.3", "1.2.2"}
+// releases are the releases the driver is tested against, through the fake.
+var releases = container.Versions
 
 func TestVersionReadsEveryRelease(t *testing.T) {
-	for _, v := range append([]string{"0.1.0", "0.9.0-35-g899081d"}, releases...) {
+	for _, v := range append([]string{"1.2.2-35-g899081d"}, releases...) {
 		e, _ := mac(t, v)
 		got, err := e.Version(context.Background())
 		if err != nil || got != v {
@@ -87,23 +88,14 @@ func TestVersionReadsEveryRelease(t *testing.T) {
 }
 
 func TestEnsureRunningStartsTheServiceWithTheKernelFlag(t *testing.T) {
-	tests := []struct {
-		version string
-		want    []string
-	}{
-		{"0.1.0", []string{"container --version", "container system start --enable-kernel-install"}},
-		{"0.5.0", []string{"container --version", "container system status", "container system start --enable-kernel-install", "container system status"}},
-		{"0.9.0", []string{"container --version", "container system status", "container system start --enable-kernel-install", "container system status"}},
-		{"0.12.3", []string{"container --version", "container system status --format json", "container system start --enable-kernel-install", "container system status --format json"}},
-		{"1.2.2", []string{"container --version", "container system status --format json", "container system start --enable-kernel-install", "container system status --format json"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.version, func(t *testing.T) {
-			e, calls := mac(t, tt.version, container.EnvService+"=unregistered", container.EnvKernel+"=missing", container.EnvImages+"=alpine")
+	want := []string{"container --version", "container system status --format json", "container system start --enable-kernel-install", "container system status --format json"}
+	for _, v := range releases {
+		t.Run(v, func(t *testing.T) {
+			e, calls := mac(t, v, container.EnvService+"=unregistered", container.EnvKernel+"=missing", container.EnvImages+"=alpine")
 			if err := e.EnsureRunning(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, calls()); diff != "" {
+			if diff := cmp.Diff(want, calls()); diff != "" {
 				t.Errorf("calls mismatch (-want +got):\n%s", diff)
 			}
 			// The kernel was installed without a prompt: containers can run.
@@ -113,7 +105,7 @@ func TestEnsureRunningStartsTheServiceWithTheKernelFlag(t *testing.T) {
 }
 
 func TestEnsureRunningLeavesARunningServiceAlone(t *testing.T) {
-	for _, v := range []string{"0.9.0", "1.2.2"} {
+	for _, v := range releases {
 		e, calls := mac(t, v)
 		if err := e.EnsureRunning(context.Background()); err != nil {
 			t.Fatal(err)
@@ -135,8 +127,8 @@ func TestEnsureRunningSaysWhatToDoWhenTheStartFails(t *testing.T) {
 	}
 }
 
-func TestCreateNetworkPassesTheSubnetWhereTheReleaseCan(t *testing.T) {
-	subnet := netip.MustParsePrefix("192.168.218.0/24")
+func TestCreateNetworkPassesTheSubnet(t *testing.T) {
+	want := netip.MustParsePrefix("192.168.218.0/24")
 	for _, v := range releases {
 		t.Run(v, func(t *testing.T) {
 			e, calls := mac(t, v)
@@ -145,31 +137,18 @@ func TestCreateNetworkPassesTheSubnetWhereTheReleaseCan(t *testing.T) {
 				t.Fatalf("Network before creation: %v, want ErrNotFound", err)
 			}
 			mark := len(calls())
-			err := e.CreateNetwork(ctx, "claude", subnet)
-			wantCall := "container network create --subnet 192.168.218.0/24 claude"
-			want := netip.MustParsePrefix("192.168.218.0/24")
-			if v == "0.5.0" {
-				wantCall = "container network create claude"
-				want = netip.MustParsePrefix("192.168.65.0/24")
-				if !errors.Is(err, ErrSubnetNotFixed) || !strings.Contains(err.Error(), "upgrade container") {
-					t.Errorf("CreateNetwork on 0.5.0: %v, want ErrSubnetNotFixed", err)
-				}
-			} else if err != nil {
+			if err := e.CreateNetwork(ctx, "claude", want); err != nil {
 				t.Fatal(err)
 			}
-			if got := without(since(calls(), mark)); got[0] != wantCall {
-				t.Errorf("first call %q, want %q", got[0], wantCall)
+			if got := without(since(calls(), mark)); got[0] != "container network create --subnet 192.168.218.0/24 claude" {
+				t.Errorf("first call %q", got[0])
 			}
 			n, err := e.Network(ctx, "claude")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n.IPv4 != want || n.Gateway4 != want.Addr().Next() || n.Interface != "" {
-				t.Errorf("Network = %+v, want subnet %s, gateway .1, no interface yet", n, want)
-			}
-			ver, _ := ParseVersion([]byte("container CLI version " + v + " (build: release)"))
-			if hasV6 := n.IPv6.IsValid(); hasV6 != ver.AtLeast(0, 8, 0) {
-				t.Errorf("Network IPv6 = %v on %s", n.IPv6, v)
+			if n.IPv4 != want || n.Gateway4 != want.Addr().Next() || n.Interface != "" || !n.IPv6.IsValid() {
+				t.Errorf("Network = %+v, want subnet %s, gateway .1, an IPv6 subnet, no interface yet", n, want)
 			}
 		})
 	}
@@ -214,16 +193,6 @@ func TestNetworkRefusesASubnetThatCollidesWithTheLAN(t *testing.T) {
 	}
 }
 
-func TestNetworkExplainsANetworkThatIsNotRunning(t *testing.T) {
-	e, _ := mac(t, "0.7.1", container.EnvNetworkState+"=created")
-	ctx := context.Background()
-	shell(t, "network", "create", "claude")
-	_, err := e.Network(ctx, "claude")
-	if err == nil || !strings.Contains(err.Error(), "not running (created)") || !strings.Contains(err.Error(), "container system start") {
-		t.Errorf("Network error = %v", err)
-	}
-}
-
 func TestOnMacOS15OnlyTheDefaultNetworkCanBeUsed(t *testing.T) {
 	e, _ := mac(t, "1.2.2", container.EnvMacOS+"=15", container.EnvImages+"=claudepine")
 	ctx := context.Background()
@@ -234,6 +203,9 @@ func TestOnMacOS15OnlyTheDefaultNetworkCanBeUsed(t *testing.T) {
 	} {
 		if err == nil || !strings.Contains(err.Error(), "macOS 26") || !strings.Contains(err.Error(), "CLAUDECONTAINER_NETWORK=default") {
 			t.Errorf("error = %v, want one that explains macOS 15 and the default network", err)
+		}
+		if err != nil && strings.Contains(err.Error(), "the container service is not running") {
+			t.Errorf("error = %v: the missing plugin is taken for a stopped service", err)
 		}
 	}
 	n, err := e.Network(ctx, "default")
@@ -253,16 +225,31 @@ func TestOnMacOS15OnlyTheDefaultNetworkCanBeUsed(t *testing.T) {
 	}
 }
 
-func TestBefore0_2OnlyTheDefaultNetworkExists(t *testing.T) {
-	e, calls := mac(t, "0.1.0")
-	_, err := e.Network(context.Background(), "claude")
-	if err == nil || !strings.Contains(err.Error(), "upgrade container") {
-		t.Errorf("Network error = %v", err)
-	}
-	for _, c := range calls() {
-		if strings.Contains(c, "network") {
-			t.Errorf("asked %q of a release without network commands", c)
-		}
+func TestAReleaseBefore1_0IsRefusedBeforeAnythingRuns(t *testing.T) {
+	ctx := context.Background()
+	dir := dockerfile(t, claudepine)
+	for name, call := range map[string]func(e *Engine) error{
+		"EnsureRunning": func(e *Engine) error { return e.EnsureRunning(ctx) },
+		"Network":       func(e *Engine) error { _, err := e.Network(ctx, "claude"); return err },
+		"CreateNetwork": func(e *Engine) error {
+			return e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24"))
+		},
+		"ImageExists": func(e *Engine) error { _, err := e.ImageExists(ctx, "claudepine"); return err },
+		"Build":       func(e *Engine) error { return e.Build(ctx, engine.BuildSpec{Context: dir, Tag: "claudepine"}) },
+		"Create":      func(e *Engine) error { return e.Create(ctx, spec(t)) },
+		"State":       func(e *Engine) error { _, err := e.State(ctx, "claude-alpine"); return err },
+		"RunningOn":   func(e *Engine) error { _, err := e.RunningOn(ctx, "claude"); return err },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, calls := mac(t, "0.12.3")
+			err := call(e)
+			if err == nil || !strings.Contains(err.Error(), "container 0.12.3 is installed; claudecontainer needs 1.0 or later") {
+				t.Errorf("error = %v", err)
+			}
+			if diff := cmp.Diff([]string{"container --version"}, calls()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -307,20 +294,12 @@ func TestBuildThenImageExistsAcrossReleases(t *testing.T) {
 	}
 }
 
-func TestBuildRefusesABigDockerfileFrom1_0(t *testing.T) {
+func TestBuildRefusesABigDockerfile(t *testing.T) {
 	big := "FROM alpine\n" + strings.Repeat("# line\n", MaxDockerfile/7)
-	for _, tt := range []struct {
-		version string
-		ok      bool
-	}{{"0.12.3", true}, {"1.2.2", false}} {
-		e, calls := mac(t, tt.version)
-		err := e.Build(context.Background(), engine.BuildSpec{Context: dockerfile(t, big), Tag: "big"})
-		if tt.ok != (err == nil) {
-			t.Errorf("%s: Build of a %d-byte Dockerfile: %v", tt.version, len(big), err)
-		}
-		if !tt.ok && (!strings.Contains(err.Error(), "16 KiB") || strings.Contains(strings.Join(calls(), "\n"), "build")) {
-			t.Errorf("%s: %v, calls %v; want a 16 KiB error before any build", tt.version, err, calls())
-		}
+	e, calls := mac(t, "1.2.2")
+	err := e.Build(context.Background(), engine.BuildSpec{Context: dockerfile(t, big), Tag: "big"})
+	if err == nil || !strings.Contains(err.Error(), "16 KiB") || strings.Contains(strings.Join(calls(), "\n"), "build") {
+		t.Errorf("Build of a %d-byte Dockerfile: %v, calls %v; want a 16 KiB error before any build", len(big), err, calls())
 	}
 }
 
@@ -361,7 +340,7 @@ func TestCreateRunsTheContainerDetachedAndKeepsItAlive(t *testing.T) {
 			if err := e.Build(ctx, engine.BuildSpec{Context: dockerfile(t, claudepine), Tag: "claudepine:latest"}); err != nil {
 				t.Fatal(err)
 			}
-			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil && !errors.Is(err, ErrSubnetNotFixed) {
+			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil {
 				t.Fatal(err)
 			}
 			r := spec(t)
@@ -372,14 +351,7 @@ func TestCreateRunsTheContainerDetachedAndKeepsItAlive(t *testing.T) {
 			run := "container run -d --name claude-alpine --network claude --dns 192.168.218.1" +
 				" --volume alpine-home:/home/claude --volume claude-history:/commandhistory --volume " + r.Volumes[2].Source + ":/workspace" +
 				" --memory 8g --cpus 4 --env CLAUDE_CONFIG_DIR=/home/claude/.claude --env TZ=UTC claudepine:latest " + strings.Join(KeepAlive, " ")
-			var want []string
-			if v == "0.5.0" {
-				want = []string{
-					"container volume inspect alpine-home", "container volume create alpine-home",
-					"container volume inspect claude-history", "container volume create claude-history",
-				}
-			}
-			want = append(want, run, "container list --all --format json")
+			want := []string{run, "container list --all --format json"}
 			if diff := cmp.Diff(want, without(since(calls(), mark))); diff != "" {
 				t.Errorf("calls mismatch (-want +got):\n%s", diff)
 			}
@@ -390,26 +362,12 @@ func TestCreateRunsTheContainerDetachedAndKeepsItAlive(t *testing.T) {
 	}
 }
 
-func TestCreateUsesExistingVolumesBefore0_6(t *testing.T) {
-	e, calls := mac(t, "0.5.0", container.EnvImages+"=claudepine")
-	shell(t, "volume", "create", "alpine-home")
-	mark := len(calls())
-	err := e.Create(context.Background(), engine.RunSpec{Name: "cc", Image: "claudepine", Volumes: []engine.Volume{{Source: "alpine-home", Target: "/home/claude"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := without(since(calls(), mark)); got[0] != "container volume inspect alpine-home" || strings.HasPrefix(got[1], "container volume create") {
-		t.Errorf("calls %v; want an inspect and no create", got)
-	}
-}
-
 func TestCreateRefusesWhatTheReleaseOrHostCannotDo(t *testing.T) {
 	tests := []struct {
 		name, version string
 		change        func(r *engine.RunSpec)
 		want          string
 	}{
-		{"named volumes before 0.4", "0.3.0", func(r *engine.RunSpec) {}, "they arrived in 0.4.0"},
 		{"a missing host directory", "1.2.2", func(r *engine.RunSpec) { r.Volumes[2].Source = "/does/not/exist" }, "does not exist"},
 		{"a relative host directory", "1.2.2", func(r *engine.RunSpec) { r.Volumes[2].Source = "./work" }, "must be an absolute path"},
 		{"a relative target", "1.2.2", func(r *engine.RunSpec) { r.Volumes[0].Target = "home" }, "mount target"},
@@ -417,6 +375,7 @@ func TestCreateRefusesWhatTheReleaseOrHostCannotDo(t *testing.T) {
 		{"a bad name", "1.2.2", func(r *engine.RunSpec) { r.Name = "x" }, "container name"},
 		{"a bad image", "1.2.2", func(r *engine.RunSpec) { r.Image = "--privileged" }, "bad image"},
 		{"a bad memory size", "1.2.2", func(r *engine.RunSpec) { r.Memory = "lots" }, "memory"},
+		{"a memory size without a unit", "1.2.2", func(r *engine.RunSpec) { r.Memory = "4096" }, "want a size with a unit"},
 		{"a bad environment name", "1.2.2", func(r *engine.RunSpec) { r.Env["A B"] = "c" }, "environment variable name"},
 		{"a DNS server with a zone", "1.2.2", func(r *engine.RunSpec) { r.DNS = []netip.Addr{netip.MustParseAddr("fe80::1%en0")} }, "DNS server"},
 		{"a bad network name", "1.2.2", func(r *engine.RunSpec) { r.Network = "Claude" }, "bad network name"},
@@ -444,7 +403,7 @@ func TestStateRunningOnStartStopAcrossReleases(t *testing.T) {
 		t.Run(v, func(t *testing.T) {
 			e, _ := mac(t, v, container.EnvImages+"=claudepine:latest,alpine")
 			ctx := context.Background()
-			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil && !errors.Is(err, ErrSubnetNotFixed) {
+			if err := e.CreateNetwork(ctx, "claude", netip.MustParsePrefix("192.168.218.0/24")); err != nil {
 				t.Fatal(err)
 			}
 			if st, err := e.State(ctx, "claude-alpine"); err != nil || st != engine.Absent {
@@ -557,16 +516,5 @@ func TestTwoShellsShareOneContainer(t *testing.T) {
 	sessions.End(t, 1, 130)
 	if err := <-errs; proc.ExitCode(err) != 130 {
 		t.Errorf("first shell: %v, want exit status 130", err)
-	}
-}
-
-func TestCreateOn0_1LeavesTheDefaultNetworkImplicit(t *testing.T) {
-	e, calls := mac(t, "0.1.0", container.EnvImages+"=claudepine")
-	if err := e.Create(context.Background(), engine.RunSpec{Name: "cc", Image: "claudepine", Network: "default"}); err != nil {
-		t.Fatal(err)
-	}
-	want := "container run -d --name cc claudepine " + strings.Join(KeepAlive, " ")
-	if got := find(calls(), "container run"); got != want {
-		t.Errorf("run call %q, want %q", got, want)
 	}
 }

@@ -8,35 +8,31 @@ import (
 	"strings"
 )
 
-// imageJSON holds the keys of every release's image object:
+// imageJSON holds the keys read of an image object, an ImageResource
+// (1.2.2:Sources/ContainerResource/Image/ImageResource.swift):
 //
-//	0.1–0.8:  {reference, descriptor}
-//	0.9–0.12: {reference, fullSize, descriptor}
-//	1.x:      {id, configuration{name, descriptor, creationDate}, variants}
+//	{id, configuration{name, descriptor, creationDate}, variants[…]}
+//
+// configuration.name is the normalised reference.
 type imageJSON struct {
-	Reference     *string `json:"reference"`
 	Configuration *struct {
 		Name *string `json:"name"`
 	} `json:"configuration"`
 }
 
-// ParseImages reads the output of `container image list --format json` from
-// any release and returns the image references it lists, as printed.
-func ParseImages(data []byte) ([]string, error) {
+// ParseImages reads the output of `container image list --format json` of
+// release v and returns the image references it lists, as printed.
+func ParseImages(data []byte, v Version) ([]string, error) {
 	var items []imageJSON
 	if err := json.Unmarshal(data, &items); err != nil {
 		return nil, fmt.Errorf("reading `container image list` output: %w (output: %q)", err, clip(data))
 	}
 	refs := make([]string, 0, len(items))
-	for i, it := range items {
-		switch {
-		case it.Reference != nil:
-			refs = append(refs, *it.Reference)
-		case it.Configuration != nil && it.Configuration.Name != nil:
-			refs = append(refs, *it.Configuration.Name)
-		default:
-			return nil, fmt.Errorf("reading image %d of `container image list` output: no reference (neither reference nor configuration.name)", i)
+	for _, it := range items {
+		if it.Configuration == nil || it.Configuration.Name == nil {
+			return nil, missingKey(v, "image list", "configuration.name")
 		}
+		refs = append(refs, *it.Configuration.Name)
 	}
 	return refs, nil
 }

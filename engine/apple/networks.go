@@ -16,43 +16,33 @@ const DefaultNetwork = "default"
 
 // DefaultSubnet is the default network's subnet on macOS 15 (configured
 // there as 192.168.64.1/24) and usually on macOS 26, unless the user set
-// another with `container system property set network.subnet` or the
-// [network] section of config.toml.
+// another in the [network] section of config.toml.
 var DefaultSubnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 64, 0}), 24)
-
-// ErrSubnetNotFixed is wrapped by CreateNetwork's error when the network was
-// created but the installed release cannot give it a fixed subnet.
-var ErrSubnetNotFixed = errors.New("the network's subnet is not fixed")
 
 // Network returns the named network with its subnets, gateway and the host
 // bridge that carries it (Interface is "" while no container is attached:
 // macOS creates the bridge with the first container). The error wraps
 // engine.ErrNotFound when there is no such network.
 //
-// Where `container network` does not exist (releases before 0.2.0, and
-// macOS 15 for every release) only the default network exists; asking for it
-// there reads its subnet from the running containers attached to it, or,
-// when none runs, assumes DefaultSubnet. Callers should check a container's
-// addresses (Attachments) against the network once it runs.
+// On macOS 15 `container network` does not exist and only the default
+// network does; asking for it there reads its subnet from the running
+// containers attached to it, or, when none runs, assumes DefaultSubnet.
+// Callers should check a container's addresses (Attachments) against the
+// network once it runs.
 func (e *Engine) Network(ctx context.Context, name string) (policy.Network, error) {
 	v, err := e.ParsedVersion(ctx)
 	if err != nil {
 		return policy.Network{}, err
 	}
 	var n policy.Network
-	if !v.hasNetworkCommand() {
-		n, err = e.defaultOnly(ctx, name, v)
-	} else {
-		var out []byte
-		out, err = e.run(ctx, "network", "list", "--format", "json")
-		switch {
-		case pluginMissing(err):
-			n, err = e.defaultOnly(ctx, name, v)
-		case err != nil:
-			return policy.Network{}, fmt.Errorf("listing container networks: %w", err)
-		default:
-			n, err = FindNetwork(out, name)
-		}
+	out, err := e.run(ctx, "network", "list", "--format", "json")
+	switch {
+	case pluginMissing(err):
+		n, err = e.defaultOnly(ctx, name)
+	case err != nil:
+		return policy.Network{}, fmt.Errorf("listing container networks: %w", err)
+	default:
+		n, err = FindNetwork(out, name, v)
 	}
 	if err != nil {
 		return policy.Network{}, err
@@ -63,39 +53,36 @@ func (e *Engine) Network(ctx context.Context, name string) (policy.Network, erro
 	return n, nil
 }
 
-// pluginMissing reports whether err is the CLI's answer on macOS 15 (and
-// before 0.2.0) to `container network …`: "Plugin 'container-network' not
-// found", a usage error (exit 64).
+// pluginMissing reports whether err is the CLI's answer on macOS 15 to
+// `container network …`: there the network commands are not registered
+// (Application.swift: `guard #available(macOS 26, *)`), so the word falls
+// to DefaultCommand, which looks for a plugin of that name and fails with
+// "Plugin 'container-network' not found.", a ValidationError (exit 64).
 func pluginMissing(err error) bool {
 	var ee *proc.ExitError
-	return errors.As(err, &ee) && ee.Code == 64 && strings.Contains(ee.Stderr, "container-network")
+	return errors.As(err, &ee) && ee.Code == 64 && strings.Contains(ee.Stderr, "Plugin 'container-network' not found")
 }
 
 // noNetworks explains why only the default network can be used.
-func noNetworks(name string, v Version) error {
-	if !v.hasNetworkCommand() {
-		return fmt.Errorf("container %s has only the default network, so network %q cannot exist "+
-			"(the `container network` command arrived in 0.2.0): upgrade container (0.6.0 or later, which can fix a network's subnet), "+
-			"or set CLAUDECONTAINER_NETWORK=default to use the default network", v, name)
-	}
+func noNetworks(name string) error {
 	return fmt.Errorf("this Mac cannot use container network %q: `container network` exists only on macOS 26 "+
 		"(container says: Plugin 'container-network' not found). On macOS 15 containers can only use the default network "+
-		"(192.168.64.0/24 unless `network.subnet` is set), whose containers cannot reach each other, and which has no IPv6. "+
+		"(192.168.64.0/24 unless `[network] subnet` is set in config.toml), whose containers cannot reach each other, and which has no IPv6. "+
 		"Upgrade to macOS 26 to get a dedicated network, or set CLAUDECONTAINER_NETWORK=default to guard the default network "+
 		"(the firewall then applies to every container on this Mac)", name)
 }
 
 // defaultOnly finds the default network without `container network`: from
 // the attachments of its running containers, else DefaultSubnet.
-func (e *Engine) defaultOnly(ctx context.Context, name string, v Version) (policy.Network, error) {
+func (e *Engine) defaultOnly(ctx context.Context, name string) (policy.Network, error) {
 	if name != DefaultNetwork {
-		return policy.Network{}, noNetworks(name, v)
+		return policy.Network{}, noNetworks(name)
 	}
 	cs, err := e.containers(ctx)
 	if err != nil {
 		return policy.Network{}, err
 	}
-	info := NetworkInfo{Name: DefaultNetwork, Running: true, subnet4: DefaultSubnet.String()}
+	info := networkInfo{name: DefaultNetwork, subnet4: DefaultSubnet.String()}
 	var seen *Attachment
 	for _, c := range cs {
 		if c.State != "running" {
@@ -122,7 +109,7 @@ func (e *Engine) defaultOnly(ctx context.Context, name string, v Version) (polic
 			info.subnet6 = seen.IPv6.Masked().String()
 		}
 	}
-	return info.Network()
+	return info.network()
 }
 
 // bridge finds the host interface holding the network's gateway.
@@ -139,10 +126,7 @@ func (e *Engine) bridge(ctx context.Context, n policy.Network) (string, error) {
 }
 
 // CreateNetwork creates the named network with the given IPv4 subnet
-// (`container network create --subnet CIDR NAME`). Releases before 0.6.0
-// have no --subnet: the network is then created with the subnet vmnet picks,
-// which may change after a restart, and the error wraps ErrSubnetNotFixed
-// unless vmnet happened to pick the one asked for.
+// (`container network create --subnet CIDR NAME`) and reads it back.
 func (e *Engine) CreateNetwork(ctx context.Context, name string, subnet netip.Prefix) error {
 	if !networkName.MatchString(name) || name == "none" {
 		return fmt.Errorf("network name %q: want lower-case letters, digits, '.', '_' or '-', starting and ending with a letter or digit", name)
@@ -155,17 +139,9 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, subnet netip.Pr
 	if err != nil {
 		return err
 	}
-	if !v.hasNetworkCommand() {
-		return noNetworks(name, v)
-	}
-	args := []string{"network", "create"}
-	if v.hasSubnetFlag() {
-		args = append(args, "--subnet", subnet.String())
-	}
-	args = append(args, name)
-	if _, err := e.run(ctx, args...); err != nil {
+	if _, err := e.run(ctx, "network", "create", "--subnet", subnet.String(), name); err != nil {
 		if pluginMissing(err) {
-			return noNetworks(name, v)
+			return noNetworks(name)
 		}
 		return fmt.Errorf("creating container network %q: %w", name, err)
 	}
@@ -173,20 +149,14 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, subnet netip.Pr
 	if err != nil {
 		return fmt.Errorf("reading back container network %q: %w", name, err)
 	}
-	got, err := FindNetwork(out, name)
+	got, err := FindNetwork(out, name, v)
 	if err != nil {
 		return fmt.Errorf("reading back container network %q: %w", name, err)
 	}
-	switch {
-	case got.IPv4 == subnet:
-		return nil
-	case !v.hasSubnetFlag():
-		return fmt.Errorf("created container network %q, but container %s cannot fix its subnet (--subnet arrived in 0.6.0): "+
-			"it got %s instead of %s and may get another after a restart or reboot; claudecontainer reads the subnet again at every start, "+
-			"but upgrade container to keep it fixed: %w", name, v, got.IPv4, subnet, ErrSubnetNotFixed)
-	default:
+	if got.IPv4 != subnet {
 		return fmt.Errorf("created container network %q with --subnet %s, but the container service reports subnet %s: "+
-			"delete it with `container network delete %s` and check `container system property list` (network.subnet)",
+			"delete it with `container network delete %s` and check the [network] section of ~/.config/container/config.toml",
 			name, subnet, got.IPv4, name)
 	}
+	return nil
 }

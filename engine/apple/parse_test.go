@@ -41,76 +41,60 @@ func with6(n policy.Network, p string) policy.Network {
 	return n
 }
 
-func TestFindNetworkReadsEveryReleasesFixture(t *testing.T) {
-	tests := []struct {
-		file, name string
-		want       policy.Network
-	}{
-		{"networks-0.7.1.json", "default", defaultNet},
-		{"networks-0.7.1.json", "devnet", devnet},
-		{"networks-0.12.3.json", "default", with6(defaultNet, "fd5e:9a3b:1c2d:4e5f::/64")},
-		{"networks-0.12.3.json", "devnet", with6(devnet, "fd12:3456:789a:1::/64")},
-		{"networks-1.2.2.json", "default", with6(defaultNet, "fd5e:9a3b:1c2d:4e5f::/64")},
-		{"networks-1.2.2.json", "devnet", with6(devnet, "fd12:3456:789a:1::/64")},
-		{"networks-0.5.0-unmasked.json", "default", defaultNet},
-		{"networks-0.7.1-created.json", "default", defaultNet},
-	}
-	for _, tt := range tests {
-		t.Run(tt.file+"/"+tt.name, func(t *testing.T) {
-			got, err := FindNetwork(fixture(t, tt.file), tt.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
-				t.Errorf("FindNetwork mismatch (-want +got):\n%s", diff)
-			}
-		})
+// v122 and v141 are the releases the fixtures and documents here follow.
+var (
+	v122 = Version{1, 2, 2, "1.2.2"}
+	v141 = Version{1, 4, 1, "1.4.1"}
+)
+
+var cmpAddr = cmp.Options{cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
+
+func TestFindNetworkReadsTheReferenceFixture(t *testing.T) {
+	for name, want := range map[string]policy.Network{
+		"default": with6(defaultNet, "fd5e:9a3b:1c2d:4e5f::/64"),
+		"devnet":  with6(devnet, "fd12:3456:789a:1::/64"),
+	} {
+		got, err := FindNetwork(fixture(t, "networks-1.2.2.json"), name, v122)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got, cmpAddr); diff != "" {
+			t.Errorf("FindNetwork(%s) mismatch (-want +got):\n%s", name, diff)
+		}
 	}
 }
 
-func TestParseNetworksReportsModeAndState(t *testing.T) {
-	got, err := ParseNetworks(fixture(t, "networks-0.7.1-created.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []NetworkInfo{
-		{Name: "default", Mode: "nat", Running: true, State: "running", subnet4: "192.168.64.0/24", gateway4: "192.168.64.1"},
-		{Name: "claude", Mode: "nat", State: "created"},
-	}
-	if diff := cmp.Diff(want, got, cmp.AllowUnexported(NetworkInfo{})); diff != "" {
-		t.Errorf("ParseNetworks mismatch (-want +got):\n%s", diff)
+func TestFindNetworkMasksASubnetReportedAsGiven(t *testing.T) {
+	// macOS 15 reports the configured 192.168.64.1/24 verbatim.
+	got, err := FindNetwork([]byte(`[{"id":"default","status":{"ipv4Subnet":"192.168.64.1\/24","ipv4Gateway":"192.168.64.1"}}]`), "default", v122)
+	if err != nil || got != defaultNet {
+		t.Errorf("FindNetwork = %+v, %v; want %+v", got, err, defaultNet)
 	}
 }
 
 func TestFindNetworkRefusesBadInputWithAClearError(t *testing.T) {
 	tests := []struct {
-		name, json, network, want string
+		name, json, want string
 	}{
-		{"truncated output", `[{"id":"claude","state":"running","config":{"id":"cl`, "claude", "reading `container network list` output"},
-		{"an object instead of a list", `{"id":"claude"}`, "claude", "cannot unmarshal object"},
-		{"a subnet of the wrong type", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":24,"ipv4Gateway":"10.0.0.1"}}]`, "claude", "cannot unmarshal number"},
-		{"no id", `[{"configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.0.0.0/24"}}]`, "claude", `no "id" key`},
-		{"no configuration", `[{"id":"claude","status":{"ipv4Subnet":"10.0.0.0/24"}}]`, "claude", `no "config" or "configuration" key`},
-		{"an id that disagrees with the configuration", `[{"id":"claude","configuration":{"name":"other"},"status":{"ipv4Subnet":"10.0.0.0/24"}}]`, "claude", `its configuration names it "other"`},
-		{"an invalid name", `[{"id":"Claude;rm","config":{"id":"Claude;rm"},"status":{"address":"10.0.0.0/24"}}]`, "claude", "not a valid container network name"},
-		{"a status without a subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Gateway":"10.0.0.1"}}]`, "claude", "no IPv4 subnet"},
-		{"an invalid CIDR", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.0.0.300/24","ipv4Gateway":"10.0.0.1"}}]`, "claude", `IPv4 subnet "10.0.0.300/24"`},
-		{"an IPv6 subnet where IPv4 belongs", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"fd00::/64"}}]`, "claude", "not an IPv4 prefix"},
-		{"a public subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"8.8.8.0/24","ipv4Gateway":"8.8.8.1"}}]`, "claude", "not a private range"},
-		{"a tiny subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.0.0.0/31"}}]`, "claude", "between /8 and /30"},
-		{"a gateway outside the subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.78.0.1"}}]`, "claude", "gateway 10.78.0.1 is not a host address inside 10.77.0.0/24"},
-		{"the network address as gateway", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.0"}}]`, "claude", "not a host address"},
-		{"the broadcast address as gateway", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.255"}}]`, "claude", "not a host address"},
-		{"an unparsable gateway", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"gw"}}]`, "claude", `gateway "gw"`},
-		{"a global IPv6 subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"2001:db8::/64"}}]`, "claude", "not a unique local"},
-		{"a huge IPv6 subnet", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"fd00::/8"}}]`, "claude", "/48 to /64"},
-		{"an IPv4 subnet as IPv6", `[{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"10.0.0.0/24"}}]`, "claude", "not an IPv6 prefix"},
-		{"a network that was created but never started", string(fixture(t, "networks-0.7.1-created.json")), "claude", `network "claude" exists but is not running (created)`},
-		{"a 1.x network without status", `[{"id":"claude","configuration":{"name":"claude"}}]`, "claude", "not running (without status)"},
+		{"truncated output", `[{"id":"claude","configuration":{"name":"cl`, "reading `container network list` output"},
+		{"an object instead of a list", `{"id":"claude"}`, "cannot unmarshal object"},
+		{"an id of the wrong type", `[{"id":7}]`, "reading network 0"},
+		{"a subnet of the wrong type", `[{"id":"claude","status":{"ipv4Subnet":24,"ipv4Gateway":"10.0.0.1"}}]`, "cannot unmarshal number"},
+		{"an invalid CIDR", `[{"id":"claude","status":{"ipv4Subnet":"10.0.0.300/24","ipv4Gateway":"10.0.0.1"}}]`, `IPv4 subnet "10.0.0.300/24"`},
+		{"an IPv6 subnet where IPv4 belongs", `[{"id":"claude","status":{"ipv4Subnet":"fd00::/64"}}]`, "not an IPv4 prefix"},
+		{"a public subnet", `[{"id":"claude","status":{"ipv4Subnet":"8.8.8.0/24","ipv4Gateway":"8.8.8.1"}}]`, "not a private range"},
+		{"a tiny subnet", `[{"id":"claude","status":{"ipv4Subnet":"10.0.0.0/31"}}]`, "between /8 and /30"},
+		{"a gateway outside the subnet", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.78.0.1"}}]`, "gateway 10.78.0.1 is not a host address inside 10.77.0.0/24"},
+		{"the network address as gateway", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.0"}}]`, "not a host address"},
+		{"the broadcast address as gateway", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.255"}}]`, "not a host address"},
+		{"an unparsable gateway", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"gw"}}]`, `gateway "gw"`},
+		{"a global IPv6 subnet", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"2001:db8::/64"}}]`, "not a unique local"},
+		{"a huge IPv6 subnet", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"fd00::/8"}}]`, "/48 to /64"},
+		{"an IPv4 subnet as IPv6", `[{"id":"claude","status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv6Subnet":"10.0.0.0/24"}}]`, "not an IPv6 prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := FindNetwork([]byte(tt.json), tt.network)
+			_, err := FindNetwork([]byte(tt.json), "claude", v122)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("FindNetwork error = %v, want one containing %q", err, tt.want)
 			}
@@ -121,14 +105,102 @@ func TestFindNetworkRefusesBadInputWithAClearError(t *testing.T) {
 	}
 }
 
-func TestFindNetworkWrapsErrNotFoundForAMissingNetwork(t *testing.T) {
-	for _, file := range []string{"networks-0.7.1.json", "networks-0.12.3.json", "networks-1.2.2.json"} {
-		_, err := FindNetwork(fixture(t, file), "claude")
-		if !errors.Is(err, engine.ErrNotFound) {
-			t.Errorf("%s: FindNetwork(claude) error = %v, want ErrNotFound", file, err)
-		}
+func TestAMissingKeyNamesTheReleaseTheCommandAndTheKey(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"a network without id", func() error {
+			_, err := FindNetwork([]byte(`[{"configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.0.0.0/24"}}]`), "claude", v141)
+			return err
+		}, "`container network list --format json` printed no \"id\""},
+		{"our network without status", func() error {
+			_, err := FindNetwork([]byte(`[{"id":"claude","configuration":{"name":"claude"}}]`), "claude", v141)
+			return err
+		}, `printed no "status.ipv4Subnet"`},
+		{"a status without a subnet", func() error {
+			_, err := FindNetwork([]byte(`[{"id":"claude","status":{"ipv4Gateway":"10.0.0.1"}}]`), "claude", v141)
+			return err
+		}, `printed no "status.ipv4Subnet"`},
+		{"a container without id", func() error {
+			_, err := ParseContainers([]byte(`[{"configuration":{"id":"web"},"status":{"state":"running","networks":[]}}]`), v141)
+			return err
+		}, "`container list --format json` printed no \"id\""},
+		{"a container without status", func() error {
+			_, err := ParseContainers([]byte(`[{"id":"web","configuration":{"id":"web"}}]`), v141)
+			return err
+		}, `printed no "status.state"`},
+		{"a 0.x status string", func() error {
+			_, err := ParseContainers([]byte(`[{"id":"web","status":"running"}]`), v141)
+			return err
+		}, "cannot unmarshal string"},
+		{"an attachment without network", func() error {
+			_, err := ParseContainers([]byte(`[{"id":"web","status":{"state":"running","networks":[{"ipv4Address":"192.168.64.3/24"}]}}]`), v141)
+			return err
+		}, `printed no "status.networks[].network"`},
+		{"an attachment without address", func() error {
+			_, err := ParseContainers([]byte(`[{"id":"web","status":{"state":"running","networks":[{"network":"default","address":"192.168.64.3/24"}]}}]`), v141)
+			return err
+		}, `printed no "status.networks[].ipv4Address"`},
+		{"a configured network without name", func() error {
+			_, err := ParseContainers([]byte(`[{"id":"web","configuration":{"networks":[{"options":{}}]},"status":{"state":"stopped","networks":[]}}]`), v141)
+			return err
+		}, `printed no "configuration.networks[].network"`},
+		{"an image without name", func() error {
+			_, err := ParseImages([]byte(`[{"reference":"docker.io/library/alpine:latest"}]`), v141)
+			return err
+		}, "`container image list --format json` printed no \"configuration.name\""},
 	}
-	if _, err := FindNetwork([]byte("[]"), "claude"); !errors.Is(err, engine.ErrNotFound) {
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.run()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(tt.want, "printed no") && (!strings.Contains(err.Error(), "container 1.4.1:") || !strings.Contains(err.Error(), "please report it")) {
+				t.Errorf("error %q does not name the release and ask for a report", err)
+			}
+		})
+	}
+}
+
+func TestFindNetworkSkipsOtherNetworksWhateverTheirNamesAndShapes(t *testing.T) {
+	// A network named before names were checked, and one with no status:
+	// neither is ours, so neither stops ours from being found.
+	list := `[{"id":"Old Net;x","status":{"ipv4Subnet":"garbage"}},{"id":"half","configuration":{}},` +
+		`{"id":"claude","configuration":{"name":"claude"},"status":{"ipv4Subnet":"10.77.0.0\/24","ipv4Gateway":"10.77.0.1"}}]`
+	got, err := FindNetwork([]byte(list), "claude", v122)
+	want := policy.Network{Name: "claude", IPv4: netip.MustParsePrefix("10.77.0.0/24"), Gateway4: netip.MustParseAddr("10.77.0.1")}
+	if err != nil || got != want {
+		t.Errorf("FindNetwork = %+v, %v; want %+v", got, err, want)
+	}
+	if _, err := FindNetwork([]byte(list), "Old Net;x", v122); err == nil || !strings.Contains(err.Error(), "not a valid container network name") {
+		t.Errorf("FindNetwork of a name apple/container refuses: %v", err)
+	}
+}
+
+func TestParsersIgnoreKeysTheyDoNotRead(t *testing.T) {
+	// Keys a later release might add, and 1.4.1's unescaped slashes.
+	nets := `[{"id":"claude","future":{"x":[1,2]},"status":{"ipv4Subnet":"10.77.0.0/24","ipv4Gateway":"10.77.0.1","ipv4Nat":true}}]`
+	if _, err := FindNetwork([]byte(nets), "claude", v141); err != nil {
+		t.Errorf("FindNetwork: %v", err)
+	}
+	ls := `[{"id":"web","labels":{},"status":{"state":"stopped","exitCode":0,"exitedAt":"2026-09-10T10:00:00Z","networks":[]}}]`
+	if got, err := ParseContainers([]byte(ls), v141); err != nil || len(got) != 1 || got[0].State != "stopped" {
+		t.Errorf("ParseContainers = %+v, %v", got, err)
+	}
+	imgs := `[{"id":"ab","configuration":{"name":"docker.io/library/alpine:latest","annotations":{}},"variants":[],"size":1}]`
+	if got, err := ParseImages([]byte(imgs), v141); err != nil || len(got) != 1 {
+		t.Errorf("ParseImages = %q, %v", got, err)
+	}
+}
+
+func TestFindNetworkWrapsErrNotFoundForAMissingNetwork(t *testing.T) {
+	if _, err := FindNetwork(fixture(t, "networks-1.2.2.json"), "claude", v122); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("FindNetwork(claude) error = %v, want ErrNotFound", err)
+	}
+	if _, err := FindNetwork([]byte("[]"), "claude", v122); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("FindNetwork on an empty list: error = %v, want ErrNotFound", err)
 	}
 }
@@ -138,7 +210,7 @@ func TestFindNetworkDecodesEscapedSlashes(t *testing.T) {
 	if !strings.Contains(string(raw), `10.77.0.0\/24`) {
 		t.Fatal("fixture lost its escaped slashes")
 	}
-	got, err := FindNetwork(raw, "devnet")
+	got, err := FindNetwork(raw, "devnet", v122)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,64 +219,52 @@ func TestFindNetworkDecodesEscapedSlashes(t *testing.T) {
 	}
 }
 
-func TestParseContainersReadsEveryReleasesFixture(t *testing.T) {
+func TestParseContainersReadsTheReferenceFixture(t *testing.T) {
 	web := ContainerInfo{
-		Name: "web", State: "running", Image: "docker.io/library/nginx:latest", Networks: []string{"default"},
+		Name: "web", State: "running", Networks: []string{"default"},
 		Attachments: []Attachment{{
 			Network: "default", IPv4: netip.MustParsePrefix("192.168.64.3/24"), Gateway4: netip.MustParseAddr("192.168.64.1"),
+			IPv6: netip.MustParsePrefix("fd5e:9a3b:1c2d:4e5f:f061:5eff:fef2:f47e/64"),
 		}},
 	}
-	web6 := web
-	web6.Attachments = []Attachment{{
-		Network: "default", IPv4: netip.MustParsePrefix("192.168.64.3/24"), Gateway4: netip.MustParseAddr("192.168.64.1"),
-		IPv6: netip.MustParsePrefix("fd5e:9a3b:1c2d:4e5f:f061:5eff:fef2:f47e/64"),
-	}}
-	old := ContainerInfo{Name: "old", State: "stopped", Image: "docker.io/library/alpine:latest", Networks: []string{"default"}}
-	tests := []struct {
-		file string
-		want []ContainerInfo
-	}{
-		{"containers-0.3.0.json", []ContainerInfo{{
-			Name: "claude-alpine", State: "running", Image: "docker.io/library/claudepine:latest", Networks: []string{"claude"},
-			Attachments: []Attachment{{Network: "claude", IPv4: netip.MustParsePrefix("192.168.218.2/24"), Gateway4: netip.MustParseAddr("192.168.218.1")}},
-		}}},
-		{"containers-0.7.1.json", []ContainerInfo{web, old}},
-		{"containers-0.12.3.json", []ContainerInfo{web6}},
-		{"containers-1.2.2.json", []ContainerInfo{web6, old}},
+	old := ContainerInfo{Name: "old", State: "stopped", Networks: []string{"default"}}
+	got, err := ParseContainers(fixture(t, "containers-1.2.2.json"), v122)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmpAddr := cmp.Options{cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
-			got, err := ParseContainers(fixture(t, tt.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpAddr); diff != "" {
-				t.Errorf("ParseContainers mismatch (-want +got):\n%s", diff)
-			}
-		})
+	if diff := cmp.Diff([]ContainerInfo{web, old}, got, cmpAddr); diff != "" {
+		t.Errorf("ParseContainers mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseContainersLeavesOutNetworksApplesRulesRefuse(t *testing.T) {
+	ls := `[{"id":"web","configuration":{"networks":[{"network":"Old Net"},{"network":"claude"}]},"status":{"state":"running","networks":[` +
+		`{"network":"Old Net","ipv4Address":"10.1.0.2/24","ipv4Gateway":"10.1.0.1"},{"network":"claude","ipv4Address":"10.77.0.2/24","ipv4Gateway":"10.77.0.1"}]}}]`
+	got, err := ParseContainers([]byte(ls), v122)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ContainerInfo{{Name: "web", State: "running", Networks: []string{"claude"}, Attachments: []Attachment{
+		{Network: "claude", IPv4: netip.MustParsePrefix("10.77.0.2/24"), Gateway4: netip.MustParseAddr("10.77.0.1")},
+	}}}
+	if diff := cmp.Diff(want, got, cmpAddr); diff != "" {
+		t.Errorf("ParseContainers mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func TestParseContainersRefusesBadInputWithAClearError(t *testing.T) {
 	tests := []struct{ name, json, want string }{
-		{"truncated output", `[{"status":"running","configuration":{"id":"web"`, "reading `container ls` output"},
-		{"no configuration", `[{"status":"running","id":"web"}]`, `no "configuration" key`},
-		{"no id anywhere", `[{"status":"running","configuration":{}}]`, `no "id" key`},
-		{"an id that disagrees", `[{"id":"web","configuration":{"id":"other"},"status":{"state":"running","networks":[]}}]`, `its configuration names it "other"`},
-		{"an invalid name", `[{"status":"running","configuration":{"id":"-rf"},"networks":[]}]`, "not a valid container name"},
-		{"no status", `[{"configuration":{"id":"web"},"networks":[]}]`, "neither a state nor an object"},
-		{"a status object without state", `[{"id":"web","configuration":{"id":"web"},"status":{"networks":[]}}]`, "neither a state nor an object"},
-		{"an unknown state", `[{"status":"paused","configuration":{"id":"web"},"networks":[]}]`, `unknown state "paused"`},
-		{"a network of the wrong type", `[{"status":"running","configuration":{"id":"web","networks":[5]},"networks":[]}]`, "neither a name nor an object"},
-		{"a bad attachment address", `[{"status":"running","configuration":{"id":"web"},"networks":[{"network":"default","address":"192.168.64.3"}]}]`, `IPv4 address "192.168.64.3" is not an IPv4 address with prefix length`},
-		{"an attachment gateway outside", `[{"status":"running","configuration":{"id":"web"},"networks":[{"network":"default","ipv4Address":"192.168.64.3/24","ipv4Gateway":"10.0.0.1"}]}]`, "gateway \"10.0.0.1\" is not an IPv4 address inside 192.168.64.0/24"},
-		{"a bad IPv6 attachment", `[{"id":"web","configuration":{"id":"web"},"status":{"state":"running","networks":[{"network":"default","ipv4Address":"192.168.64.3/24","ipv6Address":"1.2.3.4/24"}]}}]`, "IPv6 address"},
-		{"an attachment without network", `[{"status":"running","configuration":{"id":"web"},"networks":[{"address":"192.168.64.3/24"}]}]`, "no valid network name"},
+		{"truncated output", `[{"id":"web","configuration":{"id":"web"`, "reading `container list` output"},
+		{"an invalid name", `[{"id":"-rf","status":{"state":"running","networks":[]}}]`, "not a valid container name"},
+		{"an unknown state", `[{"id":"web","status":{"state":"paused","networks":[]}}]`, `unknown state "paused"`},
+		{"a network of the wrong type", `[{"id":"web","configuration":{"networks":[5]},"status":{"state":"running","networks":[]}}]`, "cannot unmarshal number"},
+		{"an address without prefix length", `[{"id":"web","status":{"state":"running","networks":[{"network":"default","ipv4Address":"192.168.64.3"}]}}]`, `IPv4 address "192.168.64.3" is not an IPv4 address with prefix length`},
+		{"a gateway outside", `[{"id":"web","status":{"state":"running","networks":[{"network":"default","ipv4Address":"192.168.64.3/24","ipv4Gateway":"10.0.0.1"}]}}]`, "gateway \"10.0.0.1\" is not an IPv4 address inside 192.168.64.0/24"},
+		{"a bad IPv6 address", `[{"id":"web","status":{"state":"running","networks":[{"network":"default","ipv4Address":"192.168.64.3/24","ipv6Address":"1.2.3.4/24"}]}}]`, "IPv6 address"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseContainers([]byte(tt.json))
+			_, err := ParseContainers([]byte(tt.json), v122)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ParseContainers error = %v, want one containing %q", err, tt.want)
 			}
@@ -212,29 +272,19 @@ func TestParseContainersRefusesBadInputWithAClearError(t *testing.T) {
 	}
 }
 
-func TestParseImagesReadsEveryReleasesFixture(t *testing.T) {
-	tests := []struct {
-		file string
-		want []string
-	}{
-		{"images-0.8.0.json", []string{"docker.io/library/alpine:latest", "docker.io/library/claudepine:latest"}},
-		{"images-0.12.3.json", []string{"docker.io/library/alpine:latest", "ghcr.io/apple/container-builder-shim/builder:0.6.1"}},
-		{"images-1.2.2.json", []string{"docker.io/library/alpine:latest"}},
+func TestParseImagesReadsTheReferenceFixture(t *testing.T) {
+	got, err := ParseImages(fixture(t, "images-1.2.2.json"), v122)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		got, err := ParseImages(fixture(t, tt.file))
-		if err != nil {
-			t.Fatalf("%s: %v", tt.file, err)
-		}
-		if diff := cmp.Diff(tt.want, got); diff != "" {
-			t.Errorf("%s: ParseImages mismatch (-want +got):\n%s", tt.file, diff)
-		}
+	if diff := cmp.Diff([]string{"docker.io/library/alpine:latest"}, got); diff != "" {
+		t.Errorf("ParseImages mismatch (-want +got):\n%s", diff)
 	}
 }
 
 func TestParseImagesRefusesBadInput(t *testing.T) {
-	for _, in := range []string{`[{"reference":`, `[{"descriptor":{}}]`, `[{"reference":7}]`, `{"reference":"a"}`} {
-		if _, err := ParseImages([]byte(in)); err == nil {
+	for _, in := range []string{`[{"configuration":`, `[{"configuration":{"name":7}}]`, `{"configuration":{"name":"a"}}`} {
+		if _, err := ParseImages([]byte(in), v122); err == nil {
 			t.Errorf("ParseImages(%s) succeeded", in)
 		}
 	}
@@ -270,7 +320,9 @@ func TestParseStatusReadsEveryState(t *testing.T) {
 	tests := []struct{ file, want string }{
 		{"status-1.2.2-running.json", ServiceRunning},
 		{"status-1.2.2-down.json", ServiceNotRunning},
-		{"status-0.12.3-unregistered.json", ServiceUnregistered},
+		{"status-1.4.1-running.json", ServiceRunning},
+		{"status-1.4.1-down.json", ServiceNotRunning},
+		{"status-1.4.1-unregistered.json", ServiceUnregistered},
 	}
 	for _, tt := range tests {
 		got, err := ParseStatus(fixture(t, tt.file))
@@ -278,7 +330,7 @@ func TestParseStatusReadsEveryState(t *testing.T) {
 			t.Errorf("%s: ParseStatus = %q, %v; want %q", tt.file, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{`{"status":"sleeping"}`, `{}`, `apiserver is running`, `{"status":1}`} {
+	for _, bad := range []string{`{"status":"sleeping"}`, `{}`, `apiserver is running`, `{"status":1}`, `{"server":{"status":"running"}}`} {
 		if got, err := ParseStatus([]byte(bad)); err == nil {
 			t.Errorf("ParseStatus(%s) = %q, want an error", bad, got)
 		}
@@ -294,6 +346,7 @@ func TestParseVersionReadsReleaseDevAndHomebrewBuilds(t *testing.T) {
 		{"container CLI version 0.1.0 (build: release, commit: 1a2b3c4)\n", Version{0, 1, 0, "0.1.0"}},
 		{"container CLI version 0.9.0-35-g899081d (build: debug, commit: 899081d)\n", Version{0, 9, 0, "0.9.0-35-g899081d"}},
 		{"container CLI version 0.12.3 (build: release, commit: unspeci)\n", Version{0, 12, 3, "0.12.3"}},
+		{"container CLI version 1.4.1 (build: release, commit: unspeci)\n", Version{1, 4, 1, "1.4.1"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseVersion([]byte(tt.out))
@@ -309,13 +362,33 @@ func TestParseVersionReadsReleaseDevAndHomebrewBuilds(t *testing.T) {
 }
 
 func TestVersionAtLeastComparesEachPart(t *testing.T) {
-	v := Version{0, 9, 0, "0.9.0"}
+	v := Version{1, 2, 0, "1.2.0"}
 	for _, tt := range []struct {
 		maj, min, patch int
 		want            bool
-	}{{0, 9, 0, true}, {0, 8, 9, true}, {0, 9, 1, false}, {0, 10, 0, false}, {1, 0, 0, false}, {0, 1, 0, true}} {
+	}{{1, 2, 0, true}, {1, 1, 9, true}, {1, 2, 1, false}, {1, 3, 0, false}, {2, 0, 0, false}, {0, 12, 3, true}} {
 		if got := v.AtLeast(tt.maj, tt.min, tt.patch); got != tt.want {
-			t.Errorf("0.9.0 AtLeast(%d.%d.%d) = %v, want %v", tt.maj, tt.min, tt.patch, got, tt.want)
+			t.Errorf("1.2.0 AtLeast(%d.%d.%d) = %v, want %v", tt.maj, tt.min, tt.patch, got, tt.want)
+		}
+	}
+}
+
+func TestReleasesBefore1_0AreRefusedWithWhatToDo(t *testing.T) {
+	for _, raw := range []string{"0.1.0", "0.12.3", "0.12.3-4-gabcdef0"} {
+		v, err := ParseVersion([]byte("container CLI version " + raw + " (build: release, commit: unspeci)"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = v.supported()
+		if err == nil || !strings.Contains(err.Error(), "container "+raw+" is installed; claudecontainer needs 1.0 or later") ||
+			!strings.Contains(err.Error(), "https://github.com/apple/container/releases") {
+			t.Errorf("%s: supported() = %v", raw, err)
+		}
+	}
+	for _, raw := range []string{"1.0.0", "1.2.2", "1.4.1", "2.0.0"} {
+		v, _ := ParseVersion([]byte("container CLI version " + raw + " (build: release, commit: 0190097)"))
+		if err := v.supported(); err != nil {
+			t.Errorf("%s: supported() = %v", raw, err)
 		}
 	}
 }

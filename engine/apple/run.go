@@ -29,18 +29,23 @@ var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; 
 
 var (
 	volumeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
-	memorySize = regexp.MustCompile(`^[1-9][0-9]{0,8}[kKmMgGtTpP]?[bB]?$`)
+	// A size with a unit: without one `container` reads bytes
+	// (1.2.2:Sources/ContainerPersistence/Measurement+Parse.swift, parseUnit
+	// defaults to "b"), so `--memory 4096` asks for 4 KiB, not 4 GiB.
+	memorySize = regexp.MustCompile(`^[1-9][0-9]{0,8}[kKmMgGtTpP](?:[iI]?[bB])?$`)
 )
 
-// containers lists every container, running or not. It always passes --all:
-// through 0.9.0 the JSON output ignored the flag and listed stopped
-// containers anyway, from 0.10.0 it lists only running ones without it.
+// containers lists every container, running or not.
 func (e *Engine) containers(ctx context.Context) ([]ContainerInfo, error) {
+	v, err := e.ParsedVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
 	out, err := e.run(ctx, "list", "--all", "--format", "json")
 	if err != nil {
 		return nil, fmt.Errorf("listing containers: %w", err)
 	}
-	return ParseContainers(out)
+	return ParseContainers(out, v)
 }
 
 func (e *Engine) lookup(ctx context.Context, name string) (ContainerInfo, bool, error) {
@@ -124,92 +129,77 @@ func (e *Engine) Attachments(ctx context.Context, name string) ([]Attachment, er
 //
 //	container run -d --name NAME --network NET --dns IP -v SRC:DST … --memory M --cpus N -e K=V … IMAGE /bin/sh -c …
 //
-// Host directories must be absolute and exist. Named volumes need 0.4.0 or
-// later; before 0.6.0 they are created first with `container volume create`.
+// Host directories must be absolute and exist; named volumes are created
+// by `container run` when missing.
 func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
-	v, err := e.ParsedVersion(ctx)
-	if err != nil {
+	if _, err := e.ParsedVersion(ctx); err != nil {
 		return err
 	}
-	args, volumes, err := runArgs(r, v)
+	args, err := runArgs(r)
 	if err != nil {
 		return err
-	}
-	if !v.autoCreatesVolumes() {
-		for _, name := range volumes {
-			if err := e.ensureVolume(ctx, name); err != nil {
-				return err
-			}
-		}
 	}
 	if _, err := e.run(ctx, args...); err != nil {
 		var ee *proc.ExitError
 		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "requires macOS 26") {
-			return fmt.Errorf("creating container %s: %w", r.Name, noNetworks(r.Network, v))
+			return fmt.Errorf("creating container %s: %w", r.Name, noNetworks(r.Network))
 		}
 		return fmt.Errorf("creating container %s: %w", r.Name, err)
 	}
 	return e.checkRunning(ctx, r.Name, "was created")
 }
 
-// runArgs checks r and returns the `container run` argv and the named
-// volumes it mounts.
-func runArgs(r engine.RunSpec, v Version) (args, volumes []string, err error) {
+// runArgs checks r and returns the `container run` argv.
+func runArgs(r engine.RunSpec) (args []string, err error) {
 	if !containerName.MatchString(r.Name) || len(r.Name) > 63 {
-		return nil, nil, fmt.Errorf("container name %q: want 2 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", r.Name)
+		return nil, fmt.Errorf("container name %q: want 2 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", r.Name)
 	}
 	if r.Image == "" || strings.HasPrefix(r.Image, "-") {
-		return nil, nil, fmt.Errorf("container %s: bad image %q", r.Name, r.Image)
+		return nil, fmt.Errorf("container %s: bad image %q", r.Name, r.Image)
 	}
 	if _, err := NormalizeReference(r.Image); err != nil {
-		return nil, nil, fmt.Errorf("container %s: %w", r.Name, err)
+		return nil, fmt.Errorf("container %s: %w", r.Name, err)
 	}
 	args = []string{"run", "-d", "--name", r.Name}
 	switch {
 	case r.Network == "":
 	case !networkName.MatchString(r.Network):
-		return nil, nil, fmt.Errorf("container %s: bad network name %q", r.Name, r.Network)
-	case !v.hasNetworkCommand() && r.Network != DefaultNetwork:
-		return nil, nil, noNetworks(r.Network, v)
-	case v.hasNetworkCommand():
+		return nil, fmt.Errorf("container %s: bad network name %q", r.Name, r.Network)
+	default:
 		args = append(args, "--network", r.Network)
 	}
 	for _, a := range r.DNS {
 		if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
-			return nil, nil, fmt.Errorf("container %s: DNS server %v is not a plain IP address", r.Name, a)
+			return nil, fmt.Errorf("container %s: DNS server %v is not a plain IP address", r.Name, a)
 		}
 		args = append(args, "--dns", a.String())
 	}
 	for _, vol := range r.Volumes {
 		if !filepath.IsAbs(vol.Target) || strings.ContainsAny(vol.Target, ":,") {
-			return nil, nil, fmt.Errorf("container %s: mount target %q must be an absolute path without ':' or ','", r.Name, vol.Target)
+			return nil, fmt.Errorf("container %s: mount target %q must be an absolute path without ':' or ','", r.Name, vol.Target)
 		}
 		if strings.Contains(vol.Source, "/") {
 			if !filepath.IsAbs(vol.Source) || strings.ContainsAny(vol.Source, ":,") {
-				return nil, nil, fmt.Errorf("container %s: host directory %q must be an absolute path without ':' or ','", r.Name, vol.Source)
+				return nil, fmt.Errorf("container %s: host directory %q must be an absolute path without ':' or ','", r.Name, vol.Source)
 			}
 			if fi, err := os.Stat(vol.Source); err != nil || !fi.IsDir() {
-				return nil, nil, fmt.Errorf("container %s: host directory %s does not exist; create it or choose another", r.Name, vol.Source)
+				return nil, fmt.Errorf("container %s: host directory %s does not exist; create it or choose another", r.Name, vol.Source)
 			}
 		} else {
 			if !volumeName.MatchString(vol.Source) {
-				return nil, nil, fmt.Errorf("container %s: volume name %q: want letters, digits, '.', '_' or '-'", r.Name, vol.Source)
+				return nil, fmt.Errorf("container %s: volume name %q: want letters, digits, '.', '_' or '-'", r.Name, vol.Source)
 			}
-			if !v.hasNamedVolumes() {
-				return nil, nil, fmt.Errorf("container %s: container %s does not support named volumes such as %q (they arrived in 0.4.0): upgrade container", r.Name, v, vol.Source)
-			}
-			volumes = append(volumes, vol.Source)
 		}
 		args = append(args, "--volume", vol.Source+":"+vol.Target)
 	}
 	if r.Memory != "" {
 		if !memorySize.MatchString(r.Memory) {
-			return nil, nil, fmt.Errorf("container %s: memory %q: want a size such as 8g or 4096m", r.Name, r.Memory)
+			return nil, fmt.Errorf("container %s: memory %q: want a size with a unit, such as 8g or 4096m (a bare number is bytes to container)", r.Name, r.Memory)
 		}
 		args = append(args, "--memory", r.Memory)
 	}
 	if r.CPUs < 0 {
-		return nil, nil, fmt.Errorf("container %s: %d CPUs", r.Name, r.CPUs)
+		return nil, fmt.Errorf("container %s: %d CPUs", r.Name, r.CPUs)
 	}
 	if r.CPUs > 0 {
 		args = append(args, "--cpus", strconv.Itoa(r.CPUs))
@@ -217,7 +207,7 @@ func runArgs(r engine.RunSpec, v Version) (args, volumes []string, err error) {
 	keys := make([]string, 0, len(r.Env))
 	for k := range r.Env {
 		if !envName.MatchString(k) {
-			return nil, nil, fmt.Errorf("container %s: environment variable name %q: want letters, digits and '_'", r.Name, k)
+			return nil, fmt.Errorf("container %s: environment variable name %q: want letters, digits and '_'", r.Name, k)
 		}
 		keys = append(keys, k)
 	}
@@ -227,24 +217,7 @@ func runArgs(r engine.RunSpec, v Version) (args, volumes []string, err error) {
 	}
 	args = append(args, r.Image)
 	args = append(args, KeepAlive...)
-	return args, volumes, nil
-}
-
-// ensureVolume creates a named volume unless it exists (needed before
-// 0.6.0, where `container run` does not create them).
-func (e *Engine) ensureVolume(ctx context.Context, name string) error {
-	_, err := e.run(ctx, "volume", "inspect", name)
-	if err == nil {
-		return nil
-	}
-	var ee *proc.ExitError
-	if !errors.As(err, &ee) || !strings.Contains(strings.ToLower(ee.Stderr), "not found") {
-		return fmt.Errorf("looking for volume %s: %w", name, err)
-	}
-	if _, err := e.run(ctx, "volume", "create", name); err != nil {
-		return fmt.Errorf("creating volume %s: %w", name, err)
-	}
-	return nil
+	return args, nil
 }
 
 // checkRunning confirms that a container just created or started runs.

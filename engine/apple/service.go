@@ -8,8 +8,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 )
 
-// Service states printed by `container system status --format json`
-// (0.10 and later).
+// Service states printed by `container system status --format json`.
 const (
 	ServiceRunning      = "running"
 	ServiceNotRunning   = "not running"
@@ -18,7 +17,11 @@ const (
 
 // ParseStatus reads the output of `container system status --format json`
 // and returns its status: ServiceRunning, ServiceNotRunning or
-// ServiceUnregistered.
+// ServiceUnregistered. Through 1.2.2 the document is flat
+// (1.2.2:Sources/ContainerCommands/System/SystemStatus.swift,
+// PrintableStatus); 1.4.1 nests the rest under client, server, host, paths
+// and resources (apple/container PR #1769) and, while the service is down,
+// prints the status alone. Both keep "status" at the top, the one key read.
 func ParseStatus(data []byte) (string, error) {
 	var s struct {
 		Status *string `json:"status"`
@@ -41,11 +44,10 @@ func ParseStatus(data []byte) (string, error) {
 // kernel instead of waiting at a [Y/n] prompt, and gives the command no
 // input, so it can never hang on a question.
 func (e *Engine) EnsureRunning(ctx context.Context) error {
-	v, err := e.ParsedVersion(ctx)
-	if err != nil {
+	if _, err := e.ParsedVersion(ctx); err != nil {
 		return err
 	}
-	up, err := e.serviceRunning(ctx, v)
+	up, err := e.serviceRunning(ctx)
 	if err != nil {
 		return err
 	}
@@ -56,10 +58,7 @@ func (e *Engine) EnsureRunning(ctx context.Context) error {
 		return fmt.Errorf("starting the container service: %w\n"+
 			"run `container system start` in a terminal to see what it needs; `container system logs` shows the service's log", err)
 	}
-	if !v.hasSystemStatus() {
-		return nil // `system start` itself waits for the service to answer
-	}
-	up, err = e.serviceRunning(ctx, v)
+	up, err = e.serviceRunning(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,23 +69,13 @@ func (e *Engine) EnsureRunning(ctx context.Context) error {
 	return nil
 }
 
-// serviceRunning asks `container system status`. Releases before 0.2.0 have
-// no such command; for them it reports false, since `system start` is
-// harmless when the service already runs.
-func (e *Engine) serviceRunning(ctx context.Context, v Version) (bool, error) {
-	if !v.hasSystemStatus() {
-		return false, nil
-	}
-	args := []string{"system", "status"}
-	if v.hasStatusJSON() {
-		args = append(args, "--format", "json")
-	}
-	res, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: args})
-	if v.hasStatusJSON() {
-		// The JSON is printed whether the service runs (exit 0) or not (exit 1).
-		if status, perr := ParseStatus(res.Stdout); perr == nil {
-			return status == ServiceRunning && err == nil, nil
-		}
+// serviceRunning asks `container system status --format json`, which
+// prints its JSON whether the service runs (exit 0) or not (exit 1). When
+// the JSON is not what ParseStatus expects, the exit status decides.
+func (e *Engine) serviceRunning(ctx context.Context) (bool, error) {
+	res, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: []string{"system", "status", "--format", "json"}})
+	if status, perr := ParseStatus(res.Stdout); perr == nil {
+		return status == ServiceRunning && err == nil, nil
 	}
 	if err == nil {
 		return true, nil

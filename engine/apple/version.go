@@ -51,15 +51,17 @@ func (v Version) AtLeast(major, minor, patch int) bool {
 
 func (v Version) String() string { return v.Raw }
 
-// Features of the container CLI that this driver depends on, by the release
-// that introduced them (see the apple/container sources of each tag).
-func (v Version) hasNetworkCommand() bool  { return v.AtLeast(0, 2, 0) }
-func (v Version) hasSystemStatus() bool    { return v.AtLeast(0, 2, 0) }
-func (v Version) hasStatusJSON() bool      { return v.AtLeast(0, 10, 0) }
-func (v Version) hasNamedVolumes() bool    { return v.AtLeast(0, 4, 0) }
-func (v Version) autoCreatesVolumes() bool { return v.AtLeast(0, 6, 0) }
-func (v Version) hasSubnetFlag() bool      { return v.AtLeast(0, 6, 0) }
-func (v Version) limitsDockerfile() bool   { return v.AtLeast(1, 0, 0) }
+// supported fails for releases older than 1.0.0, the oldest this driver
+// reads: 1.0.0 changed the JSON of every list command (apple/container
+// PR #1611, "align JSON output with shape for container resource") and the
+// driver keeps no reader for the shapes before it.
+func (v Version) supported() error {
+	if v.AtLeast(1, 0, 0) {
+		return nil
+	}
+	return fmt.Errorf("container %s is installed; claudecontainer needs 1.0 or later: stop the service (`container system stop`), "+
+		"then install the current release from https://github.com/apple/container/releases (or `brew upgrade container` if Homebrew installed it)", v)
+}
 
 // clip shortens command output quoted in an error message.
 func clip(b []byte) string {

@@ -19,14 +19,18 @@ var (
 	networkNameRE   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$`)
 	containerNameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 	volumeNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	memoryRE        = regexp.MustCompile(`^([0-9]+)([kKmMgGtTpP]?)[bB]?$`)
+	// A size as Measurement.parse reads it
+	// (1.2.2:Sources/ContainerPersistence/Measurement+Parse.swift): a number,
+	// then an optional unit b, k, m, g, t or p, optionally followed by "b" or
+	// "ib", in any case. Without a unit the number is bytes.
+	memoryRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]*)?)\s*(?:([bkmgtp])(?:i?b)?)?$`)
 )
 
 const xpcDown = "interrupted: \"XPC connection error: Connection invalid\"\n" +
 	"Ensure container system service has been started with `container system start`."
 
 // aliases maps alternative command names to canonical ones.
-var aliases = map[string]string{"ls": "list", "rm": "delete", "i": "image", "images": "image", "n": "network", "s": "system", "v": "volume"}
+var aliases = map[string]string{"ls": "list", "rm": "delete", "i": "image", "images": "image", "n": "network", "s": "system"}
 
 func canon(word string) string {
 	if a, ok := aliases[word]; ok {
@@ -50,11 +54,12 @@ func (c *cli) dispatch(args []string) *exit {
 	rest := args[1:]
 	group := ""
 	switch cmd {
-	case "network", "image", "system", "volume":
+	case "network", "image", "system":
 		group = cmd
-		if cmd == "network" && (!c.v.atLeast(0, 2, 0) || c.macos == 15) ||
-			cmd == "volume" && !c.v.atLeast(0, 4, 0) {
-			return &exit{code: 64, msg: fmt.Sprintf("Plugin 'container-%s' not found.", cmd)}
+		if cmd == "network" && c.macos == 15 {
+			// Not registered before macOS 26 (Application.swift), so the
+			// word is taken for a plugin's name.
+			return pluginNotFound(args[0])
 		}
 		if len(rest) == 0 {
 			return usage(cmd, "Missing subcommand")
@@ -82,22 +87,12 @@ func (c *cli) dispatch(args []string) *exit {
 		return c.systemStatus(rest)
 	case "network list":
 		return c.networkList(rest)
-	case "network inspect":
-		return c.networkInspect(rest)
 	case "network create":
 		return c.networkCreate(rest)
 	case "network delete":
 		return c.networkDelete(rest)
 	case "image list":
 		return c.imageList(rest)
-	case "volume create":
-		return c.volumeCreate(rest)
-	case "volume inspect":
-		return c.volumeInspect(rest)
-	case "volume list":
-		return c.volumeList(rest)
-	case "volume delete":
-		return c.volumeDelete(rest)
 	case "build":
 		return c.build(rest)
 	case "run":
@@ -106,8 +101,6 @@ func (c *cli) dispatch(args []string) *exit {
 		return c.run(rest, false)
 	case "list":
 		return c.listContainers(rest)
-	case "inspect":
-		return c.inspectContainers(rest)
 	case "start":
 		return c.startContainer(rest)
 	case "stop":
@@ -121,7 +114,20 @@ func (c *cli) dispatch(args []string) *exit {
 		path := strings.SplitN(cmd, " ", 2)
 		return usage(path[0], "Unexpected argument '%s'", path[1])
 	}
-	return &exit{code: 64, msg: fmt.Sprintf("Plugin 'container-%s' not found.", args[0])}
+	return pluginNotFound(args[0])
+}
+
+// pluginNotFound is DefaultCommand's answer to a word that is neither a
+// command nor an installed plugin (1.0.0 to 1.2.2:
+// Sources/ContainerCommands/DefaultCommand.swift, run), a ValidationError.
+// The paths are those of an install under /usr/local.
+func pluginNotFound(word string) *exit {
+	return &exit{code: 64, msg: fmt.Sprintf("Plugin 'container-%s' not found.\n\n"+
+		"- If system services are not running, start them with: container system start\n"+
+		"- If the plugin isn't installed, ensure it exists under:\n\n"+
+		"Check to see that the plugin exists under:\n"+
+		"  - /usr/local/libexec/container-plugins/%s\n"+
+		"  - /usr/local/libexec/container/plugins/%s\n", word, word, word)}
 }
 
 func (c *cli) needService() *exit {
@@ -192,14 +198,7 @@ func (c *cli) systemStop() *exit {
 }
 
 func (c *cli) systemStatus(args []string) *exit {
-	if !c.v.atLeast(0, 2, 0) {
-		return usage("system", "Unexpected argument 'status'")
-	}
-	var flags []flag
-	if c.v.atLeast(0, 10, 0) {
-		flags = []flag{valueFlag(v010, "--format")}
-	}
-	p, e := c.parseFlags("system status", args, flags, 0)
+	p, e := c.parseFlags("system status", args, []flag{valueFlag("--format"), valueFlag("-p", "--prefix")}, 0)
 	if e != nil {
 		return e
 	}
@@ -211,8 +210,8 @@ func (c *cli) systemStatus(args []string) *exit {
 		c.out(c.statusJSON(s))
 	} else {
 		switch s.Service {
-		case "running":
-			fmt.Fprintln(c.stdout, "apiserver is running")
+		case "running": // a FIELD/VALUE table; the fake prints its first rows
+			fmt.Fprintf(c.stdout, "FIELD   VALUE\nstatus  running\n")
 		case "unregistered":
 			fmt.Fprintln(c.stdout, "apiserver is not running and not registered with launchd")
 		default:
@@ -251,30 +250,6 @@ func (c *cli) networkList(args []string) *exit {
 	return nil
 }
 
-func (c *cli) networkInspect(args []string) *exit {
-	p, e := c.parseFlags("network inspect", args, nil, 0)
-	if e != nil {
-		return e
-	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
-	}
-	var items []any
-	for _, name := range p.args {
-		n := s.network(name)
-		if n == nil {
-			if c.v.atLeast(1, 0, 0) {
-				return fail("network not found: %s", name)
-			}
-			continue
-		}
-		items = append(items, c.networkJSON(n))
-	}
-	c.out(c.inspect(items))
-	return nil
-}
-
 func (c *cli) networkCreate(args []string) *exit {
 	p, e := c.parseFlags("network create", args, networkCreateFlags, 0)
 	if e != nil {
@@ -287,7 +262,7 @@ func (c *cli) networkCreate(args []string) *exit {
 	if !networkNameRE.MatchString(name) {
 		return fail("invalid network name: %s", name)
 	}
-	if name == "none" && c.v.atLeast(0, 6, 0) {
+	if name == "none" {
 		return fail("network name none is reserved")
 	}
 	configured := p.last("--subnet")
@@ -296,10 +271,7 @@ func (c *cli) networkCreate(args []string) *exit {
 		var err error
 		want, err = netip.ParsePrefix(configured)
 		if err != nil || !want.Addr().Is4() {
-			if c.v.atLeast(0, 8, 0) {
-				return usage("network create", "The value '%s' is invalid for '--subnet <subnet>'", configured)
-			}
-			return fail("invalid subnet: %s", configured)
+			return usage("network create", "The value '%s' is invalid for '--subnet <subnet>'", configured)
 		}
 	}
 	return c.locked(func(s *state) (bool, *exit) {
@@ -325,7 +297,7 @@ func (c *cli) networkCreate(args []string) *exit {
 		} else {
 			n.Subnet = subnetFor(s, "")
 		}
-		if c.v.atLeast(0, 8, 0) {
+		if c.macos == 26 {
 			n.Subnet6 = fmt.Sprintf("fd12:3456:789a:%x::/64", len(s.Networks))
 			if v6 := p.last("--subnet-v6"); v6 != "" {
 				n.Subnet6 = v6
@@ -371,7 +343,7 @@ func (c *cli) networkDelete(args []string) *exit {
 // ---- images ----
 
 func (c *cli) imageList(args []string) *exit {
-	p, e := c.parseFlags("image list", args, append([]flag{boolFlag(v010, "-v", "--verbose")}, formatFlags...), 0)
+	p, e := c.parseFlags("image list", args, append([]flag{boolFlag("-v", "--verbose")}, formatFlags...), 0)
 	if e != nil {
 		return e
 	}
@@ -403,9 +375,6 @@ func (c *cli) build(args []string) *exit {
 	if e != nil {
 		return e
 	}
-	if !c.v.atLeast(0, 2, 0) && len(p.opts["-t"]) > 1 {
-		return usage("build", "Unexpected argument '%s'", p.opts["-t"][1])
-	}
 	dir := "."
 	if len(p.args) > 0 {
 		dir = p.args[0]
@@ -416,17 +385,15 @@ func (c *cli) build(args []string) *exit {
 	file := p.last("-f")
 	if file == "" {
 		file = filepath.Join(dir, "Dockerfile")
-		if _, err := os.Stat(file); err != nil && c.v.atLeast(1, 0, 0) {
+		if _, err := os.Stat(file); err != nil {
 			file = filepath.Join(dir, "Containerfile")
 		}
-	} else if !c.v.atLeast(1, 0, 0) && !filepath.IsAbs(file) {
-		file = filepath.Join(dir, file)
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fail("failed to read dockerfile %s: no such file", file)
 	}
-	if c.v.atLeast(1, 0, 0) && len(data) >= 16*1024 {
+	if len(data) >= 16*1024 {
 		return fail("dockerfile %s is %d bytes; the maximum is 16 KiB", file, len(data))
 	}
 	for _, a := range p.opts["--build-arg"] {
@@ -503,98 +470,6 @@ func dockerfileCommands(df string) (entrypoint, cmd []string) {
 	return entrypoint, cmd
 }
 
-// ---- volumes ----
-
-func (c *cli) volumeCreate(args []string) *exit {
-	p, e := c.parseFlags("volume create", args, []flag{valueFlag(v010, "-s"), valueFlag(v010, "--opt"), valueFlag(v010, "--label")}, 0)
-	if e != nil {
-		return e
-	}
-	if len(p.args) != 1 {
-		return usage("volume create", "Missing expected argument '<name>'")
-	}
-	name := p.args[0]
-	if !volumeNameRE.MatchString(name) {
-		return fail("invalid volume name '%s'", name)
-	}
-	return c.locked(func(s *state) (bool, *exit) {
-		if s.volume(name) != nil {
-			return false, fail("volume '%s' already exists", name)
-		}
-		s.Volumes = append(s.Volumes, &volume{Name: name, Created: now()})
-		fmt.Fprintln(c.stdout, name)
-		return true, nil
-	})
-}
-
-func (c *cli) volumeInspect(args []string) *exit {
-	p, e := c.parseFlags("volume inspect", args, nil, 0)
-	if e != nil {
-		return e
-	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
-	}
-	var items []any
-	for _, name := range p.args {
-		vol := s.volume(name)
-		if vol == nil {
-			return fail("volume '%s' not found", name)
-		}
-		items = append(items, c.volumeJSON(vol))
-	}
-	c.out(encodeSwift(items, true, true))
-	return nil
-}
-
-func (c *cli) volumeList(args []string) *exit {
-	p, e := c.parseFlags("volume list", args, formatFlags, 0)
-	if e != nil {
-		return e
-	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
-	}
-	if p.last("--format") == "json" {
-		var items []any
-		for _, vol := range s.Volumes {
-			items = append(items, c.volumeJSON(vol))
-		}
-		c.out(c.list(items))
-		return nil
-	}
-	for _, vol := range s.Volumes {
-		fmt.Fprintln(c.stdout, vol.Name)
-	}
-	return nil
-}
-
-func (c *cli) volumeDelete(args []string) *exit {
-	p, e := c.parseFlags("volume delete", args, nil, 0)
-	if e != nil {
-		return e
-	}
-	return c.locked(func(s *state) (bool, *exit) {
-		for _, name := range p.args {
-			found := false
-			for i, vol := range s.Volumes {
-				if vol.Name == name {
-					s.Volumes = append(s.Volumes[:i], s.Volumes[i+1:]...)
-					found = true
-					break
-				}
-			}
-			if !found {
-				return false, fail("volume '%s' not found", name)
-			}
-			fmt.Fprintln(c.stdout, name)
-		}
-		return true, nil
-	})
-}
-
 // ---- containers ----
 
 func (c *cli) run(args []string, start bool) *exit {
@@ -624,7 +499,7 @@ func (c *cli) run(args []string, start bool) *exit {
 	if m := p.last("-m"); m != "" {
 		n, ok := memoryBytes(m)
 		if !ok {
-			return fail("invalid memory size %s", m)
+			return fail("invalid size")
 		}
 		ct.Memory = n
 	}
@@ -669,6 +544,10 @@ func (c *cli) run(args []string, start bool) *exit {
 			return false, fail(`notFound: "image %s not found in the local store and it could not be pulled"`, ref)
 		}
 		ct.ImageDigest, ct.ImageSize = img.Digest, 9218
+		// 1.2.2:Sources/Services/ContainerAPIService/Server/Containers/ContainersService.swift, create.
+		if ct.Memory < 200<<20 {
+			return false, fail("invalidArgument: \"minimum memory amount allowed is 200 MiB (got %d bytes)\"", ct.Memory)
+		}
 		for _, n := range ct.Networks {
 			if c.macos == 15 && n != "default" {
 				return false, fail("non-default network configuration requires macOS 26 or newer")
@@ -677,21 +556,12 @@ func (c *cli) run(args []string, start bool) *exit {
 				return false, fail(`notFound: "network %s not found"`, n)
 			}
 		}
-		var newVolumes []string
 		for _, spec := range p.opts["-v"] {
-			m, create, e := c.parseVolume(s, spec)
+			m, e := parseVolume(spec)
 			if e != nil {
 				return false, e
 			}
-			if create {
-				newVolumes = append(newVolumes, m.Volume)
-			}
 			ct.Mounts = append(ct.Mounts, m)
-		}
-		for _, name := range newVolumes {
-			if s.volume(name) == nil {
-				s.Volumes = append(s.Volumes, &volume{Name: name, Created: now()})
-			}
 		}
 		entry := img.Entrypoint
 		if ep := p.last("--entrypoint"); ep != "" {
@@ -755,56 +625,48 @@ func exitsAtOnce(entrypoint, command []string, tty bool) bool {
 	return false
 }
 
+// memoryBytes is what `--memory` asks for: the size in whole MiB, as
+// Parser.resources keeps it (memoryStringAsMiB truncates, then .mib()), so
+// "4096", 4096 bytes, comes out as 0.
 func memoryBytes(s string) (int64, bool) {
-	m := memoryRE.FindStringSubmatch(s)
+	m := memoryRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil || n < 1 {
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
 		return 0, false
 	}
-	shift := map[string]uint{"": 20, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[strings.ToLower(m[2])]
-	return n << shift, true
+	shift := map[string]uint{"": 0, "b": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[m[2]]
+	return int64(n*float64(uint64(1)<<shift)) >> 20 << 20, true
 }
 
-// parseVolume reads a -v SRC:DST[:opts] as the release does.
-func (c *cli) parseVolume(s *state, spec string) (m mount, create bool, e *exit) {
+// parseVolume reads a -v SRC:DST[:opts]: a source with a '/' (or . or ..)
+// is a host path that must exist, anything else a named volume, created
+// when missing.
+func parseVolume(spec string) (m mount, e *exit) {
 	parts := strings.Split(spec, ":")
 	if len(parts) < 2 || len(parts) > 3 || parts[1] == "" {
-		return m, false, fail("invalid volume specification %s", spec)
+		return m, fail("invalid volume specification %s", spec)
 	}
 	src, dst := parts[0], parts[1]
 	m = mount{Source: src, Destination: dst, ReadOnly: len(parts) == 3 && parts[2] == "ro"}
-	isPath := strings.HasPrefix(src, "/")
-	if c.v.atLeast(0, 8, 0) && strings.Contains(src, "/") || c.v.atLeast(0, 11, 0) && (src == "." || src == "..") {
-		isPath = true
-	}
-	if isPath {
+	if strings.Contains(src, "/") || src == "." || src == ".." {
 		if _, err := os.Stat(src); err != nil {
-			return m, false, fail("path '%s' does not exist", src)
+			return m, fail("path '%s' does not exist", src)
 		}
-		return m, false, nil
-	}
-	if !c.v.atLeast(0, 4, 0) {
-		return m, false, fail("named volumes are not supported")
+		return m, nil
 	}
 	if !volumeNameRE.MatchString(src) {
-		return m, false, fail("invalid volume name '%s'", src)
+		return m, fail("invalid volume name '%s'", src)
 	}
 	m.Volume = src
 	m.Source = "/Users/me/Library/Application Support/com.apple.container/volumes/" + src + "/volume.img"
-	if s.volume(src) == nil {
-		if !c.v.atLeast(0, 6, 0) {
-			return m, false, fail("volume '%s' not found", src)
-		}
-		return m, true, nil
-	}
-	return m, false, nil
+	return m, nil
 }
 
 func (c *cli) listContainers(args []string) *exit {
-	p, e := c.parseFlags("list", args, append([]flag{boolFlag(v010, "-a", "--all")}, formatFlags...), 0)
+	p, e := c.parseFlags("list", args, append([]flag{boolFlag("-a", "--all")}, formatFlags...), 0)
 	if e != nil {
 		return e
 	}
@@ -815,8 +677,7 @@ func (c *cli) listContainers(args []string) *exit {
 	json := p.last("--format") == "json"
 	var shown []*ctr
 	for _, ct := range s.Containers {
-		// Through 0.9.0 the JSON output ignored --all and listed every container.
-		if ct.Status == "running" || p.has("-a") || json && !c.v.atLeast(0, 10, 0) {
+		if ct.Status == "running" || p.has("-a") {
 			shown = append(shown, ct)
 		}
 	}
@@ -845,32 +706,8 @@ func (c *cli) listContainers(args []string) *exit {
 	return nil
 }
 
-func (c *cli) inspectContainers(args []string) *exit {
-	p, e := c.parseFlags("inspect", args, nil, 0)
-	if e != nil {
-		return e
-	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
-	}
-	var items []any
-	for _, id := range p.args {
-		ct := s.container(id)
-		if ct == nil {
-			if c.v.atLeast(1, 0, 0) {
-				return fail("container not found: %s", id)
-			}
-			continue
-		}
-		items = append(items, c.containerJSON(ct))
-	}
-	c.out(c.inspect(items))
-	return nil
-}
-
 func (c *cli) startContainer(args []string) *exit {
-	p, e := c.parseFlags("start", args, []flag{boolFlag(v010, "-a", "--attach"), boolFlag(v010, "-i", "--interactive")}, 0)
+	p, e := c.parseFlags("start", args, []flag{boolFlag("-a", "--attach"), boolFlag("-i", "--interactive")}, 0)
 	if e != nil {
 		return e
 	}
@@ -895,7 +732,7 @@ func (c *cli) startContainer(args []string) *exit {
 }
 
 func (c *cli) stopContainers(args []string) *exit {
-	p, e := c.parseFlags("stop", args, []flag{boolFlag(v010, "-a", "--all"), valueFlag(v010, "-s", "--signal"), valueFlag(v010, "-t", "--time")}, 0)
+	p, e := c.parseFlags("stop", args, []flag{boolFlag("-a", "--all"), valueFlag("-s", "--signal"), valueFlag("-t", "--time")}, 0)
 	if e != nil {
 		return e
 	}
@@ -924,7 +761,7 @@ func (c *cli) stopContainers(args []string) *exit {
 }
 
 func (c *cli) deleteContainers(args []string) *exit {
-	p, e := c.parseFlags("delete", args, []flag{boolFlag(v010, "-f", "--force"), boolFlag(v010, "-a", "--all")}, 0)
+	p, e := c.parseFlags("delete", args, []flag{boolFlag("-f", "--force"), boolFlag("-a", "--all")}, 0)
 	if e != nil {
 		return e
 	}

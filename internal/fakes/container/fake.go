@@ -1,25 +1,26 @@
 // Package container is a fake of Apple's `container` command-line tool and
 // of macOS `ifconfig`, for tests that run them through fakebin.
 //
-// It follows the apple/container sources of releases 0.1.0 to 1.2.2, and
-// reproduces byte for byte the JSON shapes of the reference fixtures for
-// 0.5.0, 0.7.1, 0.9.0, 0.12.3 and 1.2.2: key names and order per release,
-// "\/" escaping, Double dates since 2001 through 0.12.3 and ISO 8601 dates
-// with sorted keys from 1.0.0, compact lists and (1.x) pretty inspects. Other
-// releases get the features of the range they fall in. It reproduces the
-// CLI's exit codes (64 for an unknown command or option, 1 with "Error: …" on
-// standard error for failures) and the error texts the reference quotes;
-// texts the reference does not quote are close paraphrases, so callers
-// should match substrings. `ifconfig` prints macOS's format, with one
-// bridgeNNN per network that has a running container.
+// It follows the apple/container sources of releases 1.0.0 to 1.2.2 and
+// reproduces byte for byte the JSON of the reference fixtures for 1.2.2:
+// compact lists with sorted keys, ISO 8601 dates and "\/" escaping. As
+// release 1.4.1 it prints `system status` in that release's nested shape
+// (apple/container PR #1769) and leaves '/' unescaped (PR #2205). A release
+// before 1.0.0 answers `--version` only, so that the driver's refusal of it
+// can be tested. It reproduces the CLI's exit codes (64 for an unknown
+// command or option, 1 with "Error: …" on standard error for failures) and
+// the error texts of the sources; texts the reference does not quote are
+// close paraphrases, so callers should match substrings. `ifconfig` prints
+// macOS's format, with one bridgeNNN per network that has a running
+// container.
 //
-// State (service, networks, images, containers, volumes, bridges) is kept in
+// State (service, networks, images, containers, bridges) is kept in
 // $FAKE_CONTAINER_STATE/state.json, shared by every call of the fakes in a
 // test. Knobs, all environment variables:
 //
 //	FAKE_CONTAINER_STATE    directory for the state (required)
-//	FAKE_CONTAINER_VERSION  release to emulate, e.g. 0.5.0, 0.7.1, 0.9.0, 0.12.3, 1.2.2 (default),
-//	                        or a build between releases such as 0.9.0-35-g899081d
+//	FAKE_CONTAINER_VERSION  release to emulate, e.g. 1.0.0, 1.2.2 (default) or 1.4.1,
+//	                        or a build between releases such as 1.2.2-35-g899081d
 //	FAKE_CONTAINER_MACOS    "26" (default) or "15": on 15 `container network` is missing
 //	                        (exit 64), only the default network exists (192.168.64.1/24, no IPv6)
 //	FAKE_CONTAINER_FAIL     comma-separated commands that fail with exit 1, such as
@@ -34,8 +35,6 @@
 //
 // Read at each call:
 //
-//	FAKE_CONTAINER_NETWORK_STATE  "created" makes 0.x list every network but the default
-//	                              as created, without status (as when its helper did not start)
 //	FAKE_CONTAINER_DRIFT          "1": `system start` moves networks created without
 //	                              --subnet to the next free /24, as vmnet may after a restart
 //	FAKE_CONTAINER_EXEC_EXIT      exit code of `exec` (and of a foreground `run`), default 0
@@ -73,20 +72,19 @@ import (
 
 // Environment variables that drive the fake.
 const (
-	EnvState        = "FAKE_CONTAINER_STATE"
-	EnvVersion      = "FAKE_CONTAINER_VERSION"
-	EnvMacOS        = "FAKE_CONTAINER_MACOS"
-	EnvFail         = "FAKE_CONTAINER_FAIL"
-	EnvService      = "FAKE_CONTAINER_SERVICE"
-	EnvKernel       = "FAKE_CONTAINER_KERNEL"
-	EnvImages       = "FAKE_CONTAINER_IMAGES"
-	EnvNetworkState = "FAKE_CONTAINER_NETWORK_STATE"
-	EnvDrift        = "FAKE_CONTAINER_DRIFT"
-	EnvExecExit     = "FAKE_CONTAINER_EXEC_EXIT"
-	EnvExecDir      = "FAKE_CONTAINER_EXEC_DIR"
-	EnvEn0          = "FAKE_IFCONFIG_EN0"
-	EnvIfExtra      = "FAKE_IFCONFIG_EXTRA"
-	EnvNow          = "FAKE_CONTAINER_NOW"
+	EnvState    = "FAKE_CONTAINER_STATE"
+	EnvVersion  = "FAKE_CONTAINER_VERSION"
+	EnvMacOS    = "FAKE_CONTAINER_MACOS"
+	EnvFail     = "FAKE_CONTAINER_FAIL"
+	EnvService  = "FAKE_CONTAINER_SERVICE"
+	EnvKernel   = "FAKE_CONTAINER_KERNEL"
+	EnvImages   = "FAKE_CONTAINER_IMAGES"
+	EnvDrift    = "FAKE_CONTAINER_DRIFT"
+	EnvExecExit = "FAKE_CONTAINER_EXEC_EXIT"
+	EnvExecDir  = "FAKE_CONTAINER_EXEC_DIR"
+	EnvEn0      = "FAKE_IFCONFIG_EN0"
+	EnvIfExtra  = "FAKE_IFCONFIG_EXTRA"
+	EnvNow      = "FAKE_CONTAINER_NOW"
 )
 
 // now is the fake's clock: FAKE_CONTAINER_NOW (RFC 3339) when set, so that
@@ -103,8 +101,8 @@ func now() time.Time {
 // DefaultVersion is the release emulated when FAKE_CONTAINER_VERSION is unset.
 const DefaultVersion = "1.2.2"
 
-// Versions lists the releases whose fixtures the fake reproduces exactly.
-var Versions = []string{"0.5.0", "0.7.1", "0.9.0", "0.12.3", "1.2.2"}
+// Versions lists the releases whose output the fake reproduces.
+var Versions = []string{"1.0.0", "1.2.2", "1.4.1"}
 
 // ver is the emulated release.
 type ver struct {
@@ -135,10 +133,6 @@ func (v ver) atLeast(major, minor, patch int) bool {
 	}
 	return v.patch >= patch
 }
-
-// commits are the short commits releases print in --version; only 1.2.2's
-// is known, the others print a placeholder.
-var commits = map[string]string{"1.2.2": "3c4c59c"}
 
 // cli is one invocation of the fake.
 type cli struct {
@@ -184,6 +178,10 @@ func Main() int {
 	c.dir = os.Getenv(EnvState)
 	if c.dir == "" {
 		fmt.Fprintf(os.Stderr, "fake container: %s is not set\n", EnvState)
+		return 2
+	}
+	if !v.atLeast(1, 0, 0) && (len(os.Args) < 2 || os.Args[1] != "--version") {
+		fmt.Fprintf(os.Stderr, "fake container: release %s answers only --version\n", v.raw)
 		return 2
 	}
 	e := c.dispatch(os.Args[1:])

@@ -79,20 +79,18 @@ func fixture(t *testing.T, name string) string {
 }
 
 func TestNetworkListPrintsTheReferenceFixturesByteForByte(t *testing.T) {
-	tests := []struct {
-		version, fixture, defaultAt, devnetAt string
-	}{
-		{"0.7.1", "networks-0.7.1.json", "2026-03-02T10:00:00Z", "2026-03-02T10:05:31.524189Z"},
-		{"0.12.3", "networks-0.12.3.json", "2026-03-02T10:00:00Z", "2026-03-02T10:05:31.524189Z"},
-		{"1.2.2", "networks-1.2.2.json", "2026-07-21T13:40:02Z", "2026-07-21T13:41:10Z"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.version, func(t *testing.T) {
-			h := newHost(t, container.EnvVersion+"="+tt.version)
-			h.with(container.EnvNow+"="+tt.defaultAt).ok("network", "list", "--format", "json")
-			h.with(container.EnvNow+"="+tt.devnetAt).ok("network", "create", "--subnet", "10.77.0.0/24", "devnet")
+	for _, version := range []string{"1.0.0", "1.2.2", "1.4.1"} {
+		t.Run(version, func(t *testing.T) {
+			h := newHost(t, container.EnvVersion+"="+version)
+			h.with(container.EnvNow+"=2026-07-21T13:40:02Z").ok("network", "list", "--format", "json")
+			h.with(container.EnvNow+"=2026-07-21T13:41:10Z").ok("network", "create", "--subnet", "10.77.0.0/24", "devnet")
 			got := h.ok("network", "list", "--format", "json")
-			if diff := cmp.Diff(fixture(t, tt.fixture), got); diff != "" {
+			want := fixture(t, "networks-1.2.2.json")
+			if version == "1.4.1" {
+				// 1.4.1 no longer escapes '/' (apple/container PR #2205).
+				want = strings.ReplaceAll(want, `\/`, "/")
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("network list mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -154,22 +152,15 @@ func TestListsHaveTheReferenceKeysInTheReferenceOrder(t *testing.T) {
 		setup                  func(h *host)
 		list                   []string
 	}{
-		{"containers 0.7.1", "0.7.1", "containers-0.7.1.json", func(h *host) {
-			h.ok("run", "-d", "--name", "web", "-v", bind+":/src", "nginx", "nginx", "-g", "daemon off;")
-			h.ok("create", "--name", "old", "-t", "alpine")
-		}, []string{"ls", "--all", "--format", "json"}},
-		{"containers 0.12.3", "0.12.3", "containers-0.12.3.json", func(h *host) {
-			h.ok("run", "-d", "--name", "web", "-v", "pgdata:/data", "--dns-domain", "test", "nginx", "nginx", "-g", "daemon off;")
-		}, []string{"ls", "--all", "--format", "json"}},
 		{"containers 1.2.2", "1.2.2", "containers-1.2.2.json", func(h *host) {
 			h.ok("run", "-d", "--name", "web", "-v", bind+":/src", "nginx", "nginx", "-g", "daemon off;")
 			h.ok("create", "--name", "old", "-t", "alpine")
 		}, []string{"ls", "--all", "--format", "json"}},
-		{"images 0.8.0", "0.8.0", "images-0.8.0.json", func(h *host) {}, []string{"image", "list", "--format", "json"}},
-		{"images 0.12.3", "0.12.3", "images-0.12.3.json", func(h *host) {}, []string{"image", "list", "--format", "json"}},
 		{"images 1.2.2", "1.2.2", "images-1.2.2.json", func(h *host) {}, []string{"image", "list", "--format", "json"}},
 		{"status 1.2.2", "1.2.2", "status-1.2.2-running.json", func(h *host) {}, []string{"system", "status", "--format", "json"}},
-		{"status 0.12.3", "0.12.3", "status-0.12.3-unregistered.json", func(h *host) { h.ok("system", "stop") }, []string{"system", "status", "--format", "json"}},
+		{"status 1.2.2 down", "1.2.2", "status-1.2.2-down.json", func(h *host) { h.ok("system", "stop") }, []string{"system", "status", "--format", "json"}},
+		{"status 1.4.1", "1.4.1", "status-1.4.1-running.json", func(h *host) {}, []string{"system", "status", "--format", "json"}},
+		{"status 1.4.1 down", "1.4.1", "status-1.4.1-unregistered.json", func(h *host) { h.ok("system", "stop") }, []string{"system", "status", "--format", "json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,14 +192,10 @@ func TestTheFakeFailsLikeTheRealCLI(t *testing.T) {
 		code     int
 		inStderr string
 	}{
-		{"an unknown command", nil, []string{"frobnicate"}, 64, "Plugin 'container-frobnicate' not found."},
-		{"network commands on macOS 15", []string{container.EnvMacOS + "=15"}, []string{"network", "list", "--format", "json"}, 64, "Plugin 'container-network' not found."},
-		{"network commands before 0.2.0", []string{container.EnvVersion + "=0.1.0"}, []string{"network", "list"}, 64, "Plugin 'container-network' not found."},
-		{"--subnet before 0.6.0", []string{container.EnvVersion + "=0.5.0"}, []string{"network", "create", "--subnet", "10.9.0.0/24", "x"}, 64, "Unknown option '--subnet'"},
-		{"an invalid subnet on 0.8+", []string{container.EnvVersion + "=0.12.3"}, []string{"network", "create", "--subnet", "10.9.0.0/33", "x"}, 64, "is invalid for '--subnet <subnet>'"},
-		{"system status before 0.2.0", []string{container.EnvVersion + "=0.1.0"}, []string{"system", "status"}, 64, "Unexpected argument 'status'"},
-		{"system status --format before 0.10.0", []string{container.EnvVersion + "=0.9.0"}, []string{"system", "status", "--format", "json"}, 64, "Unknown option '--format'"},
-		{"volumes before 0.4.0", []string{container.EnvVersion + "=0.3.0"}, []string{"volume", "create", "x"}, 64, "Plugin 'container-volume' not found."},
+		{"an unknown command", nil, []string{"frobnicate"}, 64, pluginNotFound("frobnicate")},
+		{"network commands on macOS 15", []string{container.EnvMacOS + "=15"}, []string{"network", "list", "--format", "json"}, 64, pluginNotFound("network")},
+		{"an invalid subnet", nil, []string{"network", "create", "--subnet", "10.9.0.0/33", "x"}, 64, "is invalid for '--subnet <subnet>'"},
+		{"an unknown option", nil, []string{"network", "create", "--frob", "x"}, 64, "Unknown option '--frob'"},
 		{"any command while the service is down", []string{container.EnvService + "=not running"}, []string{"ls", "--all"}, 1, "Ensure container system service has been started with `container system start`."},
 		{"exec in a missing container", nil, []string{"exec", "-it", "ghost", "sh"}, 1, "get failed: container ghost not found"},
 		{"an injected failure", []string{container.EnvFail + "=network create"}, []string{"network", "create", "x"}, 1, "injected failure of `container network create`"},
@@ -216,11 +203,13 @@ func TestTheFakeFailsLikeTheRealCLI(t *testing.T) {
 		{"a missing image", nil, []string{"run", "-d", "--name", "xx", "nope"}, 1, "docker.io/library/nope:latest"},
 		{"a non-default network on macOS 15", []string{container.EnvMacOS + "=15", container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "--network", "claude", "alpine"}, 1, "non-default network configuration requires macOS 26 or newer"},
 		{"a missing bind mount", []string{container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-v", "/does/not/exist:/w", "alpine"}, 1, "path '/does/not/exist' does not exist"},
-		{"a named volume before 0.4.0", []string{container.EnvVersion + "=0.3.0", container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-v", "home:/home", "alpine"}, 1, "named volumes are not supported"},
-		{"a missing named volume on 0.5.0", []string{container.EnvVersion + "=0.5.0", container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-v", "home:/home", "alpine"}, 1, "volume 'home' not found"},
-		{"a relative path on 0.7.1", []string{container.EnvVersion + "=0.7.1", container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-v", "./x:/w", "alpine"}, 1, "invalid volume name './x'"},
-		{"a missing network in 1.x inspect", nil, []string{"network", "inspect", "ghost"}, 1, "network not found: ghost"},
-		{"a Dockerfile of 16 KiB on 1.x", nil, []string{"build", "-t", "big", "-f", bigDockerfile(t), t.TempDir()}, 1, "the maximum is 16 KiB"},
+		{"a missing relative path", []string{container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-v", "./x:/w", "alpine"}, 1, "path './x' does not exist"},
+		{"a Dockerfile of 16 KiB", nil, []string{"build", "-t", "big", "-f", bigDockerfile(t), t.TempDir()}, 1, "the maximum is 16 KiB"},
+		// A bare number is bytes; 4096 bytes are 0 whole MiB.
+		{"a memory size without a unit", []string{container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-m", "4096", "alpine"}, 1, `minimum memory amount allowed is 200 MiB (got 0 bytes)`},
+		{"a memory size below 200 MiB", []string{container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-m", "199m", "alpine"}, 1, `(got 208666624 bytes)`},
+		{"a memory size that is not one", []string{container.EnvImages + "=alpine"}, []string{"run", "-d", "--name", "xx", "-m", "8x", "alpine"}, 1, "invalid size"},
+		{"any command of a release before 1.0", []string{container.EnvVersion + "=0.12.3"}, []string{"list"}, 2, "answers only --version"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,7 +217,7 @@ func TestTheFakeFailsLikeTheRealCLI(t *testing.T) {
 			if r.code != tt.code || !strings.Contains(r.stderr, tt.inStderr) {
 				t.Errorf("exit %d, stderr %q; want exit %d and stderr containing %q", r.code, r.stderr, tt.code, tt.inStderr)
 			}
-			if tt.code == 1 && !strings.HasPrefix(r.stderr, "Error: ") {
+			if tt.code != 2 && !strings.HasPrefix(r.stderr, "Error: ") {
 				t.Errorf("stderr %q does not start with \"Error: \"", r.stderr)
 			}
 		})
@@ -243,8 +232,42 @@ func bigDockerfile(t *testing.T) string {
 	return p
 }
 
+// pluginNotFound is DefaultCommand's message for a missing plugin (1.0.0 to
+// 1.2.2: Sources/ContainerCommands/DefaultCommand.swift), with the paths of
+// an install under /usr/local.
+func pluginNotFound(word string) string {
+	return "Error: Plugin 'container-" + word + "' not found.\n\n" +
+		"- If system services are not running, start them with: container system start\n" +
+		"- If the plugin isn't installed, ensure it exists under:\n\n" +
+		"Check to see that the plugin exists under:\n" +
+		"  - /usr/local/libexec/container-plugins/" + word + "\n" +
+		"  - /usr/local/libexec/container/plugins/" + word + "\n"
+}
+
+func TestMemorySizesAreReadAsTheCLIReadsThem(t *testing.T) {
+	h := newHost(t, container.EnvImages+"=alpine")
+	for size, want := range map[string]float64{"4096m": 4 << 30, "8g": 8 << 30, "1.5G": 3 << 29, "512MiB": 512 << 20, "209715200": 200 << 20} {
+		name := "m" + strings.NewReplacer(".", "-").Replace(size)
+		h.ok("run", "-d", "--name", name, "-m", size, "alpine", "sleep", "9")
+		var items []struct {
+			ID            string
+			Configuration struct {
+				Resources struct{ MemoryInBytes float64 }
+			}
+		}
+		if err := json.Unmarshal([]byte(h.ok("ls", "--format", "json")), &items); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range items {
+			if it.ID == name && it.Configuration.Resources.MemoryInBytes != want {
+				t.Errorf("-m %s: memoryInBytes %v, want %v", size, it.Configuration.Resources.MemoryInBytes, want)
+			}
+		}
+	}
+}
+
 func TestVersionPrintsTheReleaseLine(t *testing.T) {
-	for _, v := range []string{"1.2.2", "0.9.0-35-g899081d"} {
+	for _, v := range []string{"1.2.2", "1.2.2-35-g899081d", "0.12.3"} {
 		got := newHost(t, container.EnvVersion+"="+v).ok("--version")
 		if !strings.HasPrefix(got, "container CLI version "+v+" (build: release, commit: ") {
 			t.Errorf("--version printed %q", got)
@@ -259,11 +282,12 @@ func TestSystemStatusAnswersByRelease(t *testing.T) {
 		code             int
 		out              string
 	}{
-		{"0.9.0", "running", []string{"system", "status"}, 0, "apiserver is running\n"},
-		{"0.9.0", "unregistered", []string{"system", "status"}, 1, "apiserver is not running and not registered with launchd\n"},
-		{"0.9.0", "not running", []string{"system", "status"}, 1, "apiserver is not running\n"},
-		{"1.2.2", "not running", []string{"system", "status", "--format", "json"}, 1, `"status":"not running"}`},
-		{"0.12.3", "running", []string{"system", "status", "--format", "json"}, 0, `{"status":"running","appRoot":"\/Users\/me`},
+		{"1.2.2", "unregistered", []string{"system", "status"}, 1, "apiserver is not running and not registered with launchd\n"},
+		{"1.2.2", "not running", []string{"system", "status"}, 1, "apiserver is not running\n"},
+		{"1.2.2", "not running", []string{"system", "status", "--format", "json"}, 1, `"appRoot":"","installRoot":"","status":"not running"}`},
+		{"1.2.2", "running", []string{"system", "status", "--format", "json"}, 0, `"appRoot":"\/Users\/me`},
+		{"1.4.1", "running", []string{"system", "status", "--format", "json"}, 0, `"paths":{"appRoot":"/Users/me/Library/Application Support/com.apple.container/","installRoot":"/usr/local/"}`},
+		{"1.4.1", "not running", []string{"system", "status", "--format", "json"}, 1, "{\"status\":\"not running\"}\n"},
 	}
 	for _, tt := range tests {
 		r := newHost(t, container.EnvVersion+"="+tt.version, container.EnvService+"="+tt.service).run("container", tt.args...)
@@ -288,24 +312,6 @@ func TestSystemStartPromptsForTheKernelUnlessToldWhatToDo(t *testing.T) {
 	}
 	if r := h.run("container", "system", "status"); r.code != 0 {
 		t.Errorf("status after start: exit %d", r.code)
-	}
-}
-
-func TestListIgnoresAllInJSONThrough0_9(t *testing.T) {
-	for _, tt := range []struct {
-		version string
-		want    int
-	}{{"0.9.0", 2}, {"0.10.0", 1}} {
-		h := newHost(t, container.EnvVersion+"="+tt.version, container.EnvImages+"=alpine")
-		h.ok("run", "-d", "--name", "up", "alpine", "sleep", "60")
-		h.ok("create", "--name", "down", "alpine")
-		var items []any
-		if err := json.Unmarshal([]byte(h.ok("ls", "--format", "json")), &items); err != nil {
-			t.Fatal(err)
-		}
-		if len(items) != tt.want {
-			t.Errorf("%s: ls --format json (no --all) listed %d containers, want %d", tt.version, len(items), tt.want)
-		}
 	}
 }
 
@@ -374,43 +380,6 @@ func TestNetworksGetTheSubnetAskedForOrTheNextFreeOne(t *testing.T) {
 	}
 }
 
-func TestNetworkStateCreatedOmitsTheStatusOn0x(t *testing.T) {
-	h := newHost(t, container.EnvVersion+"=0.7.1", container.EnvNetworkState+"=created")
-	h.ok("network", "create", "claude")
-	out := h.ok("network", "list", "--format", "json")
-	if !strings.Contains(out, `{"id":"claude","state":"created","config":{"id":"claude","creationDate":`) || strings.Count(out, `"status"`) != 1 {
-		t.Errorf("network list:\n%s", out)
-	}
-}
-
-func TestInspectFiltersMissingItemsOn0x(t *testing.T) {
-	h := newHost(t, container.EnvVersion+"=0.9.0")
-	if got := h.ok("network", "inspect", "ghost"); got != "[]\n" {
-		t.Errorf("0.x network inspect of a missing network = %q, want []", got)
-	}
-	if got := h.ok("inspect", "ghost"); got != "[]\n" {
-		t.Errorf("0.x inspect of a missing container = %q, want []", got)
-	}
-	one := newHost(t).ok("network", "inspect", "default")
-	if !strings.HasPrefix(one, "[\n  {\n    \"configuration\" : {\n") {
-		t.Errorf("1.x inspect is not pretty-printed the Swift way:\n%s", one)
-	}
-}
-
-func TestNamedVolumesByRelease(t *testing.T) {
-	h := newHost(t, container.EnvVersion+"=0.5.0", container.EnvImages+"=alpine")
-	h.ok("volume", "create", "home")
-	if r := h.run("container", "volume", "inspect", "nope"); r.code != 1 || !strings.Contains(r.stderr, "volume 'nope' not found") {
-		t.Errorf("inspect of a missing volume: exit %d, %q", r.code, r.stderr)
-	}
-	h.ok("run", "-d", "--name", "xx", "-v", "home:/home", "alpine", "sleep", "9")
-	n := newHost(t, container.EnvVersion+"=0.6.0", container.EnvImages+"=alpine")
-	n.ok("run", "-d", "--name", "xx", "-v", "home:/home", "alpine", "sleep", "9")
-	if !strings.Contains(n.ok("volume", "list"), "home") {
-		t.Error("0.6.0 did not create the named volume")
-	}
-}
-
 func TestBuildAddsTheTagAndStartsTheBuilder(t *testing.T) {
 	h := newHost(t)
 	dir := t.TempDir()
@@ -467,12 +436,12 @@ func TestExecSessionsStayOpenUntilReleased(t *testing.T) {
 }
 
 func TestUseSetsTheStateDirectoryAndKnobs(t *testing.T) {
-	dir := container.Use(t, container.EnvVersion+"=0.7.1", container.EnvImages+"=alpine")
-	if os.Getenv(container.EnvState) != dir || os.Getenv(container.EnvVersion) != "0.7.1" {
+	dir := container.Use(t, container.EnvVersion+"=1.0.0", container.EnvImages+"=alpine")
+	if os.Getenv(container.EnvState) != dir || os.Getenv(container.EnvVersion) != "1.0.0" {
 		t.Fatalf("environment not set")
 	}
 	h := &host{t: t}
-	if r := h.run("container", "--version"); !strings.Contains(r.stdout, "version 0.7.1 ") {
+	if r := h.run("container", "--version"); !strings.Contains(r.stdout, "version 1.0.0 ") {
 		t.Errorf("--version = %q", r.stdout)
 	}
 	h.ok("run", "-d", "--name", "uu", "alpine", "sleep", "9")

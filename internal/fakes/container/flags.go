@@ -2,11 +2,10 @@ package container
 
 import "strings"
 
-// flag is one option of a command, with the release that introduced it.
+// flag is one option of a command.
 type flag struct {
 	names []string // "--name", "-n"
 	value bool     // takes a value
-	since [3]int
 }
 
 // parsed is a command line after option parsing: the values of each option
@@ -35,7 +34,7 @@ func (c *cli) parseFlags(path string, args []string, flags []flag, passthrough i
 		for i := range flags {
 			f := &flags[i]
 			for _, n := range f.names {
-				if n == name && c.v.atLeast(f.since[0], f.since[1], f.since[2]) {
+				if n == name {
 					return f
 				}
 			}
@@ -95,58 +94,45 @@ func (c *cli) parseFlags(path string, args []string, flags []flag, passthrough i
 	return p, nil
 }
 
-func boolFlag(since [3]int, names ...string) flag { return flag{names: names, since: since} }
-func valueFlag(since [3]int, names ...string) flag {
-	return flag{names: names, value: true, since: since}
-}
+func boolFlag(names ...string) flag  { return flag{names: names} }
+func valueFlag(names ...string) flag { return flag{names: names, value: true} }
 
-var (
-	v010  = [3]int{0, 1, 0}
-	v020  = [3]int{0, 2, 0}
-	v030  = [3]int{0, 3, 0}
-	v050  = [3]int{0, 5, 0}
-	v060  = [3]int{0, 6, 0}
-	v080  = [3]int{0, 8, 0}
-	v090  = [3]int{0, 9, 0}
-	v0100 = [3]int{0, 10, 0}
-)
-
-var formatFlags = []flag{valueFlag(v010, "--format"), boolFlag(v010, "-q", "--quiet")}
+var formatFlags = []flag{valueFlag("--format"), boolFlag("-q", "--quiet")}
 
 var runFlags = []flag{
-	valueFlag(v010, "--name"), boolFlag(v010, "-d", "--detach"), boolFlag(v010, "-i", "--interactive"),
-	boolFlag(v010, "-t", "--tty"), boolFlag(v010, "--rm", "--remove"), valueFlag(v020, "--network"),
-	valueFlag(v010, "--dns"), valueFlag(v010, "--dns-domain"), valueFlag(v010, "--dns-search"),
-	valueFlag(v010, "--dns-option"), boolFlag(v010, "--no-dns"),
-	valueFlag(v010, "-v", "--volume"), valueFlag(v010, "--mount"), valueFlag(v010, "--tmpfs"),
-	valueFlag(v010, "-m", "--memory"), valueFlag(v010, "-c", "--cpus"),
-	valueFlag(v010, "-e", "--env"), valueFlag(v010, "--env-file"), valueFlag(v010, "--entrypoint"),
-	valueFlag(v010, "-u", "--user"), valueFlag(v010, "-w", "--workdir", "--cwd"),
-	valueFlag(v010, "-l", "--label"), valueFlag(v030, "-p", "--publish"), boolFlag(v0100, "--init"),
-	boolFlag(v080, "--read-only"), valueFlag(v010, "--platform"), valueFlag(v010, "-a", "--arch"),
-	valueFlag(v010, "--os"), valueFlag(v010, "-k", "--kernel"),
+	valueFlag("--name"), boolFlag("-d", "--detach"), boolFlag("-i", "--interactive"),
+	boolFlag("-t", "--tty"), boolFlag("--rm", "--remove"), valueFlag("--network"),
+	valueFlag("--dns"), valueFlag("--dns-domain"), valueFlag("--dns-search"),
+	valueFlag("--dns-option"), boolFlag("--no-dns"),
+	valueFlag("-v", "--volume"), valueFlag("--mount"), valueFlag("--tmpfs"),
+	valueFlag("-m", "--memory"), valueFlag("-c", "--cpus"),
+	valueFlag("-e", "--env"), valueFlag("--env-file"), valueFlag("--entrypoint"),
+	valueFlag("-u", "--user"), valueFlag("-w", "--workdir", "--cwd"),
+	valueFlag("-l", "--label"), valueFlag("-p", "--publish"), boolFlag("--init"),
+	boolFlag("--read-only"), valueFlag("--platform"), valueFlag("-a", "--arch"),
+	valueFlag("--os"), valueFlag("-k", "--kernel"),
 }
 
 var execFlags = []flag{
-	boolFlag(v010, "-i", "--interactive"), boolFlag(v010, "-t", "--tty"), boolFlag(v090, "-d", "--detach"),
-	valueFlag(v010, "-e", "--env"), valueFlag(v010, "-u", "--user"), valueFlag(v010, "-w", "--workdir", "--cwd"),
+	boolFlag("-i", "--interactive"), boolFlag("-t", "--tty"), boolFlag("-d", "--detach"),
+	valueFlag("-e", "--env"), valueFlag("-u", "--user"), valueFlag("-w", "--workdir", "--cwd"),
 }
 
 var buildFlags = []flag{
-	valueFlag(v010, "-t", "--tag"), valueFlag(v010, "-f", "--file"), valueFlag(v010, "--build-arg"),
-	boolFlag(v010, "--no-cache"), valueFlag(v010, "--target"), valueFlag(v010, "-c", "--cpus"),
-	valueFlag(v010, "-m", "--memory"), valueFlag(v010, "--platform"), valueFlag(v010, "-a", "--arch"),
-	valueFlag(v010, "--os"), valueFlag(v010, "--progress"), boolFlag(v010, "-q", "--quiet"),
-	valueFlag(v010, "-l", "--label"),
+	valueFlag("-t", "--tag"), valueFlag("-f", "--file"), valueFlag("--build-arg"),
+	boolFlag("--no-cache"), valueFlag("--target"), valueFlag("-c", "--cpus"),
+	valueFlag("-m", "--memory"), valueFlag("--platform"), valueFlag("-a", "--arch"),
+	valueFlag("--os"), valueFlag("--progress"), boolFlag("-q", "--quiet"),
+	valueFlag("-l", "--label"),
 }
 
 var networkCreateFlags = []flag{
-	valueFlag(v050, "--label"), valueFlag(v060, "--subnet"), valueFlag(v080, "--subnet-v6"),
-	boolFlag(v090, "--internal"),
+	valueFlag("--label"), valueFlag("--subnet"), valueFlag("--subnet-v6"),
+	boolFlag("--internal"), valueFlag("--option"), valueFlag("--plugin"),
 }
 
 var systemStartFlags = []flag{
-	valueFlag(v010, "-a", "--app-root"), valueFlag(v010, "--install-root"), boolFlag(v010, "--debug"),
-	boolFlag(v010, "--enable-kernel-install"), boolFlag(v010, "--disable-kernel-install"),
-	valueFlag(v010, "--timeout"),
+	valueFlag("-a", "--app-root"), valueFlag("--install-root"), boolFlag("--debug"),
+	boolFlag("--enable-kernel-install"), boolFlag("--disable-kernel-install"),
+	valueFlag("--timeout"),
 }

@@ -3,7 +3,6 @@ package container
 import (
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 )
 
@@ -12,23 +11,18 @@ const (
 	vmnetPlugin    = "container-network-vmnet"
 )
 
-// list renders items the way `… list --format json` does: compact, keys
-// sorted from 1.0.0.
+// list renders items the way `… list --format json` does
+// (1.2.2:Sources/ContainerCommands/OutputRendering.swift, JSONOptions.compact:
+// sorted keys, ISO 8601 dates, one line).
 func (c *cli) list(items []any) []byte {
-	return encodeSwift(items, c.v.atLeast(1, 0, 0), false)
+	return c.encode(items)
 }
 
-// inspect renders items the way `… inspect` does: 0.x joins each item's
-// compact encoding inside brackets; 1.x pretty-prints with sorted keys.
-func (c *cli) inspect(items []any) []byte {
-	if c.v.atLeast(1, 0, 0) {
-		return encodeSwift(items, true, true)
-	}
-	parts := make([]string, len(items))
-	for i, it := range items {
-		parts[i] = string(encodeSwift(it, false, false))
-	}
-	return []byte("[" + strings.Join(parts, ",") + "]")
+// encode writes v as the release's JSONEncoder does: '/' escaped as "\/"
+// until 1.4.1 made the shared renderer use .withoutEscapingSlashes
+// (apple/container PR #2205).
+func (c *cli) encode(v any) []byte {
+	return encodeSwift(v, !c.v.atLeast(1, 4, 0))
 }
 
 func (c *cli) variant() string {
@@ -38,75 +32,34 @@ func (c *cli) variant() string {
 	return "reserved"
 }
 
-// networkJSON renders a network as the release's `network list` does.
+// networkJSON renders a network as `network list` does (NetworkResource).
 func (c *cli) networkJSON(n *network) any {
-	v := c.v
-	created := n.Name != "default" && os.Getenv(EnvNetworkState) == "created" && !v.atLeast(1, 0, 0)
-	if v.atLeast(1, 0, 0) {
-		cfg := obj{}.add("creationDate", v.date(n.Created)).
-			addIf(n.Configured != "", "ipv4Subnet", n.Configured).
-			add("labels", n.Labels).add("mode", n.Mode).add("name", n.Name).
-			add("options", obj{}).add("plugin", vmnetPlugin)
-		status := obj{}.add("ipv4Gateway", n.gateway().String()).add("ipv4Subnet", n.Subnet).
-			addIf(n.Subnet6 != "", "ipv6Subnet", n.Subnet6)
-		return obj{}.add("configuration", cfg).add("id", n.Name).add("status", status)
-	}
-	cfg := obj{}.add("id", n.Name).addIf(v.atLeast(0, 7, 0), "creationDate", v.date(n.Created)).add("mode", n.Mode)
-	var status obj
-	if v.atLeast(0, 8, 0) {
-		cfg = cfg.addIf(n.Configured != "", "ipv4Subnet", n.Configured).add("labels", n.Labels)
-		if v.atLeast(0, 10, 0) {
-			cfg = cfg.add("pluginInfo", obj{}.add("plugin", vmnetPlugin).add("variant", c.variant()))
-		}
-		status = obj{}.add("ipv4Subnet", n.Subnet).add("ipv4Gateway", n.gateway().String()).
-			addIf(n.Subnet6 != "", "ipv6Subnet", n.Subnet6)
-	} else {
-		cfg = cfg.addIf(v.atLeast(0, 6, 0) && n.Configured != "", "subnet", n.Configured).
-			addIf(v.atLeast(0, 5, 0), "labels", n.Labels)
-		status = obj{}.add("address", n.Subnet).add("gateway", n.gateway().String())
-	}
-	state := "running"
-	if created {
-		state = "created"
-	}
-	out := obj{}.add("id", n.Name).add("state", state).add("config", cfg)
-	return out.addIf(!created, "status", status)
+	cfg := obj{}.add("creationDate", date(n.Created)).
+		addIf(n.Configured != "", "ipv4Subnet", n.Configured).
+		add("labels", n.Labels).add("mode", n.Mode).add("name", n.Name).
+		add("options", obj{}).add("plugin", vmnetPlugin)
+	status := obj{}.add("ipv4Gateway", n.gateway().String()).add("ipv4Subnet", n.Subnet).
+		addIf(n.Subnet6 != "", "ipv6Subnet", n.Subnet6)
+	return obj{}.add("configuration", cfg).add("id", n.Name).add("status", status)
 }
 
-// containerJSON renders a container as the release's `ls --format json` does.
+// containerJSON renders a container as `list --format json` does
+// (ManagedContainer).
 func (c *cli) containerJSON(ct *ctr) any {
-	v := c.v
-	var attach []any
+	attach := []any{}
 	for _, a := range ct.Attach {
-		attach = append(attach, c.attachmentJSON(a))
+		attach = append(attach, obj{}.add("network", a.Network).add("hostname", a.Hostname).
+			add("ipv4Address", a.Address).add("ipv4Gateway", a.Gateway).
+			addIf(a.Address6 != "", "ipv6Address", a.Address6).add("macAddress", a.MAC).
+			add("mtu", 1280).addIf(c.v.atLeast(1, 1, 0), "variant", c.variant()))
 	}
-	if attach == nil {
-		attach = []any{}
-	}
-	cfg := c.configurationJSON(ct)
-	if v.atLeast(1, 0, 0) {
-		status := obj{}.add("networks", attach).
-			addIf(ct.Status == "running", "startedDate", v.date(ct.Started)).add("state", ct.Status)
-		return obj{}.add("configuration", cfg).add("id", ct.ID).add("status", status)
-	}
-	return obj{}.add("status", ct.Status).add("configuration", cfg).add("networks", attach).
-		addIf(v.atLeast(0, 8, 0) && ct.Status == "running", "startedDate", v.date(ct.Started))
-}
-
-func (c *cli) attachmentJSON(a attachment) any {
-	v := c.v
-	o := obj{}.add("network", a.Network).add("hostname", a.Hostname)
-	if !v.atLeast(0, 8, 0) {
-		return o.add("address", a.Address).add("gateway", a.Gateway).addIf(v.atLeast(0, 7, 0), "macAddress", a.MAC)
-	}
-	return o.add("ipv4Address", a.Address).add("ipv4Gateway", a.Gateway).
-		addIf(a.Address6 != "", "ipv6Address", a.Address6).add("macAddress", a.MAC).
-		addIf(v.atLeast(0, 11, 0), "mtu", 1280).addIf(v.atLeast(1, 1, 0), "variant", c.variant())
+	status := obj{}.add("networks", attach).
+		addIf(ct.Status == "running", "startedDate", date(ct.Started)).add("state", ct.Status)
+	return obj{}.add("configuration", c.configurationJSON(ct)).add("id", ct.ID).add("status", status)
 }
 
 func (c *cli) configurationJSON(ct *ctr) obj {
-	v := c.v
-	var mounts []any
+	mounts := []any{}
 	for _, m := range ct.Mounts {
 		typ := obj{}.add("virtiofs", obj{})
 		if m.Volume != "" {
@@ -119,20 +72,9 @@ func (c *cli) configurationJSON(ct *ctr) obj {
 		}
 		mounts = append(mounts, obj{}.add("type", typ).add("source", m.Source).add("destination", m.Destination).add("options", opts))
 	}
-	if mounts == nil {
-		mounts = []any{}
-	}
-	var nets []any
+	nets := []any{}
 	for _, n := range ct.Networks {
-		if !v.atLeast(0, 4, 0) {
-			nets = append(nets, n)
-			continue
-		}
-		nets = append(nets, obj{}.add("network", n).add("options",
-			obj{}.add("hostname", ct.ID).addIf(v.atLeast(0, 11, 0), "mtu", 1280)))
-	}
-	if nets == nil {
-		nets = []any{}
+		nets = append(nets, obj{}.add("network", n).add("options", obj{}.add("hostname", ct.ID).add("mtu", 1280)))
 	}
 	dns := obj{}.add("nameservers", ct.DNS).addIf(ct.DNSDomain != "", "domain", ct.DNSDomain).
 		add("searchDomains", []any{}).add("options", []any{})
@@ -140,93 +82,86 @@ func (c *cli) configurationJSON(ct *ctr) obj {
 		add("workingDirectory", ct.Workdir).add("terminal", ct.Terminal).
 		add("user", obj{}.add("id", obj{}.add("uid", 0).add("gid", 0))).
 		add("supplementalGroups", []any{}).add("rlimits", []any{})
-	resources := obj{}.add("cpus", ct.CPUs).add("memoryInBytes", ct.Memory).addIf(v.atLeast(1, 0, 0), "cpuOverhead", 1)
+	resources := obj{}.add("cpus", ct.CPUs).add("memoryInBytes", ct.Memory).add("cpuOverhead", 1)
 	image := obj{}.add("reference", ct.Image).add("descriptor",
 		obj{}.add("mediaType", indexMediaType).add("digest", ct.ImageDigest).add("size", ct.ImageSize))
 	return obj{}.add("id", ct.ID).add("image", image).add("mounts", mounts).
-		addIf(v.atLeast(0, 3, 0), "publishedPorts", []any{}).
-		addIf(v.atLeast(0, 2, 0), "publishedSockets", []any{}).
+		add("publishedPorts", []any{}).add("publishedSockets", []any{}).
 		add("labels", ct.Labels).add("sysctls", obj{}).add("networks", nets).add("dns", dns).
-		add("rosetta", false).
-		addIf(!v.atLeast(0, 4, 0), "hostname", ct.ID).
-		add("initProcess", init).
+		add("rosetta", false).add("initProcess", init).
 		add("platform", obj{}.add("os", "linux").add("architecture", "arm64")).
 		add("resources", resources).add("runtimeHandler", "container-runtime-linux").
-		addIf(v.atLeast(0, 3, 0), "virtualization", false).
-		addIf(v.atLeast(0, 4, 0), "ssh", false).
-		addIf(v.atLeast(0, 8, 0), "readOnly", false).
-		addIf(v.atLeast(0, 10, 0), "useInit", false).
-		addIf(v.atLeast(0, 12, 0), "capAdd", []any{}).
-		addIf(v.atLeast(0, 12, 0), "capDrop", []any{}).
-		addIf(v.atLeast(1, 0, 0), "creationDate", v.date(ct.Created))
+		add("virtualization", false).add("ssh", false).add("readOnly", false).add("useInit", false).
+		add("capAdd", []any{}).add("capDrop", []any{}).add("creationDate", date(ct.Created))
 }
 
-// imageJSON renders an image as the release's `image list --format json` does.
+// imageJSON renders an image as `image list --format json` does (ImageResource).
 func (c *cli) imageJSON(img *image) any {
-	v := c.v
-	if v.atLeast(1, 0, 0) {
-		desc := obj{}.add("digest", img.Digest).add("mediaType", indexMediaType).add("size", 9218)
-		cfg := obj{}.add("Env", []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}).
-			addIf(img.Cmd != nil, "Cmd", img.Cmd).addIf(img.Entrypoint != nil, "Entrypoint", img.Entrypoint)
-		variant := obj{}.add("config", obj{}.add("architecture", "arm64").add("config", cfg).
-			add("created", v.date(img.Created)).add("os", "linux").
-			add("rootfs", obj{}.add("diff_ids", []string{img.Digest}).add("type", "layers")).add("variant", "v8")).
-			add("digest", img.Digest).
-			add("platform", obj{}.add("architecture", "arm64").add("os", "linux").add("variant", "v8")).
-			add("size", img.Size)
-		return obj{}.add("configuration", obj{}.add("creationDate", v.date(img.Created)).add("descriptor", desc).add("name", img.Ref)).
-			add("id", strings.TrimPrefix(img.Digest, "sha256:")).add("variants", []any{variant})
-	}
-	desc := obj{}.add("mediaType", indexMediaType).add("digest", img.Digest).add("size", 9218)
-	return obj{}.add("reference", img.Ref).addIf(v.atLeast(0, 9, 0), "fullSize", byteCount(img.Size)).add("descriptor", desc)
+	desc := obj{}.add("digest", img.Digest).add("mediaType", indexMediaType).add("size", 9218)
+	cfg := obj{}.add("Env", []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}).
+		addIf(img.Cmd != nil, "Cmd", img.Cmd).addIf(img.Entrypoint != nil, "Entrypoint", img.Entrypoint)
+	variant := obj{}.add("config", obj{}.add("architecture", "arm64").add("config", cfg).
+		add("created", date(img.Created)).add("os", "linux").
+		add("rootfs", obj{}.add("diff_ids", []string{img.Digest}).add("type", "layers")).add("variant", "v8")).
+		add("digest", img.Digest).
+		add("platform", obj{}.add("architecture", "arm64").add("os", "linux").add("variant", "v8")).
+		add("size", img.Size)
+	return obj{}.add("configuration", obj{}.add("creationDate", date(img.Created)).add("descriptor", desc).add("name", img.Ref)).
+		add("id", strings.TrimPrefix(img.Digest, "sha256:")).add("variants", []any{variant})
 }
 
-// byteCount formats a size as Foundation's ByteCountFormatter does ("4.2 MB").
-func byteCount(n int64) string {
-	units := []string{"bytes", "KB", "MB", "GB", "TB"}
-	f := float64(n)
-	i := 0
-	for f >= 1000 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	if i == 0 {
-		return fmt.Sprintf("%d bytes", n)
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
-}
-
-// statusJSON renders `system status --format json` (0.10+).
+// statusJSON renders `system status --format json`. Through 1.2.x it is
+// PrintableStatus (1.2.2:Sources/ContainerCommands/System/SystemStatus.swift),
+// whose strings stay "" while the service is down. 1.4.1 nests the service's
+// details under client, host, paths, resources and server (apple/container
+// PR #1769) and prints the status alone while the service is down.
 func (c *cli) statusJSON(s *state) []byte {
+	const appRoot, installRoot = "/Users/me/Library/Application Support/com.apple.container/", "/usr/local/"
 	up := s.Service == "running"
+	if c.v.atLeast(1, 4, 0) {
+		if !up {
+			return c.encode(obj{}.add("status", s.Service))
+		}
+		running, images := 0, len(s.Images)
+		for _, ct := range s.Containers {
+			if ct.Status == "running" {
+				running++
+			}
+		}
+		build := func(app string) obj {
+			return obj{}.add("appName", app).add("build", "release").add("commit", c.fullCommit()).add("version", c.v.raw)
+		}
+		return c.encode(obj{}.add("client", build("container")).
+			add("host", obj{}.add("architecture", "arm64").add("cpus", 10).add("operatingSystem", "Version 26.0 (Build 25A354)")).
+			add("paths", obj{}.add("appRoot", appRoot).add("installRoot", installRoot)).
+			add("resources", obj{}.add("containersRunning", running).add("containersTotal", len(s.Containers)).add("images", images)).
+			add("server", build("container-apiserver")).
+			add("status", s.Service))
+	}
 	str := func(v string) string {
 		if up {
 			return v
 		}
 		return ""
 	}
-	o := obj{}.add("status", s.Service).
-		add("appRoot", "/Users/me/Library/Application Support/com.apple.container/").
-		add("installRoot", "/usr/local/").
+	return c.encode(obj{}.add("status", s.Service).
+		add("appRoot", str(appRoot)).add("installRoot", str(installRoot)).
 		add("apiServerVersion", str(fmt.Sprintf("container-apiserver version %s (build: release, commit: %s)", c.v.raw, c.commit()))).
-		add("apiServerCommit", str(c.commit())).
+		add("apiServerCommit", str(c.fullCommit())).
 		add("apiServerBuild", str("release")).
-		add("apiServerAppName", str("container-apiserver"))
-	return encodeSwift(o, c.v.atLeast(1, 0, 0), false)
+		add("apiServerAppName", str("container-apiserver")))
 }
 
-func (c *cli) commit() string {
-	if s, ok := commits[c.v.raw]; ok {
-		return s
+// commit is the short commit a release prints in --version.
+func (c *cli) commit() string { return c.fullCommit()[:7] }
+
+// fullCommit is the commit the release was built from: for 1.2.2 the one
+// its tag points to, for the others a placeholder.
+func (c *cli) fullCommit() string {
+	if c.v.raw == "1.2.2" {
+		return "0190097d06df0b9065f4c2d2c7873c649d81d493"
 	}
-	return "0000000"
-}
-
-// volumeJSON renders `volume inspect` / `volume list --format json`.
-func (c *cli) volumeJSON(vol *volume) any {
-	return obj{}.add("name", vol.Name).add("driver", "local").add("format", "ext4").
-		add("source", "/Users/me/Library/Application Support/com.apple.container/volumes/"+vol.Name+"/volume.img").
-		add("labels", obj{}).add("options", obj{}).add("createdAt", c.v.date(vol.Created))
+	return "0000000000000000000000000000000000000000"
 }
 
 // subnetFor returns the /24 vmnet would pick: the lowest 192.168.N.0/24 from

@@ -20,7 +20,6 @@ type state struct {
 	Networks   []*network
 	Images     []*image
 	Containers []*ctr
-	Volumes    []*volume
 	Bridges    map[string]int // network → bridgeNNN index while a container runs on it
 	Seq        int            // source of MAC addresses and ids
 }
@@ -78,11 +77,6 @@ type mount struct {
 	Source      string
 	Destination string
 	ReadOnly    bool
-}
-
-type volume struct {
-	Name    string
-	Created time.Time
 }
 
 // locked runs f with the state loaded and, when f returns true, saves it.
@@ -158,15 +152,12 @@ func (c *cli) initial() *state {
 	if os.Getenv(EnvKernel) == "missing" {
 		s.Kernel = false
 	}
-	def := &network{Name: "default", Mode: "nat", Subnet: "192.168.64.0/24", Labels: map[string]string{},
-		Created: now(), NextHost: 2}
+	def := &network{Name: "default", Mode: "nat", Subnet: "192.168.64.0/24",
+		Labels: map[string]string{"com.apple.container.resource.role": "builtin"}, Created: now(), NextHost: 2}
 	if c.macos == 15 {
 		def.Subnet = "192.168.64.1/24"
-	} else if c.v.atLeast(0, 8, 0) {
+	} else {
 		def.Subnet6 = "fd5e:9a3b:1c2d:4e5f::/64"
-	}
-	if c.v.atLeast(0, 9, 0) {
-		def.Labels["com.apple.container.resource.role"] = "builtin"
 	}
 	s.Networks = []*network{def}
 	for _, ref := range strings.Split(os.Getenv(EnvImages), ",") {
@@ -215,15 +206,6 @@ func (s *state) container(id string) *ctr {
 	for _, c := range s.Containers {
 		if c.ID == id {
 			return c
-		}
-	}
-	return nil
-}
-
-func (s *state) volume(name string) *volume {
-	for _, v := range s.Volumes {
-		if v.Name == name {
-			return v
 		}
 	}
 	return nil
