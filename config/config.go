@@ -66,7 +66,7 @@ var Settings = []Setting{
 	{"IMAGE", "`claudepine:latest`", "Image tag that `mage build` builds and `mage dev` runs."},
 	{"CONTAINER", "`claude-alpine`", "Name of the container."},
 	{"WORKSPACE", "`workspace/` in this checkout", "Host directory mounted at `/workspace` (created when missing). It may not contain this checkout; `mage dev -workspace=DIR` overrides it for one run."},
-	{"MEMORY", "`8g`", "Memory limit of the container."},
+	{"MEMORY", "`8g`", "Memory limit of the container: a whole number with a unit, `k`, `m` or `g` (`4096m`, `8g`). A bare number is refused: the runtimes would read it as bytes."},
 	{"CPUS", "`4`", "CPU limit of the container."},
 	{"ALLOWLIST_FILE", "`/etc/pf.anchors/allowed_destinations` with pf, `/etc/claudecontainer/allowed_destinations` with nftables", "Where the merged allowlist is written."},
 	{"ALLOWLIST_MAX_AGE", "`1h`", "`mage dev` refetches the allowlist only when the file is older than this (`mage allowlist` always refetches)."},
@@ -145,8 +145,15 @@ func Load(getenv func(string) string, goos string) (Config, error) {
 		c.Workspace = abs
 	}
 	c.Memory = get("MEMORY", "8g")
-	if !memory.MatchString(c.Memory) {
-		bad("MEMORY", c.Memory, "want a size such as 8g or 4096m")
+	switch {
+	case bareNumber.MatchString(c.Memory):
+		// Apple's container reads a size without a unit as bytes
+		// (1.2.2:Sources/ContainerPersistence/Measurement+Parse.swift,
+		// parseUnit defaults to "b"), and so do podman and docker.
+		bad("MEMORY", c.Memory, fmt.Sprintf("a size needs a unit: the container runtimes read a bare number as bytes, so this would be %s bytes; "+
+			"write %sm for MiB or %sg for GiB", c.Memory, c.Memory, c.Memory))
+	case !memory.MatchString(c.Memory):
+		bad("MEMORY", c.Memory, "want a whole number with a unit k, m or g, such as 8g or 4096m")
 	}
 	cpus := get("CPUS", "4")
 	if n, err := strconv.Atoi(cpus); err != nil || n < 1 || n > 256 {
@@ -204,7 +211,8 @@ var (
 	networkName   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$`)
 	containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
 	imageRef      = regexp.MustCompile(`^[a-z0-9][a-z0-9._/-]{0,200}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$`)
-	memory        = regexp.MustCompile(`^[1-9][0-9]{0,6}[kmgKMG]?$`)
+	memory        = regexp.MustCompile(`^[1-9][0-9]{0,6}[kmgKMG]$`)
+	bareNumber    = regexp.MustCompile(`^[0-9]+$`)
 	identifier    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,30}$`)
 )
 
