@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/VerilyPete/claudecontainer/engine"
@@ -102,10 +103,14 @@ func parseVersion(out []byte) (string, error) {
 type info struct {
 	// podman
 	Host *struct {
-		Security struct {
+		NetworkBackend *string `json:"networkBackend"` // from podman 4.0
+		Security       struct {
 			Rootless *bool `json:"rootless"`
 		} `json:"security"`
 	} `json:"host"`
+	Version *struct {
+		Version string `json:"Version"`
+	} `json:"version"`
 	// docker
 	ServerVersion   *string  `json:"ServerVersion"`
 	SecurityOptions []string `json:"SecurityOptions"`
@@ -153,16 +158,67 @@ func (e *Engine) explainInfo(err error) error {
 	return err
 }
 
+// Oldest releases claudecontainer supports: podman 4 with netavark (the
+// network backend whose `network inspect` shape and bridge naming the
+// driver reads; podman 4 may still run CNI, podman 3 has only CNI), and
+// Docker Engine 24.
+const (
+	minPodman = 4
+	minDocker = 24
+)
+
+var majorVersion = regexp.MustCompile(`^v?([0-9]{1,4})\.[0-9]`)
+
+// supported fails for a runtime older than the oldest claudecontainer
+// supports, saying which one is installed and what to do. podman-docker
+// answers `docker info` with podman's document and is held to podman's floor.
+func (e *Engine) supported(i info) error {
+	if i.Host != nil {
+		if i.Version == nil || i.Version.Version == "" {
+			return fmt.Errorf("reading `%s info` output: no version.Version key", e.program)
+		}
+		v := i.Version.Version
+		if m := majorVersion.FindStringSubmatch(v); m == nil {
+			return fmt.Errorf("`%s info` reports podman version %q, want MAJOR.MINOR.PATCH", e.program, v)
+		} else if n, _ := strconv.Atoi(m[1]); n < minPodman {
+			return fmt.Errorf("podman %s is installed; claudecontainer needs podman %d or later with the netavark network backend: "+
+				"upgrade podman (and install netavark and aardvark-dns)", v, minPodman)
+		}
+		if b := i.Host.NetworkBackend; b == nil || *b != "netavark" {
+			got := "no network backend"
+			if b != nil {
+				got = fmt.Sprintf("the %q network backend", *b)
+			}
+			return fmt.Errorf("podman %s reports %s; claudecontainer needs netavark: install netavark and aardvark-dns, "+
+				"set network_backend = \"netavark\" in the [network] section of /etc/containers/containers.conf, "+
+				"then run `sudo podman system reset` (it deletes every container, image and network of root's podman)", v, got)
+		}
+		return nil
+	}
+	v := *i.ServerVersion
+	if m := majorVersion.FindStringSubmatch(v); m == nil {
+		return fmt.Errorf("`%s info` reports server version %q, want MAJOR.MINOR.PATCH", e.program, v)
+	} else if n, _ := strconv.Atoi(m[1]); n < minDocker {
+		return fmt.Errorf("Docker Engine %s is installed; claudecontainer needs %d or later: "+
+			"upgrade it (https://docs.docker.com/engine/install/)", v, minDocker)
+	}
+	return nil
+}
+
 // EnsureRunning checks that the runtime answers and runs as root. podman has
 // no daemon, so this only checks that `podman info` works; docker's daemon is
 // a system service that claudecontainer does not start (it would need a
 // password prompt), so a stopped daemon is an error that says how to start
-// it. A rootless runtime is refused: its networks live in a network
-// namespace of its own, where the host firewall can neither see nor filter
-// them, so the container would run unguarded.
+// it. A release older than claudecontainer supports is refused, and so is a
+// rootless runtime: its networks live in a network namespace of its own,
+// where the host firewall can neither see nor filter them, so the container
+// would run unguarded.
 func (e *Engine) EnsureRunning(ctx context.Context) error {
 	i, err := e.info(ctx)
 	if err != nil {
+		return err
+	}
+	if err := e.supported(i); err != nil {
 		return err
 	}
 	if !i.rootless() {

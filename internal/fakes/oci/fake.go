@@ -121,6 +121,11 @@ func (f *fake) main(args []string) int {
 		return f.fail(code, "Error response from daemon: %s: injected failure (%s)", key, FailEnv)
 	}
 	if len(args) > 0 && args[0] == "--version" {
+		if dir := os.Getenv(StateEnv); dir != "" {
+			if w, err := Load(dir); err == nil && w.Version != "" {
+				f.version = w.Version
+			}
+		}
 		if f.isPodman() {
 			fmt.Fprintf(f.stdout, "podman version %s\n", f.version)
 		} else {
@@ -143,6 +148,9 @@ func (f *fake) main(args []string) int {
 	w, err := Load(f.dir)
 	if err != nil {
 		return f.fail(2, "fake %s: %v", f.program, err)
+	}
+	if w.Version != "" {
+		f.version = w.Version
 	}
 	if w.DaemonDown && !f.isPodman() && key != "version" {
 		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
@@ -356,6 +364,18 @@ func (f *fake) versionCmd(w *World, args []string) int {
 	return 0
 }
 
+// backend formats podman's network backend with format, or returns "" when
+// the world leaves it out.
+func backend(w *World, format string) string {
+	switch w.NetworkBackend {
+	case "":
+		return fmt.Sprintf(format, "netavark")
+	case "-":
+		return ""
+	}
+	return fmt.Sprintf(format, w.NetworkBackend)
+}
+
 func (f *fake) info(w *World, args []string) int {
 	p, err := flags(false, "format=-f,--format").parse(args)
 	if err != nil {
@@ -370,8 +390,7 @@ func (f *fake) info(w *World, args []string) int {
     "arch": "amd64",
     "cgroupManager": "systemd",
     "cgroupVersion": "v2",
-    "hostname": "fakehost",
-    "networkBackend": "netavark",
+    "hostname": "fakehost",%s
     "ociRuntime": {"name": "crun", "package": "crun_1.21-1_amd64", "path": "/usr/bin/crun"},
     "os": "linux",
     "security": {
@@ -388,9 +407,10 @@ func (f *fake) info(w *World, args []string) int {
   "plugins": {"network": ["bridge", "macvlan", "ipvlan"]},
   "version": {"APIVersion": "%s", "Version": "%s", "GoVersion": "go1.23.6", "OsArch": "linux/amd64", "Os": "linux"}
 }
-`, w.Rootless, f.version, f.version)
+`, backend(w, `
+    "networkBackend": %q,`), w.Rootless, f.version, f.version)
 		case "":
-			fmt.Fprintf(f.stdout, "host:\n  arch: amd64\n  networkBackend: netavark\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", w.Rootless, f.version)
+			fmt.Fprintf(f.stdout, "host:\n  arch: amd64%s\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", backend(w, "\n  networkBackend: %s"), w.Rootless, f.version)
 		default:
 			return f.fail(125, "Error: template: info:1: unsupported format %q in the fake", format)
 		}

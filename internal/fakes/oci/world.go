@@ -72,9 +72,15 @@ type World struct {
 	Rootless bool `json:"rootless,omitempty"`
 	// DaemonDown makes docker fail every command that needs its daemon, as it
 	// does when the daemon is stopped.
-	DaemonDown bool        `json:"daemonDown,omitempty"`
-	Networks   []Network   `json:"networks,omitempty"`
-	Containers []Container `json:"containers,omitempty"`
+	DaemonDown bool `json:"daemonDown,omitempty"`
+	// Version, when set, is the release the fake reports instead of podman
+	// 5.4.2 or docker 28.2.2, in `--version`, `version` and `info`.
+	Version string `json:"version,omitempty"`
+	// NetworkBackend, when set, is what podman's `info` reports instead of
+	// "netavark"; "-" leaves the key out, as podman 3 does.
+	NetworkBackend string      `json:"networkBackend,omitempty"`
+	Networks       []Network   `json:"networks,omitempty"`
+	Containers     []Container `json:"containers,omitempty"`
 	// Images are references in local storage, such as "claudepine:latest".
 	Images []string `json:"images,omitempty"`
 	// Volumes are the named volumes, created by `run` when missing.
