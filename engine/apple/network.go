@@ -99,8 +99,11 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // release v and returns the named network, checked; the error wraps
 // engine.ErrNotFound when no network has the name. Only that network is
 // read: another one, whatever its name or addresses, is not the firewall's
-// business, and a network made by a release that did not check names must
-// not stop this one from being found.
+// business and must not stop this one from being found. Names were checked
+// only from 0.5.0 (0.5.0:Sources/Services/ContainerNetworkService/
+// NetworkConfiguration.swift); 1.2.2 checks them again when it loads a
+// network (NetworkConfiguration.init(from:), validate), but the driver does
+// not count on what the service does with an older one.
 func FindNetwork(data []byte, name string, v Version) (policy.Network, error) {
 	if !networkName.MatchString(name) {
 		return policy.Network{}, fmt.Errorf("network name %q is not a valid container network name", name)
