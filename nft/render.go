@@ -66,21 +66,57 @@ const (
 const priority = "filter - 10"
 
 // chains returns the chains that implement p, in the order they are
-// rendered. Regular chains come after the base chains that jump to them.
+// rendered: every rule of p.Rules, each in the chain where its packets pass.
+// Regular chains come after the base chains that jump to them. Without
+// ingress the chain on the bridge device's ingress hook is left out.
+//
+// Rules for packets from the bridge with made-up sources go to the ingress
+// and prerouting chains, which see them before the host's IP stack can
+// answer them (see spoofChains); neighbour discovery to the input chain,
+// with the hop limit it requires; the host's own connections to the
+// containers are followed by connection tracking, so one rule passes their
+// replies; every other rule goes, in order, to the judge chain, which the
+// forward and input chains jump to for the network's packets.
 func chains(p policy.Policy, ingress bool) ([]chain, error) {
 	n := p.Network
-	var dns4, dns6 []string
 	for _, a := range p.DNS {
-		switch {
-		case a.Is4():
-			dns4 = append(dns4, a.String())
-		case a.Is4In6():
+		if a.Is4In6() {
 			return nil, fmt.Errorf("DNS server %v is an IPv4-mapped IPv6 address; write it as %v", a, a.Unmap())
-		default:
-			dns6 = append(dns6, a.String())
 		}
 	}
-	set4, set6 := SetNames(p.Table)
+	var nd, judge, drops []rule
+	established := false
+	for _, r := range p.Rules() {
+		switch {
+		case r.FromHost:
+			// The host's output is not ours to filter: its connections
+			// to the containers pass, and connection tracking lets their
+			// replies (and nothing else) back through.
+			if !established {
+				judge = append(judge, rule{"replies to connections the host opened, and the rest of connections already allowed", "ct state established,related accept"})
+				established = true
+			}
+		case r.Verdict == policy.Drop:
+			rs, err := nftRule(p, r)
+			if err != nil {
+				return nil, err
+			}
+			drops = append(drops, rs...)
+		case len(r.ICMP6) > 0:
+			rs, err := nftRule(p, r)
+			if err != nil {
+				return nil, err
+			}
+			nd = append(nd, rs...)
+		default:
+			rs, err := nftRule(p, r)
+			if err != nil {
+				return nil, err
+			}
+			judge = append(judge, rs...)
+		}
+	}
+	judge = append(judge, rule{"nothing else reaches this chain; should anything, it is refused", "goto " + chainRefuse})
 
 	// Which packets are ours to judge: from the bridge, or from one of the
 	// network's subnets.
@@ -92,55 +128,17 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 	if n.IPv6.IsValid() {
 		match = append(match, rule{"everything from the network's IPv6 subnet", fmt.Sprintf("ip6 saddr %s jump %s", n.IPv6, chainJudge)})
 	}
-
-	// Container to container over IPv6 passes like IPv4. On a plain bridge
-	// it never reaches this hook; with br_netfilter it does, and must not be
-	// refused there, nor the neighbour discovery that goes with it.
 	var fwd []rule
-	if n.IPv6.IsValid() {
-		fwd = append(fwd, rule{"container to container inside the IPv6 subnet, as over IPv4 (seen here only with br_netfilter)",
-			fmt.Sprintf("ip6 saddr %s ip6 daddr %s accept", n.IPv6, n.IPv6)})
-	}
 	if n.Interface != "" {
+		// Only br_netfilter hands bridged frames to this hook; the
+		// neighbour discovery between containers must not be refused then.
 		fwd = append(fwd, rule{"link-scoped IPv6 between containers (neighbour discovery), which never leaves the bridge",
 			fmt.Sprintf("iifname %q oifname %q ip6 daddr { fe80::/10, ff02::/16 } accept", n.Interface, n.Interface)})
 	}
 	forward := chain{name: chainForward, hook: "forward", rules: append(fwd, match...)}
-	input := chain{name: chainInput, hook: "input", rules: append([]rule{
+	input := chain{name: chainInput, hook: "input", rules: append(append([]rule{
 		{"the host talking to itself is not ours to judge", `iifname "lo" accept`},
-		{"IPv6 neighbour discovery, which never leaves the link; without it the host cannot reach its containers over IPv6",
-			"icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit } ip6 hoplimit 255 accept"},
-	}, match...)}
-
-	judge := chain{name: chainJudge}
-	// A container can send with any source address. Answering such a packet
-	// (a reset, an ICMP error) would carry it to that address, and letting it
-	// through to the allowlist would send it on without masquerade, so that
-	// the allowlisted host answers that address: both are ways out.
-	spoof6 := "fe80::/10"
-	if n.IPv6.IsValid() {
-		spoof6 = fmt.Sprintf("{ %s, fe80::/10 }", n.IPv6)
-	}
-	judge.rules = append(judge.rules,
-		rule{"a source outside the network (a container can send with any): dropped unanswered, since an answer would carry the packet to that address",
-			fmt.Sprintf("ip saddr != %s drop", n.IPv4)},
-		rule{"", fmt.Sprintf("ip6 saddr != %s drop", spoof6)},
-		rule{"replies to connections the host opened, and the rest of connections already allowed", "ct state established,related accept"})
-	if len(dns4) > 0 {
-		judge.rules = append(judge.rules, rule{"DNS only to the policy's servers", "meta l4proto { tcp, udp } th dport 53 ip daddr " + addrList(dns4) + " accept"})
-	}
-	if len(dns6) > 0 {
-		judge.rules = append(judge.rules, rule{"DNS only to the policy's IPv6 servers", "meta l4proto { tcp, udp } th dport 53 ip6 daddr " + addrList(dns6) + " accept"})
-	}
-	judge.rules = append(judge.rules,
-		rule{"the host's own services: on the gateway, or reached through the subnet's broadcast addresses",
-			fmt.Sprintf("ip daddr %s goto %s", addrList(strs(n.HostAddrs4())), chainRefuse)},
-		rule{"container to container inside the IPv4 subnet", fmt.Sprintf("ip saddr %s ip daddr %s accept", n.IPv4, n.IPv4)},
-		rule{"DNS to anything but the servers above, allowlisted or not", "meta l4proto { tcp, udp } th dport 53 goto " + chainRefuse},
-		rule{"the allowlist, every other TCP and UDP port", fmt.Sprintf("meta l4proto { tcp, udp } ip daddr @%s accept", set4)},
-		rule{"", fmt.Sprintf("meta l4proto { tcp, udp } ip6 daddr @%s accept", set6)},
-		rule{"everything else", "goto " + chainRefuse},
-	)
+	}, nd...), match...)}
 	refuse := chain{name: chainRefuse, rules: []rule{
 		{"fail fast. TCP with a link-local address gets an ICMPv6 error: a reset is routed by its address alone and can leave by another interface",
 			"meta l4proto tcp ip6 saddr fe80::/10 reject with icmpv6 type admin-prohibited"},
@@ -148,15 +146,13 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 		{"a reset for other TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
 		{"", "reject with icmpx type admin-prohibited"},
 	}}
-	spoof := spoofChains(p)
-	if !ingress && len(spoof) > 0 {
-		spoof = spoof[1:] // the ingress chain comes first
-	}
-	return append(spoof, forward, input, judge, refuse), nil
+	cs := spoofChains(n, drops, ingress)
+	return append(cs, forward, input, chain{name: chainJudge, rules: judge}, refuse), nil
 }
 
 // spoofChains returns the chains that drop packets with made-up source
-// addresses from the bridge: none when the bridge is not known.
+// addresses from the bridge, holding drops: none when the bridge is not
+// known. Without ingress the chain on the ingress hook is left out.
 //
 // A container can send with any source address, and the host's own kernel
 // answers some packets before the forward and input hooks see them: a TTL
@@ -171,28 +167,136 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 //     fragment is queued for reassembly before it gets there;
 //   - prerouting before defragmentation, which br_netfilter also runs for
 //     frames on the bridge, before it reassembles them.
-func spoofChains(p policy.Policy) []chain {
-	n := p.Network
-	if n.Interface == "" {
+func spoofChains(n policy.Network, drops []rule, ingress bool) []chain {
+	if n.Interface == "" || len(drops) == 0 {
 		return nil
 	}
-	src6 := "{ fe80::/10, ::/128 }"
-	if n.IPv6.IsValid() {
-		src6 = fmt.Sprintf("{ %s, fe80::/10, ::/128 }", n.IPv6)
+	var cs []chain
+	if ingress {
+		cs = append(cs, chain{name: chainIngress, hook: "ingress", device: n.Interface, priority: ingressPriority, rules: drops})
 	}
-	drops := func(prefix string) []rule {
+	pre := make([]rule, len(drops))
+	for i, r := range drops {
+		pre[i] = rule{r.note, fmt.Sprintf("iifname %q %s", n.Interface, r.text)}
+	}
+	return append(cs, chain{name: chainPre, hook: "prerouting", priority: preroutingPriority, rules: pre})
+}
+
+// nftRule returns the nftables rules for r, a rule for packets from the
+// container network, in the judge, input or made-up source chains.
+func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
+	n := p.Network
+	fam := map[policy.Family]string{policy.IPv4: "ip", policy.IPv6: "ip6"}
+	set4, set6 := SetNames(p.Table)
+	addr := func(s policy.Set, f policy.Family, dir string) (string, error) {
+		kw := fam[f] + " " + dir + " "
+		v6 := f == policy.IPv6
+		switch s {
+		case policy.Any:
+			return "", nil
+		case policy.Net:
+			if v6 {
+				return kw + n.IPv6.String(), nil
+			}
+			return kw + n.IPv4.String(), nil
+		case policy.Host:
+			if !v6 {
+				return kw + addrList(strs(n.HostAddrs4())), nil
+			}
+			if dir == "daddr" {
+				// The runtime does not always report the host's IPv6
+				// address: the routing table knows it.
+				return "fib daddr type local", nil
+			}
+		case policy.DNS:
+			var as []string
+			for _, d := range p.DNS {
+				if d.Is4() != v6 {
+					as = append(as, d.String())
+				}
+			}
+			return kw + addrList(as), nil
+		case policy.Allowlist:
+			if v6 {
+				return kw + "@" + set6, nil
+			}
+			return kw + "@" + set4, nil
+		case policy.OnLink:
+			if n.IPv6.IsValid() {
+				return kw + fmt.Sprintf("{ fe80::/10, ff02::/16, %s }", n.IPv6), nil
+			}
+			return kw + "{ fe80::/10, ff02::/16 }", nil
+		case policy.Routers:
+			return kw + "ff02::2", nil
+		case policy.LinkLocal:
+			return kw + "fe80::/10", nil
+		}
+		return "", fmt.Errorf("rule %s: no nftables form for %s %s", r.Label, dir, s)
+	}
+	var words []string
+	if r.OnBridge {
+		words = append(words, fmt.Sprintf("iifname %q", n.Interface))
+	}
+	if r.Src == policy.MadeUp {
+		// Outside the subnets, not link-local; the unspecified address
+		// only for ICMPv6 (neighbour discovery's duplicate address check).
+		src6 := "{ fe80::/10, ::/128 }"
+		if n.IPv6.IsValid() {
+			src6 = fmt.Sprintf("{ %s, fe80::/10, ::/128 }", n.IPv6)
+		}
 		return []rule{
-			{"a source outside the subnets, or one of the host's own (the gateway, the broadcasts), was made up: dropped unanswered",
-				fmt.Sprintf("%sip saddr != %s drop", prefix, n.IPv4)},
-			{"", fmt.Sprintf("%sip saddr %s drop", prefix, addrList(strs(n.HostAddrs4())))},
-			{"IPv6 also from link-local addresses and the unspecified address (neighbour discovery)",
-				fmt.Sprintf("%sip6 saddr != %s drop", prefix, src6)},
+			{r.Note, fmt.Sprintf("ip saddr != %s drop", n.IPv4)},
+			{"", fmt.Sprintf("ip6 saddr != %s drop", src6)},
+			{"", "ip6 saddr ::/128 meta l4proto != ipv6-icmp drop"},
+		}, nil
+	}
+	if r.OnBridge && r.Verdict == policy.Drop {
+		words = words[:0] // the made-up source chains are on the bridge already
+	}
+	src, err := addr(r.Src, r.Family, "saddr")
+	if err != nil {
+		return nil, err
+	}
+	dst, err := addr(r.Dst, r.Family, "daddr")
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range []string{src, dst} {
+		if w != "" {
+			words = append(words, w)
 		}
 	}
-	return []chain{
-		{name: chainIngress, hook: "ingress", device: n.Interface, priority: ingressPriority, rules: drops("")},
-		{name: chainPre, hook: "prerouting", priority: preroutingPriority, rules: drops(fmt.Sprintf("iifname %q ", n.Interface))},
+	switch {
+	case len(r.ICMP6) > 0:
+		var types []string
+		for _, t := range r.ICMP6 {
+			types = append(types, icmp6Names[t])
+		}
+		words = append(words, "icmpv6 type "+addrList(types), "ip6 hoplimit 255")
+	case slices.Equal(r.Protos, []policy.Proto{policy.TCP, policy.UDP}):
+		words = append(words, "meta l4proto { tcp, udp }")
+	case len(r.Protos) > 0:
+		return nil, fmt.Errorf("rule %s: no nftables form for protocols %v", r.Label, r.Protos)
 	}
+	if r.Port != 0 {
+		words = append(words, fmt.Sprintf("th dport %d", r.Port))
+	}
+	switch r.Verdict {
+	case policy.Pass:
+		words = append(words, "accept")
+	case policy.Refuse:
+		words = append(words, "goto "+chainRefuse)
+	default:
+		words = append(words, "drop")
+	}
+	return []rule{{r.Note, strings.Join(words, " ")}}, nil
+}
+
+// icmp6Names are nftables' names of the ICMPv6 types the rules use.
+var icmp6Names = map[policy.ICMP6Type]string{
+	policy.NeighbourSolicit: "nd-neighbor-solicit",
+	policy.NeighbourAdvert:  "nd-neighbor-advert",
+	policy.RouterSolicit:    "nd-router-solicit",
 }
 
 func strs(as []netip.Addr) []string {

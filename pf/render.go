@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -44,25 +45,11 @@ var (
 // AnchorPath returns the full anchor path pfctl is given with -a.
 func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 
-// Render returns the anchor text for p. It validates p first and refuses
-// any value that could not be rendered safely; every address is printed from
-// its netip value, never copied from outside text.
-//
-// The rules, in order, all "quick" (the first match decides):
-//  1. the host's connections to the containers, from its own address on the
-//     network, pass and keep state, so the containers' replies pass too (for
-//     IPv6 only when the bridge is known: its address is the host's);
-//  2. IPv6 neighbour discovery and router solicitation to on-link addresses
-//     pass (on the bridge when known, else from the IPv6 subnet);
-//  3. DNS, UDP and TCP port 53, passes to the policy's DNS servers only;
-//  4. anything else to the host's own addresses on the subnet (the gateway
-//     and the broadcast addresses: the host's own services) is refused;
-//  5. container to container inside the IPv4 subnet passes;
-//  6. DNS to any other address is refused, allowlisted or not;
-//  7. TCP and UDP to the allowlist table pass on every port;
-//  8. everything else from the network, IPv4 and IPv6, is refused with a TCP
-//     reset or ICMP unreachable; on the bridge (when known), a packet whose
-//     source lies outside the subnets is dropped unanswered instead.
+// Render returns the anchor text for p: the macros, the allowlist table and
+// one pf rule for each rule of p.Rules, in order, all "quick" (the first
+// match decides). It validates p first and refuses any value that could not
+// be rendered safely; every address is printed from its netip value, never
+// copied from outside text.
 func Render(p policy.Policy, o Options) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", fmt.Errorf("pf: refusing to render the policy: %w", err)
@@ -148,141 +135,170 @@ func Render(p policy.Policy, o Options) (string, error) {
 	w("table <%s> persist", p.Table)
 	w("")
 
-	w("# 1. The host opens connections to the containers (published ports, exec,")
-	w("#    probes). \"keep state\" lets the containers' replies back in past rule 8.")
-	w("#    Only from the host's own address on the network: a packet forwarded to a")
-	w("#    container from elsewhere (through vmnet's endpoint-independent NAT, say)")
-	w("#    must not open a way back out for the container's answers.")
-	rule("pass out quick on ! lo0 inet from $ctr_gw4 to $ctr_net4 keep state", "host-to-ctr")
-	switch {
-	case has6 && hasIf:
-		w("#    The runtime does not report the host's IPv6 address: ($ctr_if) stands for")
-		w("#    the bridge's own addresses, kept current by pf.")
-		rule("pass out quick on ! lo0 inet6 from ($ctr_if) to $ctr_net6 keep state", "host-to-ctr6")
-	case has6:
-		w("#    No IPv6 rule: the host's IPv6 address is known only through the bridge,")
-		w("#    which exists once a container is attached; the rules are reloaded then.")
-	}
-	w("")
-
-	renderNeighbourDiscovery(w, rule, has6, hasIf)
-
-	w("# 3. DNS, UDP and TCP port 53, only to the DNS servers above (not to any host:")
-	w("#    an open resolver elsewhere is an exfiltration channel).")
-	if len(dns4) > 0 {
-		rule("pass in quick on ! lo0 inet proto { udp tcp } from $ctr_net4 to $ctr_dns4 port 53 keep state", "dns")
-	}
-	if len(dns6) > 0 {
-		if has6 {
-			rule("pass in quick on ! lo0 inet6 proto { udp tcp } from $ctr_net6 to $ctr_dns6 port 53 keep state", "dns6")
-		} else {
-			w("#    IPv6 DNS servers (%s) are unreachable: the network has no IPv6 subnet.", list(dns6))
+	rules := p.Rules()
+	for i, r := range rules {
+		text, why := printRule(p, r, i == len(rules)-1)
+		if i == 0 || rules[i-1].Note != r.Note {
+			w("# %s", r.Note)
 		}
+		if why != "" {
+			w("#   (not here: %s)", why)
+			continue
+		}
+		rule(text, r.Label)
 	}
 	w("")
-
-	w("# 4. Anything else to the host itself (sshd, Screen Sharing, other services on")
-	w("#    the gateway address, or reached through a broadcast address) is refused.")
-	rule("block return in quick on ! lo0 inet from $ctr_net4 to $ctr_host4", "host")
-	w("")
-
-	w("# 5. Container to container. It stays on the bridge and does not reach pf;")
-	w("#    IPv4 is passed should it ever do.")
-	rule("pass in quick on ! lo0 inet from $ctr_net4 to $ctr_net4 keep state", "ctr-to-ctr")
-	if has6 {
-		w("#    No IPv6 rule: the host's own address lies inside the IPv6 subnet and")
-		w("#    stays refused.")
-	}
-	w("")
-
-	w("# 6. DNS to any other address is refused, even to an allowlisted one.")
-	rule("block return in quick on ! lo0 inet proto { tcp udp } from $ctr_net4 to any port 53", "dns-other")
-	if has6 {
-		rule("block return in quick on ! lo0 inet6 proto { tcp udp } from $ctr_net6 to any port 53", "dns-other6")
-	}
-	w("")
-
-	w("# 7. TCP and UDP to the allowlist, on every port (SSH to GitHub included).")
-	rule(fmt.Sprintf("pass in quick on ! lo0 inet proto { tcp udp } from $ctr_net4 to <%s> keep state", p.Table), "allow")
-	if has6 {
-		rule(fmt.Sprintf("pass in quick on ! lo0 inet6 proto { tcp udp } from $ctr_net6 to <%s> keep state", p.Table), "allow6")
-	}
-	w("")
-
-	w("# 8. Everything else from the containers is refused at once: a TCP reset or an")
-	w("#    ICMP unreachable, so that clients fail fast instead of timing out. pf sends")
-	w("#    no error in answer to ICMP, so a ping to a refused address times out.")
-	rule("block return in quick on ! lo0 inet from $ctr_net4 to any", "deny")
-	if has6 {
-		rule("block return in quick on ! lo0 inet6 from $ctr_net6 to any", "deny6")
-	}
-	if hasIf {
-		w("#    Everything else arriving on the bridge, scoped to it so that the uplink's")
-		w("#    router advertisements are untouched: IPv6 from link-local sources is")
-		w("#    refused (the answer stays on the link); any other source outside the")
-		w("#    subnets, IPv4 or IPv6, is one a container made up, and is dropped without")
-		w("#    an answer, since a reset or an ICMP error would carry the packet to that")
-		w("#    address, and vmnet's NAT would not rewrite it on the way out.")
-		rule("block return in quick on $ctr_if inet6 from fe80::/10 to any", "deny6-link-local")
-		rule("block drop in quick on $ctr_if all", "deny-spoofed")
-	}
-	if !hasIf {
-		w("#    Made-up source addresses are not caught here: that needs the bridge interface.")
+	if len(dns6) > 0 && !has6 {
+		w("# The IPv6 DNS servers %s are unreachable: the network has no IPv6 subnet.", list(dns6))
 	}
 	switch {
-	case !has6 && !hasIf:
-		w("#    IPv6 is NOT filtered here: the network reports no IPv6 subnet and its")
-		w("#    bridge interface is unknown. That is the case on macOS 15, where")
-		w("#    containers have no IPv6 at all. A \"block in inet6\" without an")
-		w("#    interface would cut the host's own IPv6, so none is rendered.")
-	case has6 && !hasIf:
-		w("#    IPv6 from link-local addresses is not filtered here: the bridge interface")
-		w("#    is unknown, and a source-only fe80::/10 block would hit the uplink too.")
+	case !hasIf && !has6:
+		w("# IPv6 is NOT filtered here, nor are made-up source addresses: the network")
+		w("# reports no IPv6 subnet and its bridge interface is unknown (macOS 15, whose")
+		w("# containers have no IPv6). A \"block in inet6\" without an interface would")
+		w("# cut the host's own IPv6.")
+	case !hasIf:
+		w("# Made-up source addresses and IPv6 from link-local addresses are not filtered")
+		w("# here: that needs the bridge interface (a source-only fe80::/10 block would")
+		w("# hit the uplink too). The rules are reloaded once the bridge exists.")
 	}
 	return b.String(), nil
 }
 
-const rsComment = "#    Router solicitation: the IPv6 default route at once, not at the next advertisement."
-
-// renderNeighbourDiscovery writes rule 2: what IPv6 needs on the link.
-// Containers need neighbour solicitations and advertisements (IPv6's ARP) to
-// reach the host, and a router solicitation to get vmnet's router
-// advertisement, and with it their IPv6 default route, at once rather than at
-// the next unsolicited one (RFC 4861 lets a router wait up to 600 seconds
-// between those by default). MLD is not passed: listener state matters only
-// to multicast routers and snooping switches, and the bridge (XNU's
-// if_bridge, which does no snooping) floods multicast to every member before
-// pf sees it, while the host routes none.
+// printRule returns the pf text of r, or why pf leaves it out. last says
+// whether r is the last rule of the list.
 //
-// Every destination is on the link (fe80::/10, ff02::/16, the subnet), so
-// nothing passed here can leave it. ND's hop limit of 255 cannot be required
-// here: pf's filter rules have no hop-limit match (scrub's min-ttl only
-// raises it, and Render writes no scrub rules); the receivers drop ND
-// packets with any other hop limit themselves (RFC 4861).
-func renderNeighbourDiscovery(w func(string, ...any), rule func(text, label string), has6, hasIf bool) {
-	w("# 2. IPv6 neighbour discovery (IPv6's ARP), only to on-link addresses: nothing")
-	w("#    here can leave the link. MLD is not needed: the bridge floods multicast.")
-	switch {
-	case hasIf:
-		onLink := "{ fe80::/10 ff02::/16 }"
-		if has6 {
-			onLink = "{ fe80::/10 ff02::/16 $ctr_net6 }"
-		}
-		rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to "+onLink+" icmp6-type { neighbrsol neighbradv } no state", "nd6")
-		if has6 {
-			w(rsComment)
-			rule("pass in quick on $ctr_if inet6 proto ipv6-icmp from any to ff02::2 icmp6-type routersol no state", "rs6")
-		}
-	case has6:
-		w("#    The bridge is unknown: only from the subnet, which rule 8 would refuse")
-		w("#    (link-local sources match no rule here).")
-		rule("pass in quick on ! lo0 inet6 proto ipv6-icmp from $ctr_net6 to { fe80::/10 ff02::/16 $ctr_net6 } icmp6-type { neighbrsol neighbradv } no state", "nd6")
-		w(rsComment)
-		rule("pass in quick on ! lo0 inet6 proto ipv6-icmp from $ctr_net6 to ff02::2 icmp6-type routersol no state", "rs6")
+// pf sees the containers' packets "in" on the bridge, before vmnet's NAT,
+// with their own source address, and the host's own connections to them
+// "out". "on ! lo0" keeps the rules off the host's loopback traffic, which
+// pf filters too on macOS.
+func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
+	n := p.Network
+	var words []string
+	add := func(w ...string) { words = append(words, w...) }
+	switch r.Verdict {
+	case policy.Pass:
+		add("pass")
+	case policy.Refuse:
+		add("block return")
 	default:
-		w("#    (not rendered: no IPv6 subnet, and the bridge interface is unknown)")
+		add("block drop")
 	}
-	w("")
+	if r.FromHost {
+		add("out")
+	} else {
+		add("in")
+	}
+	add("quick")
+	if r.OnBridge {
+		add("on $ctr_if")
+	} else {
+		add("on ! lo0")
+	}
+	switch r.Family {
+	case policy.IPv4:
+		add("inet")
+	case policy.IPv6:
+		add("inet6")
+	}
+	switch {
+	case len(r.ICMP6) > 0:
+		add("proto ipv6-icmp")
+	case slices.Equal(r.Protos, []policy.Proto{policy.TCP, policy.UDP}):
+		add("proto { tcp udp }")
+	case len(r.Protos) > 0:
+		return "", fmt.Sprintf("no pf form for protocols %v", r.Protos)
+	}
+	set := func(s policy.Set, isSrc bool) (string, string) {
+		v6 := r.Family == policy.IPv6
+		switch s {
+		case policy.Any:
+			return "any", ""
+		case policy.Net:
+			if v6 {
+				return "$ctr_net6", ""
+			}
+			return "$ctr_net4", ""
+		case policy.Host:
+			switch {
+			case !v6 && r.FromHost:
+				return "$ctr_gw4", ""
+			case !v6:
+				return "$ctr_host4", ""
+			case n.Interface != "":
+				return "($ctr_if)", "" // the bridge's own addresses, kept current by pf
+			}
+			return "", "the host's IPv6 address is known only through the bridge; the last rule refuses it"
+		case policy.DNS:
+			if v6 {
+				return "$ctr_dns6", ""
+			}
+			return "$ctr_dns4", ""
+		case policy.Allowlist:
+			return "<" + p.Table + ">", ""
+		case policy.OnLink:
+			if n.IPv6.IsValid() {
+				return "{ fe80::/10 ff02::/16 $ctr_net6 }", ""
+			}
+			return "{ fe80::/10 ff02::/16 }", ""
+		case policy.Routers:
+			return "ff02::2", ""
+		case policy.LinkLocal:
+			return "fe80::/10", ""
+		case policy.MadeUp:
+			// pf cannot negate a list safely ("! { a b }" matches
+			// everything), so this rule comes last, where only made-up
+			// sources are left.
+			if !last || !r.OnBridge {
+				return "", "made-up sources are matched only by the last rule on the bridge"
+			}
+			return "all", ""
+		}
+		return "", fmt.Sprintf("no pf form for set %q", s)
+	}
+	src, why := set(r.Src, true)
+	if why != "" {
+		return "", why
+	}
+	dst, why := set(r.Dst, false)
+	if why != "" {
+		return "", why
+	}
+	if r.Label == "ctr-to-ctr6" {
+		// vmnet's bridge does no member filtering (XNU if_bridge.c,
+		// bridge_pf), so traffic between containers never reaches pf.
+		return "", "it stays on the bridge; no pf rule passes the IPv6 subnet, so the host's own IPv6 address on it stays refused"
+	}
+	if src == "all" {
+		add("all")
+	} else {
+		add("from", src, "to", dst)
+	}
+	if r.Port != 0 {
+		add(fmt.Sprintf("port %d", r.Port))
+	}
+	if len(r.ICMP6) > 0 {
+		var types []string
+		for _, t := range r.ICMP6 {
+			types = append(types, icmp6Names[t])
+		}
+		if len(types) == 1 {
+			add("icmp6-type " + types[0])
+		} else {
+			add("icmp6-type { " + strings.Join(types, " ") + " }")
+		}
+		add("no state") // neighbour discovery is one packet each way
+	} else if r.Verdict == policy.Pass {
+		add("keep state")
+	}
+	return strings.Join(words, " "), ""
+}
+
+// icmp6Names are pf's names of the ICMPv6 types the rules use.
+var icmp6Names = map[policy.ICMP6Type]string{
+	policy.NeighbourSolicit: "neighbrsol",
+	policy.NeighbourAdvert:  "neighbradv",
+	policy.RouterSolicit:    "routersol",
 }
 
 // list renders addresses as a pf list, "{ a b }".

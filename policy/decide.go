@@ -2,9 +2,6 @@ package policy
 
 import (
 	"net/netip"
-	"slices"
-
-	"go4.org/netipx"
 )
 
 // Proto is a transport protocol of a flow.
@@ -59,67 +56,3 @@ const (
 	// policy leaves them to the rest of the host's firewall.
 	Ignore Verdict = "ignore"
 )
-
-// Decide states what every backend must do with f when allowed is the live
-// allowlist. It is the specification the pf and nftables renderings are
-// tested against; no backend calls it at run time.
-//
-// From the container network, in this order:
-//   - DNS (UDP and TCP 53) to the policy's DNS servers passes;
-//   - anything else to the host's own addresses (the gateway, the subnet's
-//     broadcast addresses, Network.HostAddrs4, and any flow marked ToHost:
-//     the host's own services) is refused;
-//   - container to container inside the IPv4 or the IPv6 subnet passes;
-//   - DNS to any other address is refused, allowlisted or not, so that DNS
-//     goes only where the policy says;
-//   - TCP and UDP to the allowlist pass on every other port;
-//   - everything else is refused.
-//
-// A packet that arrives on the bridge with a source outside the subnets was
-// made up by a container: it is dropped unanswered when the bridge is known
-// (Network.Interface). IPv6 from a link-local source on the bridge is refused
-// like any other flow that is not allowed. Connections the host opens to the
-// containers pass, and so do their replies.
-func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
-	n := p.Network
-	src, dst := f.Src.Unmap(), f.Dst.Unmap()
-	if f.FromHost {
-		if n.IPv4.Contains(dst) || (n.IPv6.IsValid() && n.IPv6.Contains(dst)) {
-			return Pass
-		}
-		return Ignore
-	}
-	in6 := func(a netip.Addr) bool { return n.IPv6.IsValid() && n.IPv6.Contains(a) }
-	fromNet := n.IPv4.Contains(src) || in6(src)
-	if !fromNet {
-		switch {
-		case !f.FromBridge || n.Interface == "":
-			// Without the bridge a backend can tell such a packet only by its
-			// source address, which says it is not ours.
-			return Ignore
-		case src.Is6() && src.IsLinkLocalUnicast():
-			return Refuse
-		default:
-			return Drop
-		}
-	}
-	transport := f.Proto == TCP || f.Proto == UDP
-	dns := transport && f.Port == 53
-	isServer := func(d netip.Addr) bool { return d.Unmap() == dst }
-	if dns && slices.ContainsFunc(p.DNS, isServer) {
-		return Pass
-	}
-	if f.ToHost || slices.Contains(n.HostAddrs4(), dst) {
-		return Refuse
-	}
-	if (src.Is4() && n.IPv4.Contains(dst)) || (src.Is6() && in6(dst)) {
-		return Pass
-	}
-	if dns {
-		return Refuse
-	}
-	if transport && allowed != nil && allowed.Contains(dst) {
-		return Pass
-	}
-	return Refuse
-}

@@ -1,7 +1,9 @@
 // Package policy is the firewall policy that every backend renders: which
 // container network is guarded, where its DNS may go, and which table holds
-// the allowlist. It holds no rule syntax; pf and nftables each render it in
-// their own package, and Decide states what both renderings must do.
+// the allowlist. Rules turns it into one ordered list of rules as data; pf
+// and nftables each print that list in their own syntax, and Decide
+// evaluates it, so the flow table both backends are tested against checks
+// the list itself.
 package policy
 
 import (
