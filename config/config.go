@@ -82,8 +82,9 @@ var Settings = []Setting{
 }
 
 // Load reads the configuration from getenv (os.Getenv in production) for the
-// operating system goos (runtime.GOOS in production). It fails on the first
-// malformed value, naming the variable.
+// operating system goos (runtime.GOOS in production). It reads every
+// variable and reports every malformed value together, each naming its
+// variable.
 func Load(getenv func(string) string, goos string) (Config, error) {
 	get := func(name, def string) string {
 		if v := strings.TrimSpace(getenv(Prefix + name)); v != "" {

@@ -17,7 +17,7 @@ import (
 // -workspace.)
 
 // Dev brings the firewall up, starts or attaches to the container, and lifts the firewall when the last shell leaves.
-// With -workspace=DIR it mounts DIR at /workspace instead of the current directory.
+// With -workspace=DIR it mounts DIR at /workspace instead of the configured workspace (workspace/ in the checkout).
 func Dev(ctx context.Context, workspace *string) error {
 	ws := ""
 	if workspace != nil {
