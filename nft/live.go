@@ -158,7 +158,7 @@ func parseElem(raw json.RawMessage) (netipx.IPRange, error) {
 }
 
 // checkChains reports how the live chains differ from want.
-func (lt liveTable) checkChains(want []chain) error {
+func (lt liveTable) checkChains(want []chain, sets int) error {
 	var diffs []string
 	for _, c := range want {
 		got, ok := lt.chains[c.name]
@@ -176,8 +176,8 @@ func (lt liveTable) checkChains(want []chain) error {
 	if len(lt.chains) != len(want) {
 		diffs = append(diffs, fmt.Sprintf("the table has %d chains, want %d", len(lt.chains), len(want)))
 	}
-	if len(lt.sets) != 2 {
-		diffs = append(diffs, fmt.Sprintf("the table has %d sets, want 2", len(lt.sets)))
+	if len(lt.sets) != sets {
+		diffs = append(diffs, fmt.Sprintf("the table has %d sets, want %d", len(lt.sets), sets))
 	}
 	if len(diffs) > 0 {
 		return errors.New(strings.Join(diffs, "; "))

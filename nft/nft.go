@@ -295,6 +295,10 @@ func (b *Backend) Down(ctx context.Context) error {
 // network's containers opened, so nothing allowed before survives into the
 // next Up. Without the conntrack tool it does nothing: with our table gone
 // the entries no longer matter, and they expire on their own.
+//
+// Whether the tool is there is learnt by running it, not by looking it up
+// on this process's PATH: run through sudo it is looked up on sudo's
+// secure_path, which has /usr/sbin where a user's PATH often does not.
 func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 	var errs []error
 	for _, p := range []netip.Prefix{n.IPv4, n.IPv6} {
@@ -309,7 +313,7 @@ func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 		var ee *proc.ExitError
 		switch {
 		case err == nil:
-		case errors.Is(err, exec.ErrNotFound):
+		case notInstalled(err, "conntrack"):
 			return nil
 		case errors.As(err, &ee) && strings.Contains(ee.Stderr, " 0 flow entries"):
 			// nothing to delete
@@ -318,6 +322,32 @@ func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// notInstalled reports whether err says that the program name could not be
+// found: exec.ErrNotFound when it was run directly, or sudo's complaint,
+// which comes with exit status 1 like a failure of the program itself, when
+// it was run through sudo:
+//
+//	sudo: conntrack: command not found      (sudo 1.9.13p3, Debian 12)
+//	sudo: 'conntrack': command not found    (sudo-rs 0.2, src/common/error.rs)
+//
+// proc runs every program with LC_ALL=C, so the message is not translated.
+func notInstalled(err error, name string) bool {
+	if errors.Is(err, exec.ErrNotFound) {
+		return true
+	}
+	var ee *proc.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	for _, line := range strings.Split(ee.Stderr, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "sudo: "+name+": command not found" || line == "sudo: '"+name+"': command not found" {
+			return true
+		}
+	}
+	return false
 }
 
 // IsUp reports whether our table is loaded.
@@ -345,7 +375,7 @@ func (b *Backend) verify(ctx context.Context, p policy.Policy, set *netipx.IPSet
 	if err != nil {
 		return err
 	}
-	if err := lt.checkChains(want); err != nil {
+	if err := lt.checkChains(want, setCount(p)); err != nil {
 		return err
 	}
 	return lt.checkSets(p.Table, set)
@@ -381,7 +411,7 @@ func (b *Backend) Status(ctx context.Context) []firewall.Check {
 		c := firewall.Check{What: "rules present", OK: true, Detail: "chains as rendered"}
 		if want, err := chains(st.Policy, !st.NoIngress); err != nil {
 			c.OK, c.Detail, c.Fix = false, err.Error(), "run mage reset, then mage up"
-		} else if err := lt.checkChains(want); err != nil {
+		} else if err := lt.checkChains(want, setCount(st.Policy)); err != nil {
 			c.OK, c.Detail, c.Fix = false, err.Error(), "run mage up to reload the rules"
 		}
 		checks = append(checks, c)

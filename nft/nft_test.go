@@ -414,6 +414,94 @@ func TestDownSucceedsWhenNothingIsLoadedAndConntrackIsMissing(t *testing.T) {
 	}
 }
 
+// TestForgetTellsAMissingConntrackFromAFailure feeds forget the ways a
+// conntrack run ends. Those that mean the tool is not installed, run
+// directly (as root) or through sudo (as a user), make it do nothing; the
+// messages are those of sudo 1.9.13p3 (Debian 12) and sudo-rs 0.2
+// (src/common/error.rs) with LC_ALL=C, as proc runs them.
+func TestForgetTellsAMissingConntrackFromAFailure(t *testing.T) {
+	const argv = "conntrack -D -f ipv4 -s 192.168.218.0/24"
+	for _, c := range []struct {
+		name    string
+		err     error
+		calls   int // conntrack runs: one per family unless it is missing
+		wantErr bool
+	}{
+		{"deleted", nil, 2, false},
+		{"nothing to delete", exitErr(argv, 1, "conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted."), 2, false},
+		{"missing, run directly", fmt.Errorf("%s: %w (is it installed and on PATH?)", argv, exec.ErrNotFound), 1, false},
+		{"missing, run through sudo", exitErr(argv, 1, "sudo: conntrack: command not found"), 1, false},
+		{"missing, run through sudo-rs", exitErr(argv, 1, "sudo: 'conntrack': command not found"), 1, false},
+		{"sudo wants a password", exitErr(argv, 1, "sudo: a password is required"), 2, true},
+		{"sudo cannot find another program", exitErr(argv, 1, "sudo: nft: command not found"), 2, true},
+		{"conntrack fails", exitErr(argv, 1, "conntrack v1.4.7 (conntrack-tools): Operation failed: Operation not permitted"), 2, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := &fakeRunner{t: t, reply: func(string, string) (string, error) { return "", c.err }}
+			err := newBackend(t, f).forget(context.Background(), goldenPolicies(t)["dual-stack"].Network)
+			if (err != nil) != c.wantErr {
+				t.Errorf("forget: %v, want an error: %v", err, c.wantErr)
+			}
+			if len(f.calls) != c.calls {
+				t.Errorf("conntrack ran %d times, want %d: %q", len(f.calls), c.calls, f.calls)
+			}
+		})
+	}
+}
+
+// TestDownAsAUserSucceedsWhenSudoCannotFindConntrack runs Down as a user
+// would (proc.Exec with a non-zero effective uid, so every command goes
+// through sudo) on a machine without the conntrack tool. A script named sudo
+// stands in for sudo 1.9.13p3 (Debian 12): it deletes nothing, runs no
+// program, and prints for conntrack what the real one prints when no
+// directory of its secure_path holds the program, with exit status 1.
+// Not parallel: it puts the script first on PATH.
+func TestDownAsAUserSucceedsWhenSudoCannotFindConntrack(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("needs sh for the sudo stand-in")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	sudo := `#!/bin/sh
+[ "$1" = -- ] && shift
+echo "$*" >>"$SUDO_CALLS"
+case "$1" in
+conntrack) echo "sudo: $1: command not found" >&2; exit 1 ;;
+nft) exit 0 ;;
+esac
+echo "sudo stand-in: unexpected $*" >&2
+exit 2
+`
+	if err := os.WriteFile(filepath.Join(dir, "sudo"), []byte(sudo), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("SUDO_CALLS", calls)
+
+	b, err := New(proc.Exec{Euid: func() int { return 1000 }}, Config{StateDir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeState(t, b, State{Table: DefaultTable, Policy: goldenPolicies(t)["dual-stack"]})
+	if err := b.Down(context.Background()); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if _, err := b.ReadState(); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state after Down: %v", err)
+	}
+	got, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"nft delete table inet claude_firewall",
+		"conntrack -D -f ipv4 -s 192.168.218.0/24",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(string(got)), "\n")); diff != "" {
+		t.Errorf("commands run through sudo (-want +got):\n%s", diff)
+	}
+}
+
 func TestDownKeepsTheStateWhenOurTableCannotBeDeleted(t *testing.T) {
 	f := &fakeRunner{t: t, reply: func(argv, stdin string) (string, error) {
 		if strings.HasPrefix(argv, "nft delete") {
@@ -508,7 +596,7 @@ func TestParseTableReadsTheRealListing(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, _ := chains(goldenPolicies(t)["dual-stack"], true)
-	if err := lt.checkChains(want); err != nil {
+	if err := lt.checkChains(want, 2); err != nil {
 		t.Error(err)
 	}
 	if err := lt.checkSets("allowed_destinations", loadedSet(t)); err != nil {

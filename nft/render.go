@@ -25,6 +25,18 @@ const chunk = 512
 // policy's table name.
 func SetNames(table string) (v4, v6 string) { return table + "_v4", table + "_v6" }
 
+// OpenedSetNames returns the names of the IPv4 and IPv6 sets that hold the
+// addresses the DNS filter opened, each element with its own timeout.
+func OpenedSetNames(table string) (v4, v6 string) { return table + "_dns4", table + "_dns6" }
+
+// setCount is how many sets the table for p holds.
+func setCount(p policy.Policy) int {
+	if p.Filter != nil {
+		return 4
+	}
+	return 2
+}
+
 // rule is one rule of a chain, with the comment rendered above it.
 type rule struct {
 	note string
@@ -36,6 +48,7 @@ type chain struct {
 	name     string
 	hook     string
 	priority string // of a base chain; priority when empty
+	kind     string // of a base chain; "filter" when empty
 	device   string // of an ingress chain
 	rules    []rule
 }
@@ -48,6 +61,7 @@ const (
 	chainRefuse  = "refuse"
 	chainIngress = "ingress"
 	chainPre     = "prerouting"
+	chainFilter  = "dnsfilter"
 )
 
 // Priorities of the chains that drop made-up sources. The ingress chain of
@@ -84,10 +98,17 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 			return nil, fmt.Errorf("DNS server %v is an IPv4-mapped IPv6 address; write it as %v", a, a.Unmap())
 		}
 	}
-	var nd, judge, drops []rule
+	var nd, judge, drops, nat []rule
 	established := false
 	for _, r := range p.Rules() {
 		switch {
+		case r.Verdict == policy.Redirect:
+			redirect, accept, err := redirectRules(p, r)
+			if err != nil {
+				return nil, err
+			}
+			nat = append(nat, redirect)
+			judge = append(judge, accept)
 		case r.FromHost:
 			// The host's output is not ours to filter: its connections
 			// to the containers pass, and connection tracking lets their
@@ -147,7 +168,31 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 		{"", "reject with icmpx type admin-prohibited"},
 	}}
 	cs := spoofChains(n, drops, ingress)
+	if len(nat) > 0 {
+		// Before the runtime's own DNAT (dstnat), so that ours is the
+		// binding the connection gets.
+		cs = append(cs, chain{name: chainFilter, hook: "prerouting", kind: "nat", priority: "dstnat - 10", rules: nat})
+	}
 	return append(cs, forward, input, chain{name: chainJudge, rules: judge}, refuse), nil
+}
+
+// redirectRules returns, for a Redirect rule, the nat rule that sends the
+// containers' DNS to the filter's port on the host (the first address of
+// the interface it arrived on: the gateway), and the judge rule that lets
+// exactly those redirected queries reach it.
+func redirectRules(p policy.Policy, r policy.Rule) (redirect, accept rule, err error) {
+	n := p.Network
+	if r.Port != 53 || p.Filter == nil || !slices.Equal(r.Protos, []policy.Proto{policy.TCP, policy.UDP}) || r.Src != policy.Net || r.Dst != policy.Any {
+		return rule{}, rule{}, fmt.Errorf("rule %s: no nftables form for this redirect", r.Label)
+	}
+	src := "ip saddr " + n.IPv4.String()
+	if r.Family == policy.IPv6 {
+		src = "ip6 saddr " + n.IPv6.String()
+	}
+	redirect = rule{r.Note, fmt.Sprintf("%s meta l4proto { tcp, udp } th dport 53 redirect to :%d", src, p.Filter.Port)}
+	accept = rule{"the DNS filter, for queries redirected to it (and no others)",
+		fmt.Sprintf("%s meta l4proto { tcp, udp } th dport %d ct status dnat ct original proto-dst 53 accept", src, p.Filter.Port)}
+	return redirect, accept, nil
 }
 
 // spoofChains returns the chains that drop packets with made-up source
@@ -221,6 +266,12 @@ func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 				return kw + "@" + set6, nil
 			}
 			return kw + "@" + set4, nil
+		case policy.Opened:
+			o4, o6 := OpenedSetNames(p.Table)
+			if v6 {
+				return kw + "@" + o6, nil
+			}
+			return kw + "@" + o4, nil
 		case policy.OnLink:
 			if n.IPv6.IsValid() {
 				return kw + fmt.Sprintf("{ fe80::/10, ff02::/16, %s }", n.IPv6), nil
@@ -367,6 +418,14 @@ func render(p policy.Policy, table, how string, ingress bool) (string, error) {
 	for _, s := range []struct{ name, typ string }{{set4, "ipv4_addr"}, {set6, "ipv6_addr"}} {
 		fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags interval\n\t\tauto-merge\n\t}\n\n", s.name, s.typ)
 	}
+	if p.Filter != nil {
+		// Single addresses, each with the timeout the DNS filter gives it;
+		// a reload keeps them (flush table empties chains, not sets).
+		o4, o6 := OpenedSetNames(p.Table)
+		for _, s := range []struct{ name, typ string }{{o4, "ipv4_addr"}, {o6, "ipv6_addr"}} {
+			fmt.Fprintf(&b, "\tset %s {\n\t\ttype %s\n\t\tflags timeout\n\t}\n\n", s.name, s.typ)
+		}
+	}
 	writeChains(&b, cs)
 	b.WriteString("}\n")
 	return b.String(), nil
@@ -388,7 +447,11 @@ func writeChains(b *strings.Builder, cs []chain) {
 			if c.device != "" {
 				dev = fmt.Sprintf(" device %q", c.device)
 			}
-			fmt.Fprintf(b, "\t\ttype filter hook %s%s priority %s; policy accept;\n", c.hook, dev, prio)
+			kind := c.kind
+			if kind == "" {
+				kind = "filter"
+			}
+			fmt.Fprintf(b, "\t\ttype %s hook %s%s priority %s; policy accept;\n", kind, c.hook, dev, prio)
 		}
 		for _, r := range c.rules {
 			if r.note != "" {

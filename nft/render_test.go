@@ -44,7 +44,17 @@ func goldenPolicies(t testing.TB) map[string]policy.Policy {
 			Name: "claude", IPv4: pf("10.89.0.0/24"), Gateway4: a("10.89.0.1"),
 			IPv6: pf("fd00:c1a0:de::/64"), Interface: "br-claude",
 		}, "claude_allow", a("10.89.0.53"), a("fd00:c1a0:de::53")),
+		"dns-filter": withFilter(mustPolicy(t, policy.Network{
+			Name: "claude", IPv4: pf("192.168.218.0/24"), Gateway4: a("192.168.218.1"),
+			IPv6: pf("fd00:c1a0:de::/64"), Interface: "podman1",
+		}, "allowed_destinations"), 5380),
 	}
+}
+
+// withFilter returns p with its DNS sent to a DNS filter on port.
+func withFilter(p policy.Policy, port uint16) policy.Policy {
+	p.Filter = &policy.Filter{Port: port}
+	return p
 }
 
 func TestRenderMatchesTheGoldenFiles(t *testing.T) {

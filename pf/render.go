@@ -54,6 +54,9 @@ func Render(p policy.Policy, o Options) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", fmt.Errorf("pf: refusing to render the policy: %w", err)
 	}
+	if p.Filter != nil {
+		return "", errors.New("pf: the DNS filter's redirect is not rendered for pf yet; set CLAUDECONTAINER_DNS_FILTER=off")
+	}
 	if !policy.ValidIdentifier(o.Anchor) {
 		return "", fmt.Errorf("pf: anchor name %q: want letters, digits and '_', starting with a letter, at most 31 characters", o.Anchor)
 	}
@@ -181,8 +184,10 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 		add("pass")
 	case policy.Refuse:
 		add("block return")
-	default:
+	case policy.Drop:
 		add("block drop")
+	default:
+		return "", fmt.Sprintf("no pf form for verdict %q", r.Verdict)
 	}
 	if r.FromHost {
 		add("out")

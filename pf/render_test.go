@@ -184,3 +184,14 @@ func ruleLines(text string) []string {
 	}
 	return out
 }
+
+// TestRenderRefusesAPolicyItCannotPrintWhole makes sure a rule pf has no
+// form for (the DNS filter's redirect) stops the rendering instead of
+// being left out or printed as something else.
+func TestRenderRefusesAPolicyItCannotPrintWhole(t *testing.T) {
+	p := goldens["dual-stack"]()
+	p.Filter = &policy.Filter{Port: 5380}
+	if text, err := Render(p, Options{Anchor: testAnchor}); err == nil {
+		t.Errorf("rendered a policy with a DNS filter:\n%s", text)
+	}
+}

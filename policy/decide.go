@@ -48,6 +48,9 @@ type Verdict string
 const (
 	Pass   Verdict = "pass"
 	Refuse Verdict = "refuse"
+	// Redirect hands the packet to claudecontainer's DNS filter, which
+	// answers it in place of the destination.
+	Redirect Verdict = "redirect"
 	// Drop discards a packet without any answer: a reset or an ICMP error
 	// would go to the packet's source address, which for a made-up source is
 	// a way to carry the packet to any host.

@@ -54,6 +54,20 @@ type Policy struct {
 	// Table names the allowlist table (pf) or the prefix of the allowlist
 	// sets (nftables).
 	Table string
+	// Filter, when set, sends the containers' DNS to claudecontainer's DNS
+	// filter on the host instead of to a resolver.
+	Filter *Filter
+}
+
+// Filter is claudecontainer's DNS filter as the rules see it. Every TCP and
+// UDP query to port 53 from the containers, whatever its destination, is
+// redirected to Port on the host, where the filter answers only allowlisted
+// names; and TCP and UDP pass to the addresses it opened (the Opened set),
+// as to the allowlist, for as long as it keeps them open.
+type Filter struct {
+	// Port is where the filter listens on the host: on the network's
+	// gateway address for nftables, on loopback for pf.
+	Port uint16
 }
 
 // New returns the default policy for a network: DNS only to the gateway.
@@ -111,6 +125,9 @@ func (p Policy) Validate() error {
 		if !a.IsValid() || a.Zone() != "" {
 			errs = append(errs, fmt.Errorf("DNS server %v is not a plain IP address", a))
 		}
+	}
+	if p.Filter != nil && (p.Filter.Port == 0 || p.Filter.Port == 53) {
+		errs = append(errs, fmt.Errorf("DNS filter port %d: want a port other than 0 and 53 (53 on the host is the runtime's own resolver)", p.Filter.Port))
 	}
 	if !ValidIdentifier(p.Table) {
 		errs = append(errs, fmt.Errorf("table name %q: want letters, digits and '_', starting with a letter, at most 31 characters", p.Table))

@@ -37,6 +37,9 @@ const (
 	DNS Set = "dns"
 	// Allowlist is the live allowlist.
 	Allowlist Set = "allowlist"
+	// Opened is the addresses the DNS filter opened, each for the TTL of
+	// the answer that named it.
+	Opened Set = "opened"
 	// OnLink is what never leaves the link: fe80::/10, ff02::/16 and the
 	// IPv6 subnet.
 	OnLink Set = "on-link"
@@ -128,6 +131,14 @@ func (p Policy) Rules() []Rule {
 			OnBridge: ndBridge, Family: IPv6, Protos: []Proto{ICMP}, ICMP6: []ICMP6Type{RouterSolicit},
 			Src: ndSrc, Dst: Routers, Verdict: Pass})
 	}
+	if p.Filter != nil {
+		add(Rule{Label: "dns-filter", Note: "every DNS query, whatever its destination, goes to claudecontainer's DNS filter",
+			Family: IPv4, Protos: tcpUDP, Src: Net, Dst: Any, Port: 53, Verdict: Redirect})
+		if has6 {
+			add(Rule{Label: "dns-filter6", Note: "every DNS query, whatever its destination, goes to claudecontainer's DNS filter",
+				Family: IPv6, Protos: tcpUDP, Src: Net, Dst: Any, Port: 53, Verdict: Redirect})
+		}
+	}
 	if dns4 {
 		add(Rule{Label: "dns", Note: "DNS only to the policy's servers", Family: IPv4, Protos: tcpUDP, Src: Net, Dst: DNS, Port: 53, Verdict: Pass})
 	}
@@ -150,6 +161,12 @@ func (p Policy) Rules() []Rule {
 	add(Rule{Label: "allow", Note: "the allowlist, every other TCP and UDP port", Family: IPv4, Protos: tcpUDP, Src: Net, Dst: Allowlist, Verdict: Pass})
 	if has6 {
 		add(Rule{Label: "allow6", Note: "the allowlist, every other TCP and UDP port", Family: IPv6, Protos: tcpUDP, Src: Net, Dst: Allowlist, Verdict: Pass})
+	}
+	if p.Filter != nil {
+		add(Rule{Label: "opened", Note: "what the DNS filter answered, every other TCP and UDP port, for the answer's TTL", Family: IPv4, Protos: tcpUDP, Src: Net, Dst: Opened, Verdict: Pass})
+		if has6 {
+			add(Rule{Label: "opened6", Note: "what the DNS filter answered, every other TCP and UDP port, for the answer's TTL", Family: IPv6, Protos: tcpUDP, Src: Net, Dst: Opened, Verdict: Pass})
+		}
 	}
 	add(Rule{Label: "deny", Note: "everything else, refused at once", Family: IPv4, Src: Net, Dst: Any, Verdict: Refuse})
 	if has6 {
@@ -177,16 +194,23 @@ var (
 // are tested against; no backend calls it at run time. Flows carry no ICMPv6
 // type, so the neighbour discovery rules never match one.
 func (p Policy) Decide(f Flow, allowed *netipx.IPSet) Verdict {
+	return p.DecideOpened(f, allowed, nil)
+}
+
+// DecideOpened is Decide when the DNS filter has opened the addresses in
+// opened.
+func (p Policy) DecideOpened(f Flow, allowed, opened *netipx.IPSet) Verdict {
 	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	sets := map[Set]*netipx.IPSet{Allowlist: allowed, Opened: opened}
 	for _, r := range p.Rules() {
-		if p.matches(r, f, src, dst, allowed) {
+		if p.matches(r, f, src, dst, sets) {
 			return r.Verdict
 		}
 	}
 	return Ignore
 }
 
-func (p Policy) matches(r Rule, f Flow, src, dst netip.Addr, allowed *netipx.IPSet) bool {
+func (p Policy) matches(r Rule, f Flow, src, dst netip.Addr, sets map[Set]*netipx.IPSet) bool {
 	n := p.Network
 	in6 := func(a netip.Addr) bool { return n.IPv6.IsValid() && n.IPv6.Contains(a) }
 	fromNet := n.IPv4.Contains(src) || in6(src)
@@ -201,11 +225,11 @@ func (p Policy) matches(r Rule, f Flow, src, dst netip.Addr, allowed *netipx.IPS
 		r.OnBridge && (n.Interface == "" || !(f.FromBridge || fromNet || f.FromHost)):
 		return false
 	}
-	return p.in(r.Src, f, src, true, allowed) && p.in(r.Dst, f, dst, false, allowed)
+	return p.in(r.Src, f, src, true, sets) && p.in(r.Dst, f, dst, false, sets)
 }
 
 // in reports whether a, the flow's source (isSrc) or destination, is in s.
-func (p Policy) in(s Set, f Flow, a netip.Addr, isSrc bool, allowed *netipx.IPSet) bool {
+func (p Policy) in(s Set, f Flow, a netip.Addr, isSrc bool, sets map[Set]*netipx.IPSet) bool {
 	n := p.Network
 	in6 := n.IPv6.IsValid() && n.IPv6.Contains(a)
 	switch s {
@@ -223,8 +247,8 @@ func (p Policy) in(s Set, f Flow, a netip.Addr, isSrc bool, allowed *netipx.IPSe
 		return f.ToHost || slices.Contains(n.HostAddrs4(), a)
 	case DNS:
 		return slices.ContainsFunc(p.DNS, func(d netip.Addr) bool { return d.Unmap() == a })
-	case Allowlist:
-		return allowed != nil && allowed.Contains(a)
+	case Allowlist, Opened:
+		return sets[s] != nil && sets[s].Contains(a)
 	case OnLink:
 		return linkLocal.Contains(a) || linkScope.Contains(a) || in6
 	case Routers:
