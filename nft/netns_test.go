@@ -102,7 +102,21 @@ func (r nsRunner) wrap(c proc.Cmd) proc.Cmd {
 }
 
 func (r nsRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, error) {
-	return proc.Exec{}.Run(ctx, r.wrap(c))
+	res, err := proc.Exec{}.Run(ctx, r.wrap(c))
+	return res, notFoundInNetns(c, err)
+}
+
+// notFoundInNetns turns ip's report that the program it was to run in the
+// namespace does not exist (iproute2 6.1: `exec of "conntrack" failed: No
+// such file or directory`, exit status 1) into the error proc.Exec gives
+// for a program missing from PATH, so that the backend sees what it would
+// see outside a namespace.
+func notFoundInNetns(c proc.Cmd, err error) error {
+	var ee *proc.ExitError
+	if errors.As(err, &ee) && strings.Contains(ee.Stderr, `exec of "`+c.Name+`" failed: No such file or directory`) {
+		return fmt.Errorf("%s: %w (is it installed and on PATH?)", c, exec.ErrNotFound)
+	}
+	return err
 }
 
 func (r nsRunner) Interactive(ctx context.Context, c proc.Cmd) error {
