@@ -46,10 +46,35 @@ func Render(rep *Report) ([]byte, error) {
 		}
 	}
 	for _, p := range prefixes {
-		b.WriteString(p.String())
-		b.WriteByte('\n')
+		for _, q := range narrow(p) {
+			b.WriteString(q.String())
+			b.WriteByte('\n')
+		}
 	}
 	return b.Bytes(), nil
+}
+
+// narrow returns p as the prefixes of the shortest length ParseFile accepts
+// that make it up, or p alone when it is that long already. Merging
+// adjacent entries can give a broader prefix than any entry (12.0.0.0/8 and
+// 13.0.0.0/8 make 12.0.0.0/7), which the file must still hold in a form it
+// reads back; each piece written stands for at least one entry vetted.
+func narrow(p netip.Prefix) []netip.Prefix {
+	min := minBits4
+	if p.Addr().Is6() {
+		min = minBits6
+	}
+	if p.Bits() >= min {
+		return []netip.Prefix{p}
+	}
+	var out []netip.Prefix
+	last := netipx.PrefixLastIP(p)
+	for q := netip.PrefixFrom(p.Addr(), min); ; q = netip.PrefixFrom(netipx.PrefixLastIP(q).Next(), min) {
+		out = append(out, q)
+		if netipx.PrefixLastIP(q) == last {
+			return out
+		}
+	}
 }
 
 // oneLine keeps text from outside (an HTTP status, a DNS error) on one line
