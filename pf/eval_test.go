@@ -1,10 +1,14 @@
 package pf
 
 // An evaluator of exactly the pf subset Render emits, with pf's semantics
-// (pf.conf(5), "Packet filtering"): rules are evaluated in order, the last
-// matching rule decides, a matching "quick" rule ends evaluation, and a packet
-// no rule matches passes. Anything outside the subset is a parse error, so a
-// change to the renderer cannot be misread here without a test failing.
+// (pf.conf(5), "Translation" and "Packet filtering"): translation rules come
+// before filter rules; for a packet coming in, the first matching
+// translation rule decides, and "rdr pass" hands the packet to the
+// redirect's target without the filter rules while "no rdr" leaves it to
+// them. Filter rules are evaluated in order, the last matching rule decides,
+// a matching "quick" rule ends evaluation, and a packet no rule matches
+// passes. Anything outside the subset is a parse error, so a change to the
+// renderer cannot be misread here without a test failing.
 
 import (
 	"fmt"
@@ -31,7 +35,7 @@ type addrSpec struct {
 
 type pfRule struct {
 	line       int
-	action     string // pass or block
+	action     string // pass, block, rdr (always "rdr pass") or "no rdr"
 	ret        bool   // block return
 	dir        string // in, out or "" (both)
 	quick      bool
@@ -44,10 +48,14 @@ type pfRule struct {
 	icmp6Types []string
 	noState    bool
 	label      string
+	// The redirect's target, for rdr.
+	target     netip.Addr
+	targetPort uint16
 }
 
 type pfRuleset struct {
-	rules  []pfRule
+	trans  []pfRule // translation rules, in order
+	rules  []pfRule // filter rules, in order
 	tables map[string]bool
 }
 
@@ -103,6 +111,15 @@ func parseRuleset(text string) (*pfRuleset, error) {
 			return nil, fmt.Errorf("line %d: %w: %q", lineNo, err, line)
 		}
 		r.line = lineNo
+		if r.action == "rdr" || r.action == "no rdr" {
+			if len(rs.rules) > 0 {
+				// pfctl: "Rules must be in order: options, normalization,
+				// queueing, translation, filtering".
+				return nil, fmt.Errorf("line %d: a translation rule after a filter rule", lineNo)
+			}
+			rs.trans = append(rs.trans, r)
+			continue
+		}
 		rs.rules = append(rs.rules, r)
 	}
 	return rs, nil
@@ -171,16 +188,27 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 	switch a := next(); a {
 	case "pass", "block":
 		r.action = a
+	case "rdr":
+		if next() != "pass" {
+			return r, fmt.Errorf("rdr without pass is outside the subset")
+		}
+		r.action, r.dir = "rdr", "in" // pf translates with rdr only packets that come in
+	case "no":
+		if next() != "rdr" {
+			return r, fmt.Errorf("want no rdr")
+		}
+		r.action, r.dir = "no rdr", "in"
 	default:
 		return r, fmt.Errorf("unknown action %q", a)
 	}
+	translation := r.action == "rdr" || r.action == "no rdr"
 	if r.action == "block" && (peek() == "return" || peek() == "drop") {
 		r.ret = next() == "return"
 	}
-	if peek() == "in" || peek() == "out" {
+	if !translation && (peek() == "in" || peek() == "out") {
 		r.dir = next()
 	}
-	if peek() == "quick" {
+	if !translation && peek() == "quick" {
 		next()
 		r.quick = true
 	}
@@ -256,6 +284,32 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 		}
 	default:
 		return r, fmt.Errorf("want all or from")
+	}
+	if translation {
+		if r.action == "rdr" {
+			if next() != "->" {
+				return r, fmt.Errorf("rdr without a target")
+			}
+			a, err := netip.ParseAddr(next())
+			if err != nil || a.Zone() != "" {
+				return r, fmt.Errorf("rdr target outside the subset (one address)")
+			}
+			if next() != "port" {
+				return r, fmt.Errorf("rdr target without a port")
+			}
+			n, err := strconv.ParseUint(next(), 10, 16)
+			if err != nil || n == 0 {
+				return r, fmt.Errorf("rdr target port outside the subset (a number)")
+			}
+			if (r.af == "inet") != a.Is4() || r.af == "" {
+				return r, fmt.Errorf("rdr target of another address family")
+			}
+			r.target, r.targetPort = a, uint16(n)
+		}
+		if pos != len(toks) {
+			return r, fmt.Errorf("unexpected %q in a translation rule (it takes no label, state or quick)", toks[pos])
+		}
+		return r, nil
 	}
 	if peek() == "icmp6-type" {
 		next()
@@ -418,8 +472,19 @@ const passNoState policy.Verdict = "pass without state (replies would be refused
 
 // eval returns the verdict for p and the matching rule (nil when none
 // matched, which means pf's default: pass, leaving the packet to the rest of
-// the host's rules).
+// the host's rules). A packet an "rdr pass" redirects gets Redirect, with
+// that rule.
 func (rs *pfRuleset) eval(p packet, w world) (policy.Verdict, *pfRule) {
+	for i := range rs.trans {
+		r := &rs.trans[i]
+		if !r.match(p, w) {
+			continue
+		}
+		if r.action == "rdr" {
+			return policy.Redirect, r
+		}
+		break // no rdr: the filter rules decide
+	}
 	var last *pfRule
 	for i := range rs.rules {
 		r := &rs.rules[i]
@@ -467,12 +532,18 @@ func hostAddr6(p policy.Policy) netip.Addr { return p.Network.IPv6.Addr().Next()
 // and, on the bridge, the host's own addresses there (the gateway and, with
 // an IPv6 subnet, hostAddr6), which "($ctr_if)" stands for.
 func worldFor(p policy.Policy, allowed *netipx.IPSet) world {
+	return worldOpened(p, allowed, nil)
+}
+
+// worldOpened is worldFor with the addresses the DNS filter opened in their
+// table.
+func worldOpened(p policy.Policy, allowed, opened *netipx.IPSet) world {
 	addrs := []netip.Addr{p.Network.Gateway4}
 	if p.Network.IPv6.IsValid() {
 		addrs = append(addrs, hostAddr6(p))
 	}
 	return world{
-		tables:  map[string]*netipx.IPSet{p.Table: allowed},
+		tables:  map[string]*netipx.IPSet{p.Table: allowed, OpenedTable(p.Table): opened},
 		ifAddrs: map[string][]netip.Addr{bridgeOf(p): addrs},
 	}
 }

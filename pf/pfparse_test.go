@@ -78,6 +78,12 @@ func pfparsePolicies() map[string]policy.Policy {
 		"dns-servers-of-both-families":       bothDNS,
 		"ipv6-dns-server-on-an-ipv4-network": ipv6DNSNoSubnet,
 		"macos15":                            policytest.MacOS15(),
+		"dns-filter-ipv4-only":               withFilter(policytest.IPv4Only()),
+		"dns-filter-dual-stack":              withFilter(policytest.DualStack()),
+		"dns-filter-dual-stack-no-interface": withFilter(policytest.DualStackNoInterface()),
+		"dns-filter-custom-dns":              withFilter(policytest.CustomDNS()),
+		"dns-filter-ipv6-dns-server":         withFilter(ipv6DNS),
+		"dns-filter-macos15":                 withFilter(policytest.MacOS15()),
 	}
 }
 
@@ -119,6 +125,20 @@ func TestTheRealPfParserAcceptsEveryAnchorRenderCanProduce(t *testing.T) {
 					t.Errorf("pfctl loaded no rule labelled %q from %s:\n%s", l, file, stdout)
 				}
 			}
+			// Translation rules carry no label: each must expand to one
+			// loaded rule per protocol.
+			for _, l := range ruleLines(text) {
+				if !strings.HasPrefix(l, "rdr ") && !strings.HasPrefix(l, "no rdr ") {
+					continue
+				}
+				head, _, _ := strings.Cut(l, " proto ")
+				head = strings.Replace(head, "$ctr_if", "bridge100", 1)
+				for _, proto := range []string{"tcp", "udp"} {
+					if want := head + " proto " + proto + " from "; !strings.Contains(stdout, want) {
+						t.Errorf("pfctl loaded no %q rule from %s:\n%s", want, file, stdout)
+					}
+				}
+			}
 		})
 	}
 }
@@ -144,25 +164,72 @@ func TestTheRealPfParserRefusesABrokenAnchor(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			lines := strings.Split(good, "\n")
-			at := -1
-			for i, l := range lines {
-				if strings.HasSuffix(l, "label "+c.rule) {
-					at = i
-				}
-			}
-			if at < 0 || !strings.Contains(lines[at], c.old) {
-				t.Fatalf("no rule labelled %s containing %q in the rendering", c.rule, c.old)
-			}
-			lines[at] = strings.Replace(lines[at], c.old, c.new, 1)
-			file, _, stderr, err := parseWithPfctl(t, bin, "broken.anchor", strings.Join(lines, "\n"))
-			if err == nil {
-				t.Fatalf("pfctl accepted %s:\n%s", c.name, lines[at])
-			}
-			if want := fmt.Sprintf("%s:%d: ", file, at+1); !strings.Contains(stderr, want) {
-				t.Errorf("pfctl's errors do not point at line %d (%q):\n%s", at+1, want, stderr)
-			}
+			refuseBroken(t, bin, good, "label "+c.rule, c.old, c.new)
 		})
+	}
+}
+
+// TestTheRealPfParserRefusesABrokenRedirect shows the same for the
+// translation rules of an anchor with the DNS filter, which pfctl also
+// refuses after a filter rule.
+func TestTheRealPfParserRefusesABrokenRedirect(t *testing.T) {
+	bin := pfparse(t)
+	good, err := Render(withFilter(policytest.DualStack()), Options{Anchor: testAnchor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, rule, old, new string
+	}{
+		{"a label, which translation rules cannot carry", "-> 127.0.0.1 port 5380", "port 5380", `port 5380 label "claude-dns-filter"`},
+		{"quick, which translation rules cannot carry", "-> ::1 port 5380", "rdr pass on", "rdr pass quick on"},
+		{"an IPv4 target for IPv6 queries", "-> ::1 port 5380", "-> ::1", "-> 127.0.0.1"},
+		{"a missing target", "-> ::1 port 5380", " -> ::1 port 5380", ""},
+		{"a pass on a no rdr", "to any port 53", "no rdr on", "no rdr pass on"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			refuseBroken(t, bin, good, c.rule, c.old, c.new)
+		})
+	}
+	t.Run("a redirect after the filter rules", func(t *testing.T) {
+		var rules, rdrs []string
+		for _, l := range strings.Split(good, "\n") {
+			if strings.HasPrefix(l, "rdr ") {
+				rdrs = append(rdrs, l)
+			} else {
+				rules = append(rules, l)
+			}
+		}
+		file, _, stderr, err := parseWithPfctl(t, bin, "late-rdr.anchor", strings.Join(append(rules, rdrs...), "\n"))
+		if err == nil || !strings.Contains(stderr, fmt.Sprintf("%s:%d: Rules must be in order", file, len(rules)+1)) {
+			t.Errorf("pfctl accepted a redirect after the filter rules (%v):\n%s", err, stderr)
+		}
+	})
+}
+
+// refuseBroken replaces old with new in the last line of good that ends
+// with suffix, or (failing that) contains it, and checks that pfctl refuses
+// the result with a message on that line.
+func refuseBroken(t *testing.T, bin, good, suffix, old, new string) {
+	t.Helper()
+	lines := strings.Split(good, "\n")
+	at := -1
+	for i, l := range lines {
+		if strings.HasSuffix(l, suffix) || (at < 0 && strings.Contains(l, suffix) && !strings.HasPrefix(l, "#")) {
+			at = i
+		}
+	}
+	if at < 0 || !strings.Contains(lines[at], old) {
+		t.Fatalf("no rule ending with %s containing %q in the rendering", suffix, old)
+	}
+	lines[at] = strings.Replace(lines[at], old, new, 1)
+	file, _, stderr, err := parseWithPfctl(t, bin, "broken.anchor", strings.Join(lines, "\n"))
+	if err == nil {
+		t.Fatalf("pfctl accepted it:\n%s", lines[at])
+	}
+	if want := fmt.Sprintf("%s:%d: ", file, at+1); !strings.Contains(stderr, want) {
+		t.Errorf("pfctl's errors do not point at line %d (%q):\n%s", at+1, want, stderr)
 	}
 }
 

@@ -54,8 +54,8 @@ func Render(p policy.Policy, o Options) (string, error) {
 	if err := p.Validate(); err != nil {
 		return "", fmt.Errorf("pf: refusing to render the policy: %w", err)
 	}
-	if p.Filter != nil {
-		return "", errors.New("pf: the DNS filter's redirect is not rendered for pf yet; set CLAUDECONTAINER_DNS_FILTER=off")
+	if p.Filter != nil && len(OpenedTable(p.Table)) > maxTableName {
+		return "", fmt.Errorf("pf: table name %q: with the DNS filter it must leave room for %q (at most %d characters)", p.Table, "_dns", maxTableName-len("_dns"))
 	}
 	if !policy.ValidIdentifier(o.Anchor) {
 		return "", fmt.Errorf("pf: anchor name %q: want letters, digits and '_', starting with a letter, at most 31 characters", o.Anchor)
@@ -96,8 +96,14 @@ func Render(p policy.Policy, o Options) (string, error) {
 	w("# \"com.apple/*\"), so /etc/pf.conf is never edited; never load this text as")
 	w("# the main ruleset.")
 	w("#")
-	w("# Every rule is \"quick\": the FIRST rule that matches a packet decides, and no")
-	w("# later rule here, in another anchor or in the main ruleset can override it.")
+	if p.Filter == nil {
+		w("# Every rule is \"quick\": the FIRST rule that matches a packet decides, and no")
+		w("# later rule here, in another anchor or in the main ruleset can override it.")
+	} else {
+		w("# Every filter rule is \"quick\": the FIRST rule that matches a packet decides,")
+		w("# and no later rule here, in another anchor or in the main ruleset can override")
+		w("# it. The translation rules come first: pf reads them before any filter rule.")
+	}
 	w("# Packets that no rule matches are left to the rest of the host's pf.")
 	w("# The containers' packets reach pf \"in\" from the bridge, before vmnet's NAT,")
 	w("# with their own source address. \"on ! lo0\" keeps the rules away from the")
@@ -136,14 +142,37 @@ func Render(p policy.Policy, o Options) (string, error) {
 	w("# The contents are loaded separately, atomically, and survive reloads of this text:")
 	w("#   pfctl -a %s -t %s -T replace -f <file>", path, p.Table)
 	w("table <%s> persist", p.Table)
+	if p.Filter != nil {
+		w("")
+		w("# What the DNS filter opened: the addresses in its answers, each for the TTL of")
+		w("# the answer that named it. pf tables keep no timeout: claudecontainer's DNS")
+		w("# filter adds each answer's addresses and deletes them once their time is up.")
+		w("# The contents, too, survive reloads of this text:")
+		w("#   pfctl -a %s -t %s -T add <address>...", path, OpenedTable(p.Table))
+		w("table <%s> persist", OpenedTable(p.Table))
+	}
 	w("")
 
 	rules := p.Rules()
+	if p.Filter != nil {
+		lines, err := translation(p, rules)
+		if err != nil {
+			return "", err
+		}
+		for _, l := range lines {
+			w("%s", l)
+		}
+		w("")
+	}
 	for i, r := range rules {
-		text, why := printRule(p, r, i == len(rules)-1)
 		if i == 0 || rules[i-1].Note != r.Note {
 			w("# %s", r.Note)
 		}
+		if r.Verdict == policy.Redirect {
+			w("#   (above, a translation rule: pf redirects before it filters)")
+			continue
+		}
+		text, why := printRule(p, r, i == len(rules)-1)
 		if why != "" {
 			w("#   (not here: %s)", why)
 			continue
@@ -176,7 +205,6 @@ func Render(p policy.Policy, o Options) (string, error) {
 // "out". "on ! lo0" keeps the rules off the host's loopback traffic, which
 // pf filters too on macOS.
 func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
-	n := p.Network
 	var words []string
 	add := func(w ...string) { words = append(words, w...) }
 	switch r.Verdict {
@@ -194,18 +222,7 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	} else {
 		add("in")
 	}
-	add("quick")
-	if r.OnBridge {
-		add("on $ctr_if")
-	} else {
-		add("on ! lo0")
-	}
-	switch r.Family {
-	case policy.IPv4:
-		add("inet")
-	case policy.IPv6:
-		add("inet6")
-	}
+	add("quick", iface(r.OnBridge), family(r.Family))
 	switch {
 	case len(r.ICMP6) > 0:
 		add("proto ipv6-icmp")
@@ -214,58 +231,11 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	case len(r.Protos) > 0:
 		return "", fmt.Sprintf("no pf form for protocols %v", r.Protos)
 	}
-	set := func(s policy.Set, isSrc bool) (string, string) {
-		v6 := r.Family == policy.IPv6
-		switch s {
-		case policy.Any:
-			return "any", ""
-		case policy.Net:
-			if v6 {
-				return "$ctr_net6", ""
-			}
-			return "$ctr_net4", ""
-		case policy.Host:
-			switch {
-			case !v6 && r.FromHost:
-				return "$ctr_gw4", ""
-			case !v6:
-				return "$ctr_host4", ""
-			case n.Interface != "":
-				return "($ctr_if)", "" // the bridge's own addresses, kept current by pf
-			}
-			return "", "the host's IPv6 address is known only through the bridge; the last rule refuses it"
-		case policy.DNS:
-			if v6 {
-				return "$ctr_dns6", ""
-			}
-			return "$ctr_dns4", ""
-		case policy.Allowlist:
-			return "<" + p.Table + ">", ""
-		case policy.OnLink:
-			if n.IPv6.IsValid() {
-				return "{ fe80::/10 ff02::/16 $ctr_net6 }", ""
-			}
-			return "{ fe80::/10 ff02::/16 }", ""
-		case policy.Routers:
-			return "ff02::2", ""
-		case policy.LinkLocal:
-			return "fe80::/10", ""
-		case policy.MadeUp:
-			// pf cannot negate a list safely ("! { a b }" matches
-			// everything), so this rule comes last, where only made-up
-			// sources are left.
-			if !last || !r.OnBridge {
-				return "", "made-up sources are matched only by the last rule on the bridge"
-			}
-			return "all", ""
-		}
-		return "", fmt.Sprintf("no pf form for set %q", s)
-	}
-	src, why := set(r.Src, true)
+	src, why := setText(p, r, r.Src, last)
 	if why != "" {
 		return "", why
 	}
-	dst, why := set(r.Dst, false)
+	dst, why := setText(p, r, r.Dst, last)
 	if why != "" {
 		return "", why
 	}
@@ -296,7 +266,201 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	} else if r.Verdict == policy.Pass {
 		add("keep state")
 	}
-	return strings.Join(words, " "), ""
+	return strings.Join(strings.Fields(strings.Join(words, " ")), " "), ""
+}
+
+// translation returns the translation rules of p, with their comments: an
+// "rdr pass" for each Redirect rule, in order, each after a "no rdr" for
+// every earlier rule that a redirected packet could match too, so that the
+// first rule of the list decides, as it does for the filter rules. pf reads
+// every translation rule before any filter rule, and the first that matches
+// decides; "rdr pass" then passes the packet without the filter rules, and
+// "no rdr" leaves it to them.
+//
+// The filter listens on loopback. A packet from the bridge cannot reach
+// loopback by itself (XNU drops 127/8 arriving on another interface before
+// pf sees it, and the filter rules refuse both families' loopback as any
+// other destination), so the filter gets the queries pf redirects and
+// nothing else; the gateway's address on the filter's port is refused with
+// the rest of the host's.
+func translation(p policy.Policy, rules []policy.Rule) ([]string, error) {
+	out := []string{
+		"# Translation rules: pf reads them before any filter rule below, and the first",
+		"# that matches a packet decides. \"rdr pass\" hands a query to claudecontainer's",
+		fmt.Sprintf("# DNS filter on loopback, port %d, and passes it without the filter rules;", p.Filter.Port),
+		"# pf's state turns the answer back into one from the address the query went to.",
+		"# \"no rdr\" leaves a packet to the filter rules. Translation rules have no label",
+		"# in pf's grammar, and no \"quick\": they are all first-match.",
+	}
+	done := map[string]bool{}
+	for i, r := range rules {
+		if r.Verdict != policy.Redirect {
+			continue
+		}
+		for _, e := range rules[:i] {
+			if done[e.Label] || !overlaps(e, r) {
+				continue
+			}
+			text, err := noRdr(p, e, r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, "# "+e.Note+": decided by the filter rules", text)
+			done[e.Label] = true
+		}
+		text, err := rdr(p, r)
+		if err != nil {
+			return nil, err
+		}
+		if note := "# " + r.Note; note != out[len(out)-2] {
+			out = append(out, note)
+		}
+		out = append(out, text)
+	}
+	return out, nil
+}
+
+// overlaps reports whether a packet that the Redirect rule r matches could
+// also match e, an earlier rule that is not a redirect: then e decides.
+// Sets are not compared, so a rule that names other addresses counts too.
+func overlaps(e, r policy.Rule) bool {
+	switch {
+	case e.Verdict == policy.Redirect, e.FromHost, len(e.ICMP6) > 0:
+		return false
+	case e.Family != policy.Both && r.Family != policy.Both && e.Family != r.Family:
+		return false
+	case len(e.Protos) > 0 && !slices.ContainsFunc(r.Protos, func(p policy.Proto) bool { return slices.Contains(e.Protos, p) }):
+		return false
+	case e.Port != 0 && e.Port != r.Port:
+		return false
+	}
+	return true
+}
+
+// redirectable reports whether r is a Redirect rule pf can print: TCP and
+// UDP to port 53 from the network's subnet to any address.
+func redirectable(r policy.Rule) bool {
+	return r.Verdict == policy.Redirect && r.Port == 53 && slices.Equal(r.Protos, []policy.Proto{policy.TCP, policy.UDP}) &&
+		r.Src == policy.Net && r.Dst == policy.Any && r.Family != policy.Both
+}
+
+// rdr returns the translation rule for the Redirect rule r: on the bridge
+// when it is known, else on any interface but loopback, as the filter rules
+// are. A packet the host sends itself is never redirected: pf translates
+// with rdr only packets that come in.
+func rdr(p policy.Policy, r policy.Rule) (string, error) {
+	if !redirectable(r) {
+		return "", fmt.Errorf("pf: rule %s: no pf form for this redirect", r.Label)
+	}
+	src, _ := setText(p, r, r.Src, false)
+	target := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if r.Family == policy.IPv6 {
+		target = netip.IPv6Loopback()
+	}
+	return fmt.Sprintf("rdr pass %s %s proto { tcp udp } from %s to any port %d -> %s port %d",
+		iface(p.Network.Interface != ""), family(r.Family), src, r.Port, target, p.Filter.Port), nil
+}
+
+// noRdr returns the "no rdr" rule that keeps the Redirect rule r from
+// translating what the earlier rule e decides.
+func noRdr(p policy.Policy, e, r policy.Rule) (string, error) {
+	e.Family = r.Family
+	src, why := setText(p, e, e.Src, false)
+	if why == "" && src == "all" {
+		why = "no translation form"
+	}
+	dst, why2 := setText(p, e, e.Dst, false)
+	if why == "" {
+		why = why2
+	}
+	if why != "" || !redirectable(r) {
+		return "", fmt.Errorf("pf: rule %s decides before the redirect %s, but pf cannot keep it from being redirected: %s", e.Label, r.Label, why)
+	}
+	return fmt.Sprintf("no rdr %s %s proto { tcp udp } from %s to %s port %d",
+		iface(e.OnBridge), family(r.Family), src, dst, r.Port), nil
+}
+
+// OpenedTable returns the name of the table that holds the addresses the
+// DNS filter opened, in the anchor beside the allowlist table.
+func OpenedTable(table string) string { return table + "_dns" }
+
+// maxTableName is the longest table name pf takes (PF_TABLE_NAME_SIZE - 1).
+const maxTableName = 31
+
+// iface returns the interface clause of a rule: the bridge, or any interface
+// but loopback.
+func iface(onBridge bool) string {
+	if onBridge {
+		return "on $ctr_if"
+	}
+	return "on ! lo0"
+}
+
+// family returns the address family clause of a rule; "" for either.
+func family(f policy.Family) string {
+	switch f {
+	case policy.IPv4:
+		return "inet"
+	case policy.IPv6:
+		return "inet6"
+	}
+	return ""
+}
+
+// setText returns how rule r names the set s in pf, or why pf has no form
+// for it. last says whether r is the last rule of the list.
+func setText(p policy.Policy, r policy.Rule, s policy.Set, last bool) (string, string) {
+	n := p.Network
+	v6 := r.Family == policy.IPv6
+	switch s {
+	case policy.Any:
+		return "any", ""
+	case policy.Net:
+		if v6 {
+			return "$ctr_net6", ""
+		}
+		return "$ctr_net4", ""
+	case policy.Host:
+		switch {
+		case !v6 && r.FromHost:
+			return "$ctr_gw4", ""
+		case !v6:
+			return "$ctr_host4", ""
+		case n.Interface != "":
+			return "($ctr_if)", "" // the bridge's own addresses, kept current by pf
+		}
+		return "", "the host's IPv6 address is known only through the bridge; the last rule refuses it"
+	case policy.DNS:
+		if v6 {
+			return "$ctr_dns6", ""
+		}
+		return "$ctr_dns4", ""
+	case policy.Allowlist:
+		return "<" + p.Table + ">", ""
+	case policy.Opened:
+		if p.Filter == nil {
+			return "", "the policy has no DNS filter"
+		}
+		return "<" + OpenedTable(p.Table) + ">", ""
+	case policy.OnLink:
+		if n.IPv6.IsValid() {
+			return "{ fe80::/10 ff02::/16 $ctr_net6 }", ""
+		}
+		return "{ fe80::/10 ff02::/16 }", ""
+	case policy.Routers:
+		return "ff02::2", ""
+	case policy.LinkLocal:
+		return "fe80::/10", ""
+	case policy.MadeUp:
+		// pf cannot negate a list safely ("! { a b }" matches
+		// everything), so this rule comes last, where only made-up
+		// sources are left.
+		if !last || !r.OnBridge {
+			return "", "made-up sources are matched only by the last rule on the bridge"
+		}
+		return "all", ""
+	}
+	return "", fmt.Sprintf("no pf form for set %q", s)
 }
 
 // icmp6Names are pf's names of the ICMPv6 types the rules use.

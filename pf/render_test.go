@@ -2,9 +2,12 @@ package pf
 
 import (
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,11 +23,23 @@ const testAnchor = "claude_firewall"
 
 // goldens names the policies whose rendering is kept in testdata.
 var goldens = map[string]func() policy.Policy{
-	"ipv4-only":               policytest.IPv4Only,
-	"dual-stack":              policytest.DualStack,
-	"dual-stack-no-interface": policytest.DualStackNoInterface,
-	"macos15":                 policytest.MacOS15,
-	"custom-dns":              policytest.CustomDNS,
+	"ipv4-only":                          policytest.IPv4Only,
+	"dual-stack":                         policytest.DualStack,
+	"dual-stack-no-interface":            policytest.DualStackNoInterface,
+	"macos15":                            policytest.MacOS15,
+	"custom-dns":                         policytest.CustomDNS,
+	"dns-filter-dual-stack":              func() policy.Policy { return withFilter(policytest.DualStack()) },
+	"dns-filter-dual-stack-no-interface": func() policy.Policy { return withFilter(policytest.DualStackNoInterface()) },
+	"dns-filter-macos15":                 func() policy.Policy { return withFilter(policytest.MacOS15()) },
+}
+
+// filterPort is where the tests' DNS filter listens on loopback.
+const filterPort = 5380
+
+// withFilter returns p with its DNS sent to a DNS filter on filterPort.
+func withFilter(p policy.Policy) policy.Policy {
+	p.Filter = &policy.Filter{Port: filterPort}
+	return p
 }
 
 func TestRenderMatchesTheGoldenFiles(t *testing.T) {
@@ -85,6 +100,12 @@ func TestEveryRuleIsQuickAndLabelled(t *testing.T) {
 			words := strings.Fields(line)
 			switch words[0] {
 			case "pass", "block":
+			case "rdr", "no":
+				// Translation rules take neither quick nor a label.
+				if pol().Filter == nil || !translationLine.MatchString(line) {
+					t.Errorf("%s: unexpected translation rule %q", name, line)
+				}
+				continue
 			default:
 				t.Errorf("%s: unexpected statement %q", name, line)
 				continue
@@ -108,20 +129,83 @@ func TestEveryRuleIsQuickAndLabelled(t *testing.T) {
 	}
 }
 
+// translationLine is the only shape of translation rule Render writes: DNS
+// from the containers, redirected to loopback or left to the filter rules.
+var translationLine = regexp.MustCompile(`^(rdr pass on (\$ctr_if|! lo0) (inet proto \{ tcp udp \} from \$ctr_net4 to any port 53 -> 127\.0\.0\.1|` +
+	`inet6 proto \{ tcp udp \} from \$ctr_net6 to any port 53 -> ::1) port [0-9]+|` +
+	`no rdr on \$ctr_if inet proto \{ tcp udp \} from \$ctr_host4 to any port 53)$`)
+
 func TestRenderNeverWritesOptionsOrMainRulesetStatements(t *testing.T) {
-	forbidden := []string{"set ", "scrub", "nat ", "rdr ", "anchor ", "load ", "antispoof", "flush"}
+	forbidden := []string{"set ", "scrub", "nat", "binat", "rdr", "no ", "anchor ", "load ", "antispoof", "flush", "dummynet"}
 	for name, pol := range goldens {
 		text, err := Render(pol(), Options{Anchor: testAnchor})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, line := range ruleLines(text) {
+			if pol().Filter != nil && translationLine.MatchString(line) {
+				continue
+			}
 			for _, f := range forbidden {
 				if strings.HasPrefix(line, f) {
 					t.Errorf("%s: %q", name, line)
 				}
 			}
 		}
+	}
+}
+
+// TestTheDNSFilterIsReachedOnlyThroughTheRedirect pins what keeps the
+// filter's port to the queries pf redirects: it listens on loopback, the
+// redirects are the only translation rules, they match only DNS from the
+// subnets, and the host's own addresses, on the filter's port as on any
+// other, are refused.
+func TestTheDNSFilterIsReachedOnlyThroughTheRedirect(t *testing.T) {
+	for name, pol := range goldens {
+		p := pol()
+		if p.Filter == nil {
+			continue
+		}
+		text, err := Render(p, Options{Anchor: testAnchor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rdrs []string
+		for _, line := range ruleLines(text) {
+			if strings.HasPrefix(line, "rdr") {
+				rdrs = append(rdrs, line)
+			}
+		}
+		want := 1
+		if p.Network.IPv6.IsValid() {
+			want = 2
+		}
+		if len(rdrs) != want {
+			t.Errorf("%s: %d redirects, want %d: %q", name, len(rdrs), want, rdrs)
+		}
+		for _, l := range rdrs {
+			if !strings.HasSuffix(l, fmt.Sprintf(" port %d", filterPort)) || !strings.Contains(l, " to any port 53 -> ") {
+				t.Errorf("%s: %q", name, l)
+			}
+			if on := "on $ctr_if "; (p.Network.Interface != "") != strings.Contains(l, on) {
+				t.Errorf("%s: the redirect is not on the bridge exactly when the bridge is known: %q", name, l)
+			}
+		}
+		if !strings.Contains(text, fmt.Sprintf("table <%s> persist\n", OpenedTable(p.Table))) {
+			t.Errorf("%s: the opened table is not declared", name)
+		}
+	}
+}
+
+func TestRenderRefusesADNSFilterItCannotName(t *testing.T) {
+	p := withFilter(policytest.DualStack())
+	p.Table = "a23456789012345678901234567890" // 30 characters; with "_dns", 34
+	if text, err := Render(p, Options{Anchor: testAnchor}); err == nil || !strings.Contains(err.Error(), "_dns") {
+		t.Errorf("rendered a table name pf truncates (%v):\n%s", err, text)
+	}
+	p.Table = "a23456789012345678901234567" // 27 + 4 = 31
+	if _, err := Render(p, Options{Anchor: testAnchor}); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -185,13 +269,30 @@ func ruleLines(text string) []string {
 	return out
 }
 
-// TestRenderRefusesAPolicyItCannotPrintWhole makes sure a rule pf has no
-// form for (the DNS filter's redirect) stops the rendering instead of
-// being left out or printed as something else.
-func TestRenderRefusesAPolicyItCannotPrintWhole(t *testing.T) {
-	p := goldens["dual-stack"]()
-	p.Filter = &policy.Filter{Port: 5380}
-	if text, err := Render(p, Options{Anchor: testAnchor}); err == nil {
-		t.Errorf("rendered a policy with a DNS filter:\n%s", text)
+// TestRenderRefusesARedirectItCannotPrint makes sure a redirect pf has no
+// form for stops the rendering instead of being left out or printed as
+// something else.
+func TestRenderRefusesARedirectItCannotPrint(t *testing.T) {
+	p := withFilter(policytest.DualStack())
+	for _, mutate := range []func(*policy.Rule){
+		func(r *policy.Rule) { r.Port = 853 },
+		func(r *policy.Rule) { r.Protos = []policy.Proto{policy.UDP} },
+		func(r *policy.Rule) { r.Src = policy.MadeUp },
+		func(r *policy.Rule) { r.Dst = policy.DNS },
+		func(r *policy.Rule) { r.Family = policy.Both },
+	} {
+		rules := p.Rules()
+		i := slices.IndexFunc(rules, func(r policy.Rule) bool { return r.Verdict == policy.Redirect })
+		mutate(&rules[i])
+		if lines, err := translation(p, rules); err == nil {
+			t.Errorf("printed %+v:\n%s", rules[i], strings.Join(lines, "\n"))
+		}
+	}
+	// An earlier rule that would decide a redirected query, but has no
+	// "no rdr" form, stops the rendering too.
+	rules := p.Rules()
+	rules = append([]policy.Rule{{Label: "x", Family: policy.IPv4, Src: policy.MadeUp, Dst: policy.Any, Verdict: policy.Drop}}, rules...)
+	if lines, err := translation(p, rules); err == nil {
+		t.Errorf("printed:\n%s", strings.Join(lines, "\n"))
 	}
 }

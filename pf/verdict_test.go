@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go4.org/netipx"
@@ -18,7 +19,6 @@ import (
 // against the golden anchor text with pf's semantics, gets the verdict
 // policy.Decide gives it.
 func TestTheGoldenAnchorsGiveEveryFlowTheVerdictOfDecide(t *testing.T) {
-	set := policytest.Allowlist()
 	for name, pol := range goldens {
 		t.Run(name, func(t *testing.T) {
 			p := pol()
@@ -30,7 +30,7 @@ func TestTheGoldenAnchorsGiveEveryFlowTheVerdictOfDecide(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the golden anchor is outside the evaluated subset: %v", err)
 			}
-			agreeWithDecide(t, rs, p, set)
+			agreeWithDecide(t, rs, p, policytest.Allowlist(), opened())
 		})
 	}
 }
@@ -38,32 +38,145 @@ func TestTheGoldenAnchorsGiveEveryFlowTheVerdictOfDecide(t *testing.T) {
 func TestRenderedAnchorsAgreeWithDecideForEveryExamplePolicy(t *testing.T) {
 	for name, p := range policytest.Policies() {
 		t.Run(name, func(t *testing.T) {
-			agreeWithDecide(t, render(t, p), p, policytest.Allowlist())
+			agreeWithDecide(t, render(t, p), p, policytest.Allowlist(), nil)
+		})
+		t.Run(name+"-dns-filter", func(t *testing.T) {
+			p := withFilter(p)
+			agreeWithDecide(t, render(t, p), p, policytest.Allowlist(), opened())
 		})
 	}
 }
 
 func TestAnEmptyAllowlistRefusesWhatTheAllowlistWouldPass(t *testing.T) {
 	p := policytest.DualStack()
-	agreeWithDecide(t, render(t, p), p, &netipx.IPSet{})
+	agreeWithDecide(t, render(t, p), p, &netipx.IPSet{}, nil)
+	p = withFilter(p)
+	agreeWithDecide(t, render(t, p), p, &netipx.IPSet{}, &netipx.IPSet{})
 }
 
-// agreeWithDecide checks that every flow of the shared table gets from rs
-// the verdict Decide gives it under p with the allowlist set.
-func agreeWithDecide(t *testing.T, rs *pfRuleset, p policy.Policy, set *netipx.IPSet) {
-	t.Helper()
-	w := worldFor(p, set)
-	for _, c := range policytest.Cases(p) {
-		if waitsForTheBridge(p, c.Flow) {
-			continue
-		}
-		want := p.Decide(c.Flow, set)
-		if got, r := pfVerdict(rs, p, c.Flow, w); got != want {
-			t.Errorf("%s (%v -> %v %s/%d): pf says %s (%s), Decide says %s",
-				c.Name, c.Flow.Src, c.Flow.Dst, c.Flow.Proto, c.Flow.Port, got, describe(r), want)
+// TestTheDNSFilterOpensOnlyWhatItsTableHolds is the check that the opened
+// table decides: the same flows, with and without the addresses opened.
+func TestTheDNSFilterOpensOnlyWhatItsTableHolds(t *testing.T) {
+	p := withFilter(policytest.DualStack())
+	rs := render(t, p)
+	for _, set := range []*netipx.IPSet{nil, {}, opened()} {
+		agreeWithDecide(t, rs, p, policytest.Allowlist(), set)
+	}
+	w := worldOpened(p, &netipx.IPSet{}, opened())
+	for _, f := range []policy.Flow{
+		{Src: netip.MustParseAddr("192.168.64.5"), Dst: opened4, Proto: policy.TCP, Port: 443},
+		{Src: netip.MustParseAddr("fd5e:9a3b:1c2d:4e5f::5"), Dst: opened6, Proto: policy.UDP, Port: 443},
+	} {
+		if got, r := pfVerdict(rs, p, f, w); got != policy.Pass || !strings.HasPrefix(r.label, LabelPrefix+"opened") {
+			t.Errorf("%v -> %v: %s (%s), want a pass by the opened rules", f.Src, f.Dst, got, describe(r))
 		}
 	}
 }
+
+// agreeWithDecide checks that every flow of the shared table (and, for a
+// policy with a DNS filter, of filterCases) gets from rs the verdict
+// DecideOpened gives it under p with the allowlist allowed and the
+// addresses opened, and that every redirect goes to the filter.
+func agreeWithDecide(t *testing.T, rs *pfRuleset, p policy.Policy, allowed, opened *netipx.IPSet) {
+	t.Helper()
+	w := worldOpened(p, allowed, opened)
+	cases := policytest.Cases(p)
+	if p.Filter != nil {
+		cases = append(cases, filterCases(p)...)
+	}
+	for _, c := range cases {
+		if waitsForTheBridge(p, c.Flow) {
+			continue
+		}
+		want := p.DecideOpened(c.Flow, allowed, opened)
+		got, r := pfVerdict(rs, p, c.Flow, w)
+		if got != want {
+			t.Errorf("%s (%v -> %v %s/%d): pf says %s (%s), Decide says %s",
+				c.Name, c.Flow.Src, c.Flow.Dst, c.Flow.Proto, c.Flow.Port, got, describe(r), want)
+			continue
+		}
+		if got == policy.Redirect {
+			target := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+			if c.Flow.Dst.Unmap().Is6() {
+				target = netip.IPv6Loopback()
+			}
+			if r.target != target || r.targetPort != p.Filter.Port {
+				t.Errorf("%s: redirected to %v port %d, want %v port %d (%s)", c.Name, r.target, r.targetPort, target, p.Filter.Port, describe(r))
+			}
+		}
+	}
+}
+
+// The addresses the tests' DNS filter has opened: one of each family that
+// the shared table never names, and the address the shared table uses for
+// "not on the allowlist".
+var (
+	opened4 = netip.MustParseAddr("198.51.100.80")
+	opened6 = netip.MustParseAddr("2001:db8:80::80")
+)
+
+func opened() *netipx.IPSet {
+	var b netipx.IPSetBuilder
+	b.Add(opened4)
+	b.Add(opened6)
+	b.Add(netip.MustParseAddr("93.184.216.34"))
+	s, err := b.IPSet()
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// filterCases are the flows that exercise the DNS filter's rules: TCP, UDP
+// and ICMP to what it opened, DNS to it, and every other way to reach its
+// port on the host, which only a redirect may take.
+func filterCases(p policy.Policy) []policytest.Case {
+	n := p.Network
+	a := netip.MustParseAddr
+	ctr := n.IPv4.Addr().Next().Next().Next().Next().Next()
+	port := p.Filter.Port
+	flow := func(src, dst netip.Addr, proto policy.Proto, port uint16) policy.Flow {
+		return policy.Flow{Src: src, Dst: dst, Proto: proto, Port: port}
+	}
+	bridge := func(f policy.Flow) policy.Flow { f.FromBridge = true; return f }
+	cs := []policytest.Case{
+		{Name: "https to an opened address", Flow: flow(ctr, opened4, policy.TCP, 443)},
+		{Name: "ssh to an opened address", Flow: flow(ctr, opened4, policy.TCP, 22)},
+		{Name: "udp to an opened address", Flow: flow(ctr, opened4, policy.UDP, 443)},
+		{Name: "icmp to an opened address", Flow: flow(ctr, opened4, policy.ICMP, 0)},
+		{Name: "dns over udp to an opened address", Flow: flow(ctr, opened4, policy.UDP, 53)},
+		{Name: "dns over tcp to an opened address", Flow: flow(ctr, opened4, policy.TCP, 53)},
+		{Name: "the filter's port on the gateway over udp", Flow: flow(ctr, n.Gateway4, policy.UDP, port)},
+		{Name: "the filter's port on the gateway over tcp", Flow: flow(ctr, n.Gateway4, policy.TCP, port)},
+		{Name: "the filter's port on loopback", Flow: flow(ctr, a("127.0.0.1"), policy.UDP, port)},
+		{Name: "dns to loopback", Flow: flow(ctr, a("127.0.0.1"), policy.UDP, 53)},
+		{Name: "the filter's port on an opened address", Flow: flow(ctr, opened4, policy.UDP, port)},
+		{Name: "the filter's port on the subnet's broadcast address", Flow: flow(ctr, lastAddr(n.IPv4), policy.UDP, port)},
+		{Name: "a query sent as the gateway", Flow: bridge(flow(n.Gateway4, a("8.8.8.8"), policy.UDP, 53))},
+		{Name: "a query sent as the gateway, to the gateway", Flow: bridge(flow(n.Gateway4, n.Gateway4, policy.UDP, 53))},
+		{Name: "a query sent as the broadcast address", Flow: bridge(flow(lastAddr(n.IPv4), a("8.8.8.8"), policy.TCP, 53))},
+		{Name: "a query from a made-up source", Flow: bridge(flow(a("203.0.113.99"), a("8.8.8.8"), policy.UDP, 53))},
+		{Name: "the host asks a container's DNS server", Flow: policy.Flow{Src: n.Gateway4, Dst: ctr, Proto: policy.UDP, Port: 53, FromHost: true}},
+		{Name: "a LAN host asks a public resolver", Flow: flow(a("192.168.1.20"), a("8.8.8.8"), policy.UDP, 53)},
+	}
+	if n.IPv6.IsValid() {
+		ctr6 := n.IPv6.Addr().Next().Next().Next().Next().Next()
+		cs = append(cs,
+			policytest.Case{Name: "IPv6 https to an opened address", Flow: flow(ctr6, opened6, policy.TCP, 443)},
+			policytest.Case{Name: "IPv6 udp to an opened address", Flow: flow(ctr6, opened6, policy.UDP, 443)},
+			policytest.Case{Name: "IPv6 icmp to an opened address", Flow: flow(ctr6, opened6, policy.ICMP, 0)},
+			policytest.Case{Name: "IPv6 dns over tcp to a public resolver", Flow: flow(ctr6, a("2001:4860:4860::8888"), policy.TCP, 53)},
+			policytest.Case{Name: "IPv6 dns to an opened address", Flow: flow(ctr6, opened6, policy.UDP, 53)},
+			policytest.Case{Name: "IPv6 to the filter's port on loopback", Flow: flow(ctr6, netip.IPv6Loopback(), policy.UDP, port)},
+			policytest.Case{Name: "IPv6 to the filter's port on the host", Flow: policy.Flow{Src: ctr6, Dst: hostAddr6(p), Proto: policy.TCP, Port: port, ToHost: true}},
+			policytest.Case{Name: "an IPv6 query from a made-up source", Flow: bridge(flow(a("2001:db8:b::99"), a("2001:4860:4860::8888"), policy.UDP, 53))},
+		)
+	}
+	return cs
+}
+
+// lastAddr returns the last address of an IPv4 prefix (its broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr { return netipx.PrefixLastIP(p) }
 
 // pfVerdict is what pf does with flow f of policy p: the evaluator's verdict
 // on the packet pf sees, for every flow that reaches pf.
