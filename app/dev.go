@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"go4.org/netipx"
+
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -84,12 +86,27 @@ func (e *env) dev(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := e.startContainer(ctx, p); err != nil {
+	state, err := e.eng.State(ctx, e.cfg.Container)
+	if err != nil {
+		return fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, err)
+	}
+	gated := state != engine.Running && n.Interface == ""
+	if gated {
+		if n, p, err = e.openBridge(ctx, set); err != nil {
+			return err
+		}
+	}
+	if err := e.startContainer(ctx, p, state); err != nil {
 		return err
 	}
-	// The host's bridge interface may only exist once a container is
-	// attached (Apple's vmnet creates it then). If the network now looks
-	// different, reload the rules for what it is.
+	if gated {
+		e.step("stopping container %s; the bridge stays up for %s", e.gateName(), e.cfg.Container)
+		if err := e.eng.Stop(ctx, e.gateName()); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stopping container %s, which brought the bridge up (the teardown stops it again; if that fails too, the firewall stays up: run `mage reset`): %w", e.gateName(), err)
+		}
+	}
+	// Should the network look different now that the container runs,
+	// reload the rules for what it is.
 	if n2, err := e.eng.Network(ctx, e.cfg.Network); err == nil && n2 != n {
 		e.step("network %s changed (%s): reloading the firewall", n.Name, describe(n2))
 		if _, err := e.loadFirewall(ctx, n2, set); err != nil {
@@ -134,13 +151,10 @@ func (e *env) preflight(ctx context.Context) error {
 	return nil
 }
 
-// startContainer makes sure the container runs: it is started when stopped
-// and created when absent. The firewall is up before this is called.
-func (e *env) startContainer(ctx context.Context, p policy.Policy) error {
-	state, err := e.eng.State(ctx, e.cfg.Container)
-	if err != nil {
-		return fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, err)
-	}
+// startContainer makes sure the container, now in state, runs: it is
+// started when stopped and created when absent. The firewall is up before
+// this is called.
+func (e *env) startContainer(ctx context.Context, p policy.Policy, state engine.State) error {
 	switch state {
 	case engine.Running:
 		e.step("container %s is running", e.cfg.Container)
@@ -152,6 +166,88 @@ func (e *env) startContainer(ctx context.Context, p policy.Policy) error {
 		e.step("creating container %s (workspace %s)", e.cfg.Container, e.cfg.Workspace)
 		return e.eng.Create(ctx, e.runSpec(p))
 	}
+}
+
+// gateName is the container that openBridge starts. Its name is fixed so
+// that the teardown and `mage reset` find one that was left behind.
+func (e *env) gateName() string { return e.cfg.Container + "-gate" }
+
+// openBridge brings the network's bridge interface up and loads the
+// firewall for it, before the agent's container starts, and returns the
+// network with its bridge and the policy loaded.
+//
+// On macOS, vmnet creates a network's bridge only when the first container
+// attaches to it, and until pf knows the bridge it cannot drop the packets
+// that arrive there with a made-up source address, nor the link-local IPv6
+// ones to the host's services: nothing matches them and the rest of the
+// host's pf passes them. Started first, the agent's container would have
+// that moment, and the agent can plant code that runs as soon as the
+// container starts (its file system outlives a stop). So a gate container
+// brings the bridge up instead: created fresh from the image, deleted by the
+// runtime when it stops, no volumes, running only the keep-alive command.
+// The caller stops it once the agent's container holds the bridge.
+//
+// It fails closed when no bridge appears; the teardown then stops the gate.
+func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (policy.Network, policy.Policy, error) {
+	gate := e.gateName()
+	if err := e.clearGate(ctx); err != nil {
+		return policy.Network{}, policy.Policy{}, err
+	}
+	e.step("network %s has no bridge interface yet: starting container %s to bring it up before %s starts", e.cfg.Network, gate, e.cfg.Container)
+	spec := engine.RunSpec{Name: gate, Image: e.cfg.Image, Network: e.cfg.Network, AutoRemove: true}
+	if err := e.eng.Create(ctx, spec); err != nil {
+		return policy.Network{}, policy.Policy{}, fmt.Errorf("starting container %s to bring up network %s's bridge: %w", gate, e.cfg.Network, err)
+	}
+	var n policy.Network
+	for waited := time.Duration(0); ; waited += bridgePoll {
+		var err error
+		if n, err = e.eng.Network(ctx, e.cfg.Network); err != nil {
+			return policy.Network{}, policy.Policy{}, fmt.Errorf("re-reading network %q: %w", e.cfg.Network, err)
+		}
+		if n.Interface != "" || waited >= e.bridgeWait {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return policy.Network{}, policy.Policy{}, ctx.Err()
+		case <-time.After(bridgePoll):
+		}
+	}
+	if n.Interface == "" {
+		return policy.Network{}, policy.Policy{}, fmt.Errorf("network %s still has no bridge interface with container %s running on it "+
+			"(no host interface holds its gateway %s), so the firewall cannot drop packets with made-up source addresses there, "+
+			"and %s was not started. Restart the container service (`container system stop`, then `container system start`) "+
+			"and run `mage dev` again; `mage status` shows the network as the runtime reports it", e.cfg.Network, gate, n.Gateway4, e.cfg.Container)
+	}
+	p, err := e.loadFirewall(ctx, n, set)
+	return n, p, err
+}
+
+// bridgePoll is the pause between looks for the bridge in openBridge.
+const bridgePoll = 250 * time.Millisecond
+
+// clearGate removes a gate container that an earlier run left (its stop
+// failed, or the runtime did not delete it), so that the gate is always one
+// created afresh.
+func (e *env) clearGate(ctx context.Context) error {
+	gate := e.gateName()
+	st, err := e.eng.State(ctx, gate)
+	if err != nil {
+		return fmt.Errorf("reading the state of container %s: %w", gate, err)
+	}
+	if st == engine.Absent {
+		return nil
+	}
+	e.step("removing container %s, left by an earlier run", gate)
+	if st == engine.Running {
+		if err := e.eng.Stop(ctx, gate); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stopping container %s: %w", gate, err)
+		}
+	}
+	if err := e.eng.Remove(ctx, gate); err != nil && !isNotFound(err) {
+		return fmt.Errorf("removing container %s: %w", gate, err)
+	}
+	return nil
 }
 
 // leave ends this session. When it was the last one, the container is
@@ -187,11 +283,23 @@ func (e *env) stopAndLift(ctx context.Context, stopContainer bool) error {
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("cannot tell whether containers run on network %s, so the firewall stays up (run `mage reset` once the runtime answers): %w", e.cfg.Network, err)
 	}
-	if stopContainer && slices.Contains(running, e.cfg.Container) {
-		e.step("stopping container %s", e.cfg.Container)
-		if err := e.eng.Stop(ctx, e.cfg.Container); err != nil {
-			return fmt.Errorf("stopping container %s (the firewall stays up; run `mage reset -stop`): %w", e.cfg.Container, err)
+	// The agent's container first, then a gate left running.
+	ours := []string{e.gateName()}
+	if stopContainer {
+		ours = []string{e.cfg.Container, e.gateName()}
+	}
+	stopped := false
+	for _, name := range ours {
+		if !slices.Contains(running, name) {
+			continue
 		}
+		e.step("stopping container %s", name)
+		if err := e.eng.Stop(ctx, name); err != nil && !isNotFound(err) {
+			return fmt.Errorf("stopping container %s (the firewall stays up; run `mage reset -stop`): %w", name, err)
+		}
+		stopped = true
+	}
+	if stopped {
 		if running, err = e.eng.RunningOn(ctx, e.cfg.Network); err != nil && !isNotFound(err) {
 			return fmt.Errorf("cannot tell whether containers run on network %s, so the firewall stays up: %w", e.cfg.Network, err)
 		}

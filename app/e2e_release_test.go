@@ -10,6 +10,7 @@ package app
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestE2EDevOnContainer1_4_1StartsTheServiceAndRunsGuarded(t *testing.T) {
 	}
 	calls := m.calls()
 	status, start := index2(calls, "container system status --format json"), index2(calls, "container system start")
-	run, exec, stop := index2(calls, "container run"), index2(calls, "container exec"), index2(calls, "container stop")
+	run, exec, stop := slices.IndexFunc(calls, startsAgent), index2(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
 	load, release := index2(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
 	if status < 0 || start < 0 || run < 0 || exec < 0 || stop < 0 || load < 0 || release < 0 {
 		t.Fatalf("missing calls:\n%s", strings.Join(calls, "\n"))

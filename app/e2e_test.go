@@ -41,13 +41,49 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	fakebin.Main(m, map[string]func() int{
-		"pfctl":     fakepfctl.Main,
+		"pfctl":     pfctlNotingTheSpoofDrop,
 		"container": fakecontainer.Main,
 		"ifconfig":  fakecontainer.Ifconfig,
 	})
 }
 
 const helperDevEnv = "CLAUDECONTAINER_TEST_HELPER_DEV"
+
+// spoofDropNote starts the line pfctlNotingTheSpoofDrop adds to the call log.
+const spoofDropNote = "pf now holds: "
+
+// pfctlNotingTheSpoofDrop is the fake pfctl, plus one line in the call log
+// after each successful load of our anchor that leaves pf holding the rule
+// which drops made-up source addresses on the bridge ("deny-spoofed"). The
+// log then shows what pf held when each container command ran.
+func pfctlNotingTheSpoofDrop() int {
+	code := fakepfctl.Main()
+	if code != 0 || !strings.HasPrefix(strings.Join(os.Args[1:], " "), "-a com.apple/claude_firewall -f") {
+		return code
+	}
+	st, err := fakepfctl.Load(os.Getenv(fakepfctl.EnvState))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake pfctl:", err)
+		return 2
+	}
+	a := st.Anchors["com.apple/claude_firewall"]
+	if a == nil {
+		return code
+	}
+	log := os.Getenv(fakebin.LogEnv)
+	for _, r := range a.Rules {
+		if log != "" && strings.Contains(r, `label "claude-deny-spoofed"`) {
+			f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "fake pfctl:", err)
+				return 2
+			}
+			fmt.Fprintln(f, spoofDropNote+r)
+			f.Close()
+		}
+	}
+	return code
+}
 
 // mac is one fake Mac: pf with pfd holding an enable reference, as after
 // boot on macOS 26, and the container service running a given release.
@@ -118,6 +154,9 @@ func (m *mac) assertDown() {
 	if s := m.containerState(); s == engine.Running {
 		m.t.Errorf("container still running")
 	}
+	if s, err := apple.New(proc.Exec{}).State(context.Background(), "claude-alpine-gate"); err != nil || s != engine.Absent {
+		m.t.Errorf("the gate container is %s (%v), want it gone", s, err)
+	}
 	if r := m.anchorRules(); len(r) > 0 {
 		m.t.Errorf("anchor still holds %d rules", len(r))
 	}
@@ -181,7 +220,7 @@ func TestE2EDevOnAMacLoadsTheFirewallFirstAndLiftsItLast(t *testing.T) {
 				t.Fatalf("dev: %v\n%s", err, out.String())
 			}
 			calls := m.calls()
-			run, exec, stop := index2(calls, "container run"), index2(calls, "container exec"), index2(calls, "container stop")
+			run, exec, stop := slices.IndexFunc(calls, startsAgent), index2(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
 			enable, load, release := index2(calls, "pfctl -E"), index2(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
 			if run < 0 || exec < 0 || stop < 0 || enable < 0 || load < 0 || release < 0 {
 				t.Fatalf("missing calls:\n%s", strings.Join(calls, "\n"))
@@ -198,6 +237,77 @@ func TestE2EDevOnAMacLoadsTheFirewallFirstAndLiftsItLast(t *testing.T) {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("output lacks %q:\n%s", want, out.String())
 				}
+			}
+		})
+	}
+}
+
+// assertNoUnguardedStart checks, over calls, that every command that
+// starts or creates the agent's container comes after pf was loaded with the
+// rule that drops made-up sources on the bridge, and that no load or flush
+// of our anchor without it came in between. It returns how many such
+// commands there were.
+func assertNoUnguardedStart(t *testing.T, calls []string) int {
+	t.Helper()
+	guarded, starts := false, 0
+	for i, c := range calls {
+		switch {
+		case strings.HasPrefix(c, spoofDropNote):
+			guarded = true
+		case strings.HasPrefix(c, "pfctl -a com.apple/claude_firewall -f"), strings.HasPrefix(c, "pfctl -a com.apple/claude_firewall -F"):
+			guarded = false
+		case startsAgent(c):
+			starts++
+			if !guarded {
+				t.Errorf("%q (call %d) ran before pf dropped made-up sources on the bridge:\n%s", c, i, strings.Join(calls, "\n"))
+			}
+		}
+	}
+	return starts
+}
+
+// startsAgent reports whether call starts or creates the container
+// claude-alpine (the container named exactly so, not another).
+func startsAgent(call string) bool {
+	f := strings.Fields(call)
+	if len(f) < 3 || f[0] != "container" {
+		return false
+	}
+	switch f[1] {
+	case "start":
+		return f[len(f)-1] == "claude-alpine"
+	case "run", "create":
+		i := slices.Index(f, "--name")
+		return i > 0 && i+1 < len(f) && f[i+1] == "claude-alpine"
+	}
+	return false
+}
+
+func TestE2EDevDropsMadeUpSourcesBeforeTheContainerCanSendOne(t *testing.T) {
+	// Each `mage dev` here finds no container running on the network, so
+	// vmnet has not made the network's bridge yet (the fake, like macOS,
+	// adds it with the first running container). The first run creates the
+	// container, the second starts it again: code the agent planted in the
+	// container's file system runs from the moment it starts, so pf must
+	// already drop packets with made-up sources on the bridge then.
+	for _, version := range []string{"1.2.2"} {
+		t.Run(version, func(t *testing.T) {
+			m := newMac(t, version)
+			for run, want := range []string{"container run", "container start"} {
+				before := len(m.calls())
+				var out bytes.Buffer
+				if err := Dev(context.Background(), &out, ""); err != nil {
+					t.Fatalf("dev %d: %v\n%s", run+1, err, out.String())
+				}
+				calls := m.calls()[before:]
+				if n := assertNoUnguardedStart(t, calls); n != 1 {
+					t.Errorf("dev %d started the container %d times, want once:\n%s", run+1, n, strings.Join(calls, "\n"))
+				}
+				if i := slices.IndexFunc(calls, startsAgent); i < 0 || !strings.HasPrefix(calls[i], want) {
+					t.Errorf("dev %d: the container was not started with %q:\n%s", run+1, want, strings.Join(calls, "\n"))
+				}
+				m.assertCallsSafe()
+				m.assertDown()
 			}
 		})
 	}
@@ -291,6 +401,16 @@ func TestE2ETheFirstOfTwoShellsToLeaveKeepsTheFirewallUp(t *testing.T) {
 	}
 	m.assertDown()
 	m.assertCallsSafe()
+	// The second session found the container running, its bridge up: no gate.
+	gates := 0
+	for _, c := range m.calls() {
+		if strings.Contains(c, "claude-alpine-gate") && strings.HasPrefix(c, "container run") {
+			gates++
+		}
+	}
+	if gates != 1 {
+		t.Errorf("the gate was started %d times for two sessions, want once (by the first):\n%s", gates, strings.Join(m.calls(), "\n"))
+	}
 }
 
 func TestE2EAKilledSessionIsCleanedUpByTheNextRun(t *testing.T) {

@@ -29,6 +29,9 @@ type env struct {
 	// file when a fetch fails.
 	allowlist func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error)
 	pid       int
+	// bridgeWait is how long `mage dev` looks for the network's bridge after
+	// starting the container that brings it up (openBridge).
+	bridgeWait time.Duration
 }
 
 func (e *env) step(format string, args ...any) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ func (e *env) subnet(ctx context.Context) error {
 	}
 	e.step("network %s: %s; DNS only to %v", n.Name, describe(n), p.DNS)
 	if n.Interface == "" {
-		e.note("the host interface appears when the first container attaches; `mage dev` reloads the rules then")
+		e.note("the host interface appears when the first container attaches; `mage dev` brings it up with a short-lived container and loads the rules for it before its own container starts")
 	}
 	e.step("%s rules:", e.fw.Name())
 	fmt.Fprint(e.out, text)
@@ -115,8 +116,11 @@ func (e *env) reset(ctx context.Context, stop bool) error {
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("cannot tell whether containers run on network %s, so the firewall stays up: %w", e.cfg.Network, err)
 	}
-	if len(running) > 0 && !stop {
-		msg := fmt.Sprintf("refusing to lift the firewall: %s still running on network %s", strings.Join(running, ", "), e.cfg.Network)
+	// A gate container left by `mage dev` is ours and holds nothing of the
+	// user's: it is stopped without -stop.
+	others := slices.DeleteFunc(slices.Clone(running), func(name string) bool { return name == e.gateName() })
+	if len(others) > 0 && !stop {
+		msg := fmt.Sprintf("refusing to lift the firewall: %s still running on network %s", strings.Join(others, ", "), e.cfg.Network)
 		if len(live) > 0 {
 			msg += fmt.Sprintf(" (%d `mage dev` session(s) attached)", len(live))
 		}
@@ -127,6 +131,9 @@ func (e *env) reset(ctx context.Context, stop bool) error {
 		if err := e.eng.Stop(ctx, name); err != nil {
 			return fmt.Errorf("stopping container %s (the firewall stays up): %w", name, err)
 		}
+	}
+	if err := e.clearGate(ctx); err != nil {
+		return fmt.Errorf("%w (the firewall stays up)", err)
 	}
 	if err := e.sessions.SetHold(false); err != nil {
 		return err

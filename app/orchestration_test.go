@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go4.org/netipx"
 
 	"github.com/VerilyPete/claudecontainer/config"
@@ -38,6 +39,8 @@ type world struct {
 	network   policy.Network
 	afterRun  policy.Network // the network as seen once a container runs
 	otherRuns []string       // other containers running on the network
+	gate      engine.State   // the gate container's; "" is absent
+	gateSpec  engine.RunSpec // what the gate was created with
 }
 
 func (w *world) call(name string) error {
@@ -97,7 +100,7 @@ func (m memEngine) Network(context.Context, string) (policy.Network, error) {
 	}
 	m.w.mu.Lock()
 	defer m.w.mu.Unlock()
-	if m.w.state == engine.Running && m.w.afterRun.IPv4.IsValid() {
+	if (m.w.state == engine.Running || m.w.gate == engine.Running) && m.w.afterRun.IPv4.IsValid() {
 		return m.w.afterRun, nil
 	}
 	return m.w.network, nil
@@ -105,7 +108,21 @@ func (m memEngine) Network(context.Context, string) (policy.Network, error) {
 func (m memEngine) CreateNetwork(context.Context, string, netip.Prefix) error {
 	return m.w.call("CreateNetwork")
 }
-func (m memEngine) State(context.Context, string) (engine.State, error) {
+
+// gateName is the name dev gives the gate container with the default
+// settings; the in-memory engine logs its calls as "gate.<call>".
+const gateName = "claude-alpine-gate"
+
+func (m memEngine) State(_ context.Context, name string) (engine.State, error) {
+	if name == gateName {
+		err := m.w.call("gate.State")
+		m.w.mu.Lock()
+		defer m.w.mu.Unlock()
+		if m.w.gate == "" {
+			return engine.Absent, err
+		}
+		return m.w.gate, err
+	}
 	err := m.w.call("State")
 	m.w.mu.Lock()
 	defer m.w.mu.Unlock()
@@ -119,22 +136,49 @@ func (m memEngine) RunningOn(context.Context, string) ([]string, error) {
 	if m.w.state == engine.Running {
 		out = append(out, "claude-alpine")
 	}
+	if m.w.gate == engine.Running {
+		out = append(out, gateName)
+	}
 	return out, err
 }
-func (m memEngine) set(s engine.State, call string) error {
+
+// set records call on the container name and moves it to state s.
+func (m memEngine) set(name string, s engine.State, call string) error {
+	if name == gateName {
+		call = "gate." + call
+	}
 	if err := m.w.call(call); err != nil {
 		return err
 	}
 	m.w.mu.Lock()
-	m.w.state = s
-	m.w.mu.Unlock()
+	defer m.w.mu.Unlock()
+	if name != gateName {
+		m.w.state = s
+		return nil
+	}
+	if s == engine.Stopped && m.w.gateSpec.AutoRemove {
+		s = "" // --rm: deleted when it stops
+	}
+	m.w.gate = s
 	return nil
 }
-func (m memEngine) Create(context.Context, engine.RunSpec) error {
-	return m.set(engine.Running, "Create")
+func (m memEngine) Create(_ context.Context, r engine.RunSpec) error {
+	if r.Name == gateName {
+		m.w.mu.Lock()
+		m.w.gateSpec = r
+		m.w.mu.Unlock()
+	}
+	return m.set(r.Name, engine.Running, "Create")
 }
-func (m memEngine) Start(context.Context, string) error { return m.set(engine.Running, "Start") }
-func (m memEngine) Stop(context.Context, string) error  { return m.set(engine.Stopped, "Stop") }
+func (m memEngine) Start(_ context.Context, name string) error {
+	return m.set(name, engine.Running, "Start")
+}
+func (m memEngine) Stop(_ context.Context, name string) error {
+	return m.set(name, engine.Stopped, "Stop")
+}
+func (m memEngine) Remove(_ context.Context, name string) error {
+	return m.set(name, "", "Remove")
+}
 func (m memEngine) Exec(context.Context, string, ...string) error {
 	if err := m.w.call("Exec"); err != nil {
 		return err
@@ -145,9 +189,21 @@ func (m memEngine) Exec(context.Context, string, ...string) error {
 	return nil
 }
 
+// testNet is a network whose bridge interface is known before any container
+// runs, as podman and docker report it, and as on macOS once some container
+// runs on the network.
 var testNet = policy.Network{
 	Name: "claude", IPv4: netip.MustParsePrefix("192.168.218.0/24"), Gateway4: netip.MustParseAddr("192.168.218.1"),
+	Interface: "podman1",
 }
+
+// vmnetNet is testNet as macOS reports it while no container runs on it:
+// vmnet has not made its bridge yet. vmnetBridged is the same once one runs.
+var vmnetNet, vmnetBridged = func() (policy.Network, policy.Network) {
+	n, b := testNet, testNet
+	n.Interface, b.Interface = "", "bridge101"
+	return n, b
+}()
 
 func newTestEnv(t *testing.T, w *world, pid int) (*env, *bytes.Buffer) {
 	t.Helper()
@@ -329,7 +385,7 @@ func TestAKilledSessionIsCleanedUpByTheNextRun(t *testing.T) {
 }
 
 func TestAFailureAtAnyStepLeavesNothingRunningUnfirewalled(t *testing.T) {
-	steps := []string{"EnsureRunning", "ImageExists", "Network", "allowlist", "fw.Up ", "State", "Create", "Exec"}
+	steps := []string{"EnsureRunning", "ImageExists", "Network", "allowlist", "fw.Up podman1", "State", "Create", "Exec"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			w := &world{network: testNet, state: engine.Absent, image: true, fail: map[string]error{step: errors.New("injected")}}
@@ -377,20 +433,108 @@ func TestAStopThatFailsKeepsTheFirewallUp(t *testing.T) {
 	}
 }
 
-func TestDevReloadsTheRulesWhenTheBridgeAppears(t *testing.T) {
-	after := testNet
-	after.Interface = "bridge101"
-	w := &world{network: testNet, afterRun: after, state: engine.Absent, image: true}
-	e, _ := newTestEnv(t, w, 5001)
-	if err := e.dev(context.Background()); err != nil {
-		t.Fatal(err)
+func TestDevLoadsTheBridgeRulesBeforeTheContainerCanSend(t *testing.T) {
+	// On macOS the bridge appears with the first container on the network;
+	// until pf knows it, made-up source addresses pass. The agent's container
+	// must start only after the rules name the bridge.
+	for _, st := range []engine.State{engine.Absent, engine.Stopped} {
+		t.Run(string(st), func(t *testing.T) {
+			w := &world{network: vmnetNet, afterRun: vmnetBridged, state: st, image: true}
+			e, out := newTestEnv(t, w, 5001)
+			if err := e.dev(context.Background()); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			calls := w.calls()
+			start := index(calls, "Create")
+			if st == engine.Stopped {
+				start = index(calls, "Start")
+			}
+			gate, bridged, gateStop, exec := index(calls, "gate.Create"), index(calls, "fw.Up bridge101"), index(calls, "gate.Stop"), index(calls, "Exec")
+			if gate < 0 || bridged < 0 || start < 0 || gateStop < 0 || exec < 0 {
+				t.Fatalf("missing calls: %q", calls)
+			}
+			if !(index(calls, "fw.Up ") < gate && gate < bridged && bridged < start && start < gateStop && gateStop < exec) {
+				t.Errorf("want firewall up < gate created < rules for the bridge < container started < gate stopped < shell: %q", calls)
+			}
+			want := engine.RunSpec{Name: gateName, Image: e.cfg.Image, Network: e.cfg.Network, AutoRemove: true}
+			if d := cmp.Diff(want, w.gateSpec); d != "" {
+				t.Errorf("gate created otherwise than fresh, without volumes or environment, deleted when stopped (-want +got):\n%s", d)
+			}
+			if w.gate != "" || w.fwUp || w.state != engine.Stopped {
+				t.Errorf("after dev: gate %q, firewall up %v, container %s", w.gate, w.fwUp, w.state)
+			}
+		})
+	}
+}
+
+func TestDevStartsNoGateWhenTheBridgeIsKnownOrTheContainerRuns(t *testing.T) {
+	for name, w := range map[string]*world{
+		"interface known up front": {network: testNet, state: engine.Stopped, image: true},
+		"container running":        {network: vmnetBridged, state: engine.Running, image: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, out := newTestEnv(t, w, 5101)
+			if err := e.dev(context.Background()); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			for _, c := range w.calls() {
+				if strings.HasPrefix(c, "gate.") {
+					t.Errorf("the gate was touched: %q", w.calls())
+					break
+				}
+			}
+		})
+	}
+}
+
+func TestDevFailsClosedWhenTheBridgeNeverAppears(t *testing.T) {
+	w := &world{network: vmnetNet, state: engine.Stopped, image: true} // no afterRun: no bridge, ever
+	e, out := newTestEnv(t, w, 5201)
+	err := e.dev(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no bridge interface") || !strings.Contains(err.Error(), "container system stop") {
+		t.Fatalf("err = %v, want one that says the bridge is missing and what to do\n%s", err, out)
 	}
 	calls := w.calls()
-	if !slices.Contains(calls, "fw.Up bridge101") {
-		t.Errorf("rules not reloaded for the bridge: %q", calls)
+	if index(calls, "Start") >= 0 || index(calls, "Create") >= 0 || index(calls, "Exec") >= 0 {
+		t.Errorf("the container was started without the bridge rules: %q", calls)
 	}
-	if index(calls, "fw.Up bridge101") > index(calls, "Exec") {
-		t.Errorf("rules reloaded after the shell started: %q", calls)
+	if w.gate != "" || w.fwUp {
+		t.Errorf("after the failure: gate %q, firewall up %v; want both gone: %q", w.gate, w.fwUp, calls)
+	}
+}
+
+func TestAGateThatWillNotStopKeepsTheFirewallUpUntilReset(t *testing.T) {
+	w := &world{network: vmnetNet, afterRun: vmnetBridged, state: engine.Absent, image: true,
+		fail: map[string]error{"gate.Stop": errors.New("injected")}}
+	e, out := newTestEnv(t, w, 5301)
+	err := e.dev(context.Background())
+	if err == nil || !strings.Contains(err.Error(), gateName) || !strings.Contains(err.Error(), "mage reset") {
+		t.Fatalf("err = %v, want one naming the gate and `mage reset`\n%s", err, out)
+	}
+	if index(w.calls(), "Exec") >= 0 {
+		t.Errorf("the shell started although the gate could not be stopped: %q", w.calls())
+	}
+	if w.gate != engine.Running || !w.fwUp {
+		t.Fatalf("gate %q, firewall up %v: want the firewall up while the gate runs", w.gate, w.fwUp)
+	}
+	delete(w.fail, "gate.Stop")
+	if err := e.reset(context.Background(), false); err != nil {
+		t.Fatalf("reset without -stop: %v (the gate holds nothing of the user's)", err)
+	}
+	if w.gate != "" || w.fwUp {
+		t.Errorf("after reset: gate %q, firewall up %v", w.gate, w.fwUp)
+	}
+}
+
+func TestAGateLeftBehindIsReplacedByAFreshOne(t *testing.T) {
+	w := &world{network: vmnetNet, afterRun: vmnetBridged, state: engine.Stopped, image: true, gate: engine.Stopped}
+	e, out := newTestEnv(t, w, 5401)
+	if err := e.dev(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	calls := w.calls()
+	if r, c := index(calls, "gate.Remove"), index(calls, "gate.Create"); r < 0 || c < r {
+		t.Errorf("the old gate was not removed before a new one was created: %q", calls)
 	}
 }
 
@@ -437,7 +581,7 @@ func TestUpHoldsTheFirewallAcrossDevSessions(t *testing.T) {
 }
 
 func TestAFailedUpLeavesNothingLoaded(t *testing.T) {
-	w := &world{network: testNet, fail: map[string]error{"fw.Up ": errors.New("injected")}}
+	w := &world{network: testNet, fail: map[string]error{"fw.Up podman1": errors.New("injected")}}
 	e, _ := newTestEnv(t, w, 7101)
 	if err := e.up(context.Background()); err == nil {
 		t.Fatal("up succeeded")

@@ -44,7 +44,7 @@ func newEnv(out io.Writer) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{cfg: cfg, out: out, fw: fw, eng: eng, sessions: sessions, pid: os.Getpid()}
+	e := &env{cfg: cfg, out: out, fw: fw, eng: eng, sessions: sessions, pid: os.Getpid(), bridgeWait: 3 * time.Second}
 	e.allowlist = func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error) {
 		return allowlistFor(ctx, cfg, out, maxAge)
 	}

@@ -49,6 +49,9 @@ type Engine interface {
 	// Exec runs an interactive command in the container on this terminal.
 	Exec(ctx context.Context, name string, argv ...string) error
 	Stop(ctx context.Context, name string) error
+	// Remove deletes a stopped container; the error wraps ErrNotFound when
+	// there is none.
+	Remove(ctx context.Context, name string) error
 }
 
 // BuildSpec is an image build.
@@ -69,6 +72,8 @@ type RunSpec struct {
 	Memory  string
 	CPUs    int
 	Env     map[string]string
+	// AutoRemove has the runtime delete the container when it stops (--rm).
+	AutoRemove bool
 }
 
 // Volume mounts a named volume (Source without a slash) or a host directory

@@ -161,6 +161,9 @@ func runArgs(r engine.RunSpec) (args []string, err error) {
 		return nil, fmt.Errorf("container %s: %w", r.Name, err)
 	}
 	args = []string{"run", "-d", "--name", r.Name}
+	if r.AutoRemove {
+		args = append(args, "--rm")
+	}
 	switch {
 	case r.Network == "":
 	case !networkName.MatchString(r.Network):
@@ -262,6 +265,23 @@ func (e *Engine) Stop(ctx context.Context, name string) error {
 		return nil
 	}
 	return fmt.Errorf("stopping container %s: %w", name, err)
+}
+
+// Remove deletes a stopped container (`container delete NAME`); the error
+// wraps engine.ErrNotFound when there is none, as when a container created
+// with --rm was deleted by the runtime meanwhile.
+func (e *Engine) Remove(ctx context.Context, name string) error {
+	if !containerName.MatchString(name) {
+		return fmt.Errorf("removing container %q: not a valid container name", name)
+	}
+	_, err := e.run(ctx, "delete", name)
+	if err == nil {
+		return nil
+	}
+	if st, serr := e.State(ctx, name); serr == nil && st == engine.Absent {
+		return fmt.Errorf("removing container %s: %w", name, engine.ErrNotFound)
+	}
+	return fmt.Errorf("removing container %s: %w", name, err)
 }
 
 // Exec runs argv in the running container on this terminal (`container

@@ -260,6 +260,9 @@ func runArgs(r engine.RunSpec, rootless bool) ([]string, error) {
 		return nil, err
 	}
 	args := []string{"run", "-d", "--name", r.Name, "--network", r.Network}
+	if r.AutoRemove {
+		args = append(args, "--rm")
+	}
 	for _, a := range r.DNS {
 		if !a.IsValid() || a.Zone() != "" {
 			return nil, fmt.Errorf("DNS server %v is not a plain IP address", a)
@@ -328,6 +331,11 @@ func (e *Engine) Start(ctx context.Context, name string) error {
 // StopTimeout seconds after the stop signal.
 func (e *Engine) Stop(ctx context.Context, name string) error {
 	return e.lifecycle(ctx, name, "stop", "-t", strconv.Itoa(StopTimeout))
+}
+
+// Remove deletes a stopped container.
+func (e *Engine) Remove(ctx context.Context, name string) error {
+	return e.lifecycle(ctx, name, "rm")
 }
 
 func (e *Engine) lifecycle(ctx context.Context, name string, args ...string) error {

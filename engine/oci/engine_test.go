@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -315,6 +316,42 @@ func TestContainerLifecycleFromAbsentToRunningToStopped(t *testing.T) {
 			}
 			if vs := world(t, dir).Volumes; !cmp.Equal(vs, []string{"alpine-home", "claude-history"}) {
 				t.Errorf("named volumes after Create = %q", vs)
+			}
+		})
+	}
+}
+
+func TestAContainerCreatedWithAutoRemoveIsGoneOnceStoppedAndRemoveDeletesAStoppedOne(t *testing.T) {
+	for _, program := range programs {
+		t.Run(program, func(t *testing.T) {
+			e, calls, _ := setup(t, program, fakeoci.World{Networks: []fakeoci.Network{claudeNet}, Images: []string{"claudepine:latest"}})
+			ctx := context.Background()
+			if err := e.Create(ctx, engine.RunSpec{Name: "gate", Image: "claudepine:latest", Network: "claude", AutoRemove: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Stop(ctx, "gate"); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := e.State(ctx, "gate"); err != nil || st != engine.Absent {
+				t.Errorf("after Stop: State = %q, %v; want absent (--rm)", st, err)
+			}
+			if !slices.ContainsFunc(calls(), func(c string) bool { return strings.HasPrefix(c, program+" run -d --name gate --network claude --rm ") }) {
+				t.Errorf("no run with --rm: %q", calls())
+			}
+			if err := e.Create(ctx, engine.RunSpec{Name: "kept", Image: "claudepine:latest", Network: "claude"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Stop(ctx, "kept"); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Remove(ctx, "kept"); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := e.State(ctx, "kept"); err != nil || st != engine.Absent {
+				t.Errorf("after Remove: State = %q, %v; want absent", st, err)
+			}
+			if err := e.Remove(ctx, "kept"); !errors.Is(err, engine.ErrNotFound) {
+				t.Errorf("Remove of a missing container: %v; want engine.ErrNotFound", err)
 			}
 		})
 	}

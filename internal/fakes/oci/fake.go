@@ -880,7 +880,7 @@ func (f *fake) run(w *World, args []string) int {
 		// terminal and an open standard input it exits at once.
 		state = "exited"
 	}
-	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: args}
+	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: args, Remove: p.has("rm")}
 	w.Containers = append(w.Containers, c)
 	fmt.Fprintln(f.stdout, c.ID)
 	return 0
@@ -935,6 +935,10 @@ func (f *fake) stop(w *World, args []string) int {
 		}
 		if c.State == "running" || c.State == "paused" {
 			c.State = "exited"
+		}
+		if c.Remove {
+			gone := c.Name
+			w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == gone })
 		}
 		fmt.Fprintln(f.stdout, name)
 	}

@@ -115,6 +115,8 @@ type Container struct {
 	Networks []string `json:"networks,omitempty"`
 	// Args are the arguments of the `run` that created it.
 	Args []string `json:"args,omitempty"`
+	// Remove is set by `run --rm`: stopping the container deletes it.
+	Remove bool `json:"remove,omitempty"`
 }
 
 const stateFile = "state.json"
