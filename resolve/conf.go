@@ -46,7 +46,9 @@ func FromResolvConf(path string) (*Resolver, error) {
 		MaxCNAME: DefaultMaxCNAME,
 	}
 	if hasOption(data, "timeout:") {
-		r.Timeout = min(time.Duration(cc.Timeout)*time.Second, maxTimeout)
+		// Capped before the multiplication, which a large number would
+		// overflow (resolv.conf's parser takes timeout:99999999999 as is).
+		r.Timeout = time.Duration(min(cc.Timeout, int(maxTimeout/time.Second))) * time.Second
 	}
 	for _, s := range cc.Servers {
 		addr, err := netip.ParseAddr(s)
