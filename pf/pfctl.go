@@ -32,6 +32,16 @@ import (
 // anchor "com.apple/*": our rules are loaded but never consulted.
 var ErrAnchorPointMissing = errors.New(`pf's main ruleset does not evaluate anchor "com.apple/*"`)
 
+// ErrRedirectAnchorPointMissing means pf's main ruleset no longer evaluates
+// rdr-anchor "com.apple/*": the DNS filter's redirect is loaded but never
+// consulted, and the containers' DNS queries are refused.
+var ErrRedirectAnchorPointMissing = errors.New(`pf's main ruleset does not evaluate rdr-anchor "com.apple/*"`)
+
+// anchorPointFix says how to restore Apple's anchor points and the NAT of
+// the container network.
+const anchorPointFix = "Repair it with `sudo pfctl -f /etc/pf.conf`, then restart the container system service " +
+	"(`container system stop`, `container system start`) so that it reinstalls its NAT, and try again"
+
 // Config is what the pf backend needs besides the policy.
 type Config struct {
 	// Anchor is the anchor name below com.apple (config.Config.Anchor).
@@ -115,6 +125,10 @@ func (f *Firewall) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) e
 		rec = &record{Anchor: anchor}
 	}
 	rec.Table, rec.Network4, rec.Interface = p.Table, p.Network.IPv4.String(), p.Network.Interface
+	rec.DNSFilterPort = 0
+	if p.Filter != nil {
+		rec.DNSFilterPort = p.Filter.Port
+	}
 	rec.Network6 = ""
 	if p.Network.IPv6.IsValid() {
 		rec.Network6 = p.Network.IPv6.String()
@@ -137,7 +151,7 @@ func (f *Firewall) Up(ctx context.Context, p policy.Policy, set *netipx.IPSet) e
 	if err := f.replaceTable(ctx, rec, tbl); err != nil {
 		return err
 	}
-	return f.verify(ctx, rec, labels(text))
+	return f.verify(ctx, rec, labels(text), translations(text, p.Network.Interface))
 }
 
 // holdReference makes sure rec lists at least one live enable reference,
@@ -360,8 +374,9 @@ func (f *Firewall) ourRules(ctx context.Context, anchor string) (int, error) {
 	return strings.Count(string(res.Stdout), `label "`+LabelPrefix), nil
 }
 
-// verify checks that what Up loaded is live.
-func (f *Firewall) verify(ctx context.Context, rec *record, want []string) error {
+// verify checks that what Up loaded is live: the filter rules labelled want
+// and the translation rules that begin with wantNAT.
+func (f *Firewall) verify(ctx context.Context, rec *record, want, wantNAT []string) error {
 	enabled, _, err := f.info(ctx)
 	if err != nil {
 		return err
@@ -385,16 +400,37 @@ func (f *Firewall) verify(ctx context.Context, rec *record, want []string) error
 			return fmt.Errorf("the pf anchor %s does not show the rule labelled %q after loading; pf holds:\n%s", rec.Anchor, l, res.Stdout)
 		}
 	}
+	if len(wantNAT) > 0 {
+		res, err := f.pfctl(ctx, nil, "-a", rec.Anchor, "-s", "nat")
+		if err != nil {
+			return fmt.Errorf("reading back the translation rules of the pf anchor %s: %w", rec.Anchor, err)
+		}
+		for _, w := range wantNAT {
+			if !bytes.Contains(res.Stdout, []byte("\n"+w)) && !bytes.HasPrefix(res.Stdout, []byte(w)) {
+				return fmt.Errorf("the pf anchor %s does not show the translation rule %q after loading; pf holds:\n%s", rec.Anchor, w+"...", res.Stdout)
+			}
+		}
+	}
 	ok, err := f.anchorPoint(ctx)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return fmt.Errorf("%w: a program loaded its own main ruleset without Apple's anchors (with `pfctl -f <file>` or `pfctl -F all`), "+
-			"so the rules in %s are loaded but never evaluated and the containers would not be filtered. "+
-			"Repair it with `sudo pfctl -f /etc/pf.conf`, then restart the container system service "+
-			"(`container system stop`, `container system start`) so that it reinstalls its NAT, and try again",
+			"so the rules in %s are loaded but never evaluated and the containers would not be filtered. "+anchorPointFix,
 			ErrAnchorPointMissing, rec.Anchor)
+	}
+	if rec.DNSFilterPort == 0 {
+		return nil
+	}
+	ok, err = f.redirectAnchorPoint(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: a program loaded its own main ruleset without Apple's anchors (with `pfctl -f <file>` or `pfctl -F all`), "+
+			"so the DNS filter's redirect in %s is loaded but never evaluated and the containers' DNS queries would be refused. "+anchorPointFix,
+			ErrRedirectAnchorPointMissing, rec.Anchor)
 	}
 	return nil
 }
@@ -463,6 +499,44 @@ func (f *Firewall) anchorPoint(ctx context.Context) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// redirectAnchorPoint reports whether the main ruleset evaluates
+// rdr-anchor "com.apple/*", which `pfctl -s nat` lists with the other
+// translation rules (`pfctl -s rules` shows none of them).
+func (f *Firewall) redirectAnchorPoint(ctx context.Context) (bool, error) {
+	res, err := f.pfctl(ctx, nil, "-s", "nat")
+	if err != nil {
+		return false, fmt.Errorf("reading the translation rules of pf's main ruleset: %w", err)
+	}
+	for _, line := range strings.Split(string(res.Stdout), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), `rdr-anchor "`+Parent+`/*"`) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// translations returns how each translation rule of an anchor text begins
+// once pfctl has loaded it, for each protocol it expands to: "rdr pass on
+// bridge100 inet proto tcp from ", with the bridge macro ifname expanded.
+func translations(text, ifname string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "rdr ") && !strings.HasPrefix(line, "no rdr ") {
+			continue
+		}
+		head, rest, ok := strings.Cut(line, " proto { ")
+		if !ok {
+			continue
+		}
+		head = strings.Replace(head, "$ctr_if", ifname, 1)
+		protos, _, _ := strings.Cut(rest, " }")
+		for _, p := range strings.Fields(protos) {
+			out = append(out, head+" proto "+p+" from ")
+		}
+	}
+	return out
 }
 
 func holds(rec *record, live map[string]bool) bool {
@@ -537,6 +611,28 @@ func (f *Firewall) Status(ctx context.Context) []firewall.Check {
 		add(`main ruleset evaluates "com.apple/*"`, ok, "pfctl -sr",
 			"a program replaced pf's main ruleset, so our anchor is not evaluated: run `sudo pfctl -f /etc/pf.conf`, "+
 				"then `container system stop` and `container system start`, then `mage up`")
+	}
+
+	if rec != nil && rec.DNSFilterPort != 0 {
+		if ok, err := f.redirectAnchorPoint(ctx); err != nil {
+			add(`main ruleset evaluates rdr-anchor "com.apple/*"`, false, err.Error(), "check `sudo pfctl -s nat`")
+		} else {
+			add(`main ruleset evaluates rdr-anchor "com.apple/*"`, ok, "pfctl -s nat",
+				"a program replaced pf's main ruleset, so the DNS filter's redirect is not evaluated and the containers' DNS is refused: "+
+					"run `sudo pfctl -f /etc/pf.conf`, then `container system stop` and `container system start`, then `mage up`")
+		}
+		res, err := f.pfctl(ctx, nil, "-a", rec.Anchor, "-s", "nat")
+		n := 0
+		for _, line := range strings.Split(string(res.Stdout), "\n") {
+			if strings.HasPrefix(line, "rdr pass ") && strings.HasSuffix(line, fmt.Sprintf(" port %d", rec.DNSFilterPort)) {
+				n++
+			}
+		}
+		detail := fmt.Sprintf("%d rules in %s redirect DNS to the filter on loopback port %d", n, rec.Anchor, rec.DNSFilterPort)
+		if err != nil {
+			detail = err.Error()
+		}
+		add("DNS filter redirect loaded", err == nil && n > 0, detail, upFix)
 	}
 
 	if rec != nil {
@@ -616,7 +712,13 @@ func (e *pfctlError) Unwrap() error { return e.err }
 
 // pfctl runs pfctl with root rights.
 func (f *Firewall) pfctl(ctx context.Context, stdin []byte, args ...string) (proc.Result, error) {
-	res, err := f.run.Run(ctx, proc.Cmd{Name: "pfctl", Args: args, Stdin: stdin, Privileged: true})
+	return runPfctl(ctx, f.run, stdin, args...)
+}
+
+// runPfctl runs pfctl through r with root rights (directly when this process
+// is root). A failure is a *pfctlError.
+func runPfctl(ctx context.Context, r proc.Runner, stdin []byte, args ...string) (proc.Result, error) {
+	res, err := r.Run(ctx, proc.Cmd{Name: "pfctl", Args: args, Stdin: stdin, Privileged: true})
 	if err != nil {
 		return res, &pfctlError{args: args, stderr: clean(res.Stderr), err: err}
 	}

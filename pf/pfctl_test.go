@@ -115,6 +115,9 @@ func (r *rig) assertDown() {
 	if diff := cmp.Diff(fakepfctl.StockMain, st.Main); diff != "" {
 		r.t.Errorf("the main ruleset changed:\n%s", diff)
 	}
+	if diff := cmp.Diff(fakepfctl.StockMainNAT, st.MainNAT); diff != "" {
+		r.t.Errorf("the main ruleset's translation rules changed:\n%s", diff)
+	}
 	entries, _ := os.ReadDir(r.stateDir)
 	for _, e := range entries {
 		if e.Name() != lockFile {
@@ -477,10 +480,16 @@ func TestDownTreatsAVanishedTokenAsReleased(t *testing.T) {
 // Up makes, one at a time, and checks that Down then leaves the Mac as it
 // was: our anchor gone, our reference released, pfd's untouched.
 func TestAFailureAtEachStepOfUpLeavesAStateDownRepairs(t *testing.T) {
+	for name, p := range map[string]policy.Policy{"": policytest.DualStack(), "dns-filter/": withFilter(policytest.DualStack())} {
+		failEachStepOfUp(t, name, p)
+	}
+}
+
+func failEachStepOfUp(t *testing.T, name string, p policy.Policy) {
 	// The steps are the calls of a successful Up, so that a step added to Up
 	// is failed here too.
 	ref := newRig(t)
-	if err := ref.fw.Up(context.Background(), policytest.DualStack(), policytest.Allowlist()); err != nil {
+	if err := ref.fw.Up(context.Background(), p, policytest.Allowlist()); err != nil {
 		t.Fatal(err)
 	}
 	var steps []string
@@ -492,11 +501,11 @@ func TestAFailureAtEachStepOfUpLeavesAStateDownRepairs(t *testing.T) {
 		t.Fatalf("a successful Up made only these calls: %q", ref.calls())
 	}
 	for _, fail := range steps {
-		t.Run(fail, func(t *testing.T) {
+		t.Run(name+fail, func(t *testing.T) {
 			r := newRig(t)
 			ctx := context.Background()
 			t.Setenv(fakepfctl.EnvFail, fail)
-			err := r.fw.Up(ctx, policytest.DualStack(), policytest.Allowlist())
+			err := r.fw.Up(ctx, p, policytest.Allowlist())
 			if err == nil {
 				t.Fatal("Up succeeded")
 			}
@@ -564,6 +573,162 @@ func TestUpRefusesWhenTheMainRulesetNoLongerEvaluatesComApple(t *testing.T) {
 	if st := r.kernelState(); st.HasToken(r.pfd) == false || len(st.Refs) != 1 || st.Anchors[anchorPath] != nil {
 		t.Errorf("kernel after Down: %+v", st)
 	}
+}
+
+func TestUpWithTheDNSFilterLoadsAndChecksTheRedirect(t *testing.T) {
+	r := newRig(t)
+	p := withFilter(policytest.DualStack())
+	ctx := context.Background()
+	if err := r.fw.Up(ctx, p, policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"pfctl -a " + anchorPath + " -f -",
+		"pfctl -E",
+		"pfctl -a " + anchorPath + " -t allowed_destinations -T replace -f " + filepath.Join(r.stateDir, "pf.table"),
+		"pfctl -s info",
+		"pfctl -s References",
+		"pfctl -a " + anchorPath + " -s rules",
+		"pfctl -a " + anchorPath + " -s nat",
+		"pfctl -s rules",
+		"pfctl -s nat",
+	}
+	if diff := cmp.Diff(want, r.calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	a := r.kernelState().Anchors[anchorPath]
+	wantNAT := []string{
+		"no rdr on bridge100 inet proto tcp from 192.168.64.1 to any port = 53",
+		"no rdr on bridge100 inet proto tcp from 192.168.64.0 to any port = 53",
+		"no rdr on bridge100 inet proto tcp from 192.168.64.255 to any port = 53",
+		"no rdr on bridge100 inet proto udp from 192.168.64.1 to any port = 53",
+		"no rdr on bridge100 inet proto udp from 192.168.64.0 to any port = 53",
+		"no rdr on bridge100 inet proto udp from 192.168.64.255 to any port = 53",
+		"rdr pass on bridge100 inet proto tcp from 192.168.64.0/24 to any port = 53 -> 127.0.0.1 port 5380",
+		"rdr pass on bridge100 inet proto udp from 192.168.64.0/24 to any port = 53 -> 127.0.0.1 port 5380",
+		"rdr pass on bridge100 inet6 proto tcp from fd5e:9a3b:1c2d:4e5f::/64 to any port = 53 -> ::1 port 5380",
+		"rdr pass on bridge100 inet6 proto udp from fd5e:9a3b:1c2d:4e5f::/64 to any port = 53 -> ::1 port 5380",
+	}
+	if diff := cmp.Diff(wantNAT, a.NAT); diff != "" {
+		t.Errorf("translation rules (-want +got):\n%s", diff)
+	}
+	if tbl, ok := a.Tables["allowed_destinations_dns"]; !ok || len(tbl) != 0 {
+		t.Errorf("the opened table: %q, %v", tbl, ok)
+	}
+	if rec, _ := r.fw.load(); rec.DNSFilterPort != filterPort {
+		t.Errorf("record: %+v", rec)
+	}
+	var whats []string
+	for _, c := range r.fw.Status(ctx) {
+		whats = append(whats, c.What)
+		if !c.OK || c.Fix != "" || c.Detail == "" {
+			t.Errorf("%+v", c)
+		}
+	}
+	wantChecks := []string{"pf state recorded", "pf enabled", "pf enable reference held", "anchor loaded",
+		`main ruleset evaluates "com.apple/*"`, `main ruleset evaluates rdr-anchor "com.apple/*"`, "DNS filter redirect loaded",
+		"allowlist table", "IPv6 from the containers filtered"}
+	if diff := cmp.Diff(wantChecks, whats); diff != "" {
+		t.Errorf("checks (-want +got):\n%s", diff)
+	}
+	// Without the filter, the same Up drops the redirect and forgets it.
+	if err := r.fw.Up(ctx, policytest.DualStack(), policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	if a := r.kernelState().Anchors[anchorPath]; len(a.NAT) != 0 {
+		t.Errorf("translation rules left: %q", a.NAT)
+	}
+	if rec, _ := r.fw.load(); rec.DNSFilterPort != 0 {
+		t.Errorf("record: %+v", rec)
+	}
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.assertDown()
+}
+
+func TestEveryExamplePolicyLoadsAndVerifiesWithTheDNSFilter(t *testing.T) {
+	for name, p := range policytest.Policies() {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t)
+			if err := r.fw.Up(context.Background(), withFilter(p), policytest.Allowlist()); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(r.kernelState().Anchors[anchorPath].NAT); n < 2 {
+				t.Errorf("%d translation rules loaded", n)
+			}
+			if err := r.fw.Down(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.assertDown()
+		})
+	}
+}
+
+func TestUpWithTheDNSFilterRefusesWhenTheMainRulesetNoLongerEvaluatesRdrAnchor(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	// Someone loaded a main ruleset of their own that keeps Apple's filter
+	// anchor point but not the translation one.
+	r.other("anchor \"com.apple/*\"\n", "-f", "-")
+	if err := r.fw.Up(ctx, policytest.DualStack(), policytest.Allowlist()); err != nil {
+		t.Fatalf("without the DNS filter the redirect's anchor point is not needed: %v", err)
+	}
+	err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist())
+	if !errors.Is(err, ErrRedirectAnchorPointMissing) {
+		t.Fatalf("Up: %v", err)
+	}
+	for _, s := range []string{"sudo pfctl -f /etc/pf.conf", "container system stop", anchorPath, "DNS"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("the error does not mention %q: %v", s, err)
+		}
+	}
+	found := false
+	for _, c := range r.fw.Status(ctx) {
+		if c.What == `main ruleset evaluates rdr-anchor "com.apple/*"` {
+			found = true
+			if c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
+				t.Errorf("status: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Error("status does not check the redirect's anchor point")
+	}
+	// The repair the error names brings it back.
+	r.other("nat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
+	if err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpWithTheDNSFilterNoticesARedirectThatDidNotLoad(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	// Another program flushes the anchor's translation rules between the
+	// load and the check.
+	r.runner.after = func(c proc.Cmd) {
+		if slices.Equal(c.Args, []string{"-a", anchorPath, "-s", "rules"}) {
+			r.other("", "-a", anchorPath, "-F", "nat")
+		}
+	}
+	err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist())
+	if err == nil || !strings.Contains(err.Error(), "translation rule") {
+		t.Fatalf("Up: %v", err)
+	}
+	r.runner.after = nil
+	for _, c := range r.fw.Status(ctx) {
+		if c.What == "DNS filter redirect loaded" && c.OK {
+			t.Errorf("status: %+v", c)
+		}
+	}
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.assertDown()
 }
 
 func TestStatusWhenAllIsWell(t *testing.T) {

@@ -38,6 +38,9 @@ type record struct {
 	Network6 string `json:"network6,omitempty"`
 	// Interface is the bridge the IPv6 rules were scoped to, if known.
 	Interface string `json:"interface,omitempty"`
+	// DNSFilterPort is the loopback port the anchor redirects the
+	// containers' DNS to; 0 when it has no DNS filter.
+	DNSFilterPort uint16 `json:"dns_filter_port,omitempty"`
 	// Tokens are the pf enable references we hold, as pfctl -E printed them.
 	Tokens []heldToken `json:"tokens"`
 	// Updated is when the record was last written.

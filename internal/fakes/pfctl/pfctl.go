@@ -12,11 +12,15 @@
 //     "pf disabled" at zero, "pfctl: pf: token invalid" for an unknown token,
 //     "pfctl: pf not enabled" when pf is off; -d stops pf and drops every
 //     reference, whoever holds it; -e fails when pf is already on;
-//   - -s References, -s info, -s rules (-sr), -s Anchors, -s Tables print the
-//     documented formats on stdout;
+//   - -s References, -s info, -s rules (-sr), -s nat (-sn), -s Anchors,
+//     -s Tables print the documented formats on stdout (-s nat as captured on
+//     macOS 26: `rdr-anchor "com.apple/*" all`, `rdr pass on lo0 inet proto
+//     tcp from any to any port = 443 -> 127.0.0.1 port 8443`);
 //   - -a A -f file|- loads an anchor after a light syntax check
-//     ("stdin:N: syntax error", exit 1, nothing loaded); -f without -a
-//     replaces the main ruleset (what breaks Apple's anchor point);
+//     ("stdin:N: syntax error", exit 1, nothing loaded; translation rules
+//     after filter rules, with a label, or without a target are refused as
+//     pfctl refuses them); -f without -a replaces the main ruleset, filter
+//     and translation rules both (what breaks Apple's anchor points);
 //   - -T add|delete|replace|show|flush|kill on tables, -F with and without
 //     -a, -k with one or two hosts.
 //
@@ -346,6 +350,21 @@ func (k *kernel) showCmd(o options) int {
 		for _, r := range a.Rules {
 			fmt.Fprintln(out, r)
 		}
+	case 'n':
+		if o.anchor == "" {
+			for _, r := range st.MainNAT {
+				fmt.Fprintln(out, r)
+			}
+			return 0
+		}
+		a, ok := st.Anchors[o.anchor]
+		if !ok || strings.HasSuffix(o.anchor, "/*") {
+			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
+			return 0
+		}
+		for _, r := range a.NAT {
+			fmt.Fprintln(out, r)
+		}
 	case 'A':
 		seen := map[string]bool{}
 		prefix := ""
@@ -368,7 +387,7 @@ func (k *kernel) showCmd(o options) int {
 				fmt.Fprintln(out, name)
 			}
 		}
-	case 'n', 'q', 's', 'S', 't', 'm', 'l', 'a', 'o', 'I':
+	case 'q', 's', 'S', 't', 'm', 'l', 'a', 'o', 'I':
 		fmt.Fprintf(k.stderr, "fake pfctl: -s %s is not implemented\n", o.show)
 		return 2
 	default:
@@ -397,6 +416,14 @@ func (k *kernel) flushCmd(o options) int {
 		}
 		fmt.Fprintf(w, "%d tables deleted.\n", n)
 	}
+	nat := func() {
+		if o.anchor == "" {
+			st.MainNAT = nil
+		} else if a := st.Anchors[o.anchor]; a != nil {
+			a.NAT = nil
+		}
+		fmt.Fprintln(w, "nat cleared")
+	}
 	states := func() {
 		fmt.Fprintf(w, "%d states cleared\n", len(st.Conns))
 		st.Conns = nil
@@ -405,14 +432,14 @@ func (k *kernel) flushCmd(o options) int {
 	case 'r':
 		rules()
 	case 'n':
-		fmt.Fprintln(w, "nat cleared")
+		nat()
 	case 'T':
 		tables()
 	case 's':
 		states()
 	case 'a':
 		rules()
-		fmt.Fprintln(w, "nat cleared")
+		nat()
 		fmt.Fprintln(w, "dummynet cleared")
 		tables()
 		if o.anchor == "" {
@@ -425,7 +452,7 @@ func (k *kernel) flushCmd(o options) int {
 		fmt.Fprintf(w, "pfctl: Unknown flush modifier '%s'\n", o.flush)
 		return 1
 	}
-	if a := st.Anchors[o.anchor]; o.anchor != "" && a != nil && len(a.Rules) == 0 && len(a.Tables) == 0 {
+	if a := st.Anchors[o.anchor]; o.anchor != "" && a != nil && len(a.Rules) == 0 && len(a.NAT) == 0 && len(a.Tables) == 0 {
 		delete(st.Anchors, o.anchor) // pf removes an empty ruleset
 	}
 	return 0
@@ -594,14 +621,14 @@ func (k *kernel) loadCmd(o options) int {
 	}
 	st := k.st
 	if o.anchor == "" {
-		st.Main = rs.rules
+		st.Main, st.MainNAT = rs.rules, rs.nat
 	} else {
 		a := st.Anchors[o.anchor]
 		if a == nil {
 			a = &Anchor{}
 			st.Anchors[o.anchor] = a
 		}
-		a.Rules = rs.rules
+		a.Rules, a.NAT = rs.rules, rs.nat
 	}
 	a := st.Anchors[o.anchor]
 	if a == nil {

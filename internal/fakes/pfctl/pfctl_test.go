@@ -316,6 +316,99 @@ func TestFlushingAnAnchorLeavesEverythingElse(t *testing.T) {
 	}
 }
 
+// redirectText is an anchor with translation rules in the shape Render
+// writes for the DNS filter.
+const redirectText = `net = "192.168.64.0/24"
+table <opened> persist
+no rdr on bridge100 inet proto { tcp udp } from { 192.168.64.1 192.168.64.255 } to any port 53
+rdr pass on ! lo0 inet proto { tcp udp } from $net to any port 53 -> 127.0.0.1 port 5380
+rdr pass on bridge100 inet6 proto tcp from fd00::/64 to any port 53 -> ::1 port 5380
+pass in quick on ! lo0 inet proto tcp from $net to <opened> keep state label "opened"
+`
+
+func TestTranslationRulesAreListedByShowNatAsPfctlPrintsThem(t *testing.T) {
+	h := newHost(t, pfctl.Stock())
+	// The stock main ruleset, as `pfctl -s nat` printed it on macOS 26.
+	if r := h.run("", "-s", "nat"); r.code != 0 || r.stdout != "nat-anchor \"com.apple/*\" all\nrdr-anchor \"com.apple/*\" all\n" {
+		t.Errorf("stock -s nat: %+v", r)
+	}
+	if r := h.run(redirectText, "-a", "com.apple/claude", "-f", "-"); r.code != 0 {
+		t.Fatalf("load: %+v", r)
+	}
+	want := `no rdr on bridge100 inet proto tcp from 192.168.64.1 to any port = 53
+no rdr on bridge100 inet proto tcp from 192.168.64.255 to any port = 53
+no rdr on bridge100 inet proto udp from 192.168.64.1 to any port = 53
+no rdr on bridge100 inet proto udp from 192.168.64.255 to any port = 53
+rdr pass on ! lo0 inet proto tcp from 192.168.64.0/24 to any port = 53 -> 127.0.0.1 port 5380
+rdr pass on ! lo0 inet proto udp from 192.168.64.0/24 to any port = 53 -> 127.0.0.1 port 5380
+rdr pass on bridge100 inet6 proto tcp from fd00::/64 to any port = 53 -> ::1 port 5380
+`
+	if r := h.run("", "-a", "com.apple/claude", "-sn"); r.code != 0 || r.stdout != want {
+		t.Errorf("-s nat of the anchor (exit %d):\n%s", r.code, cmp.Diff(want, r.stdout))
+	}
+	if r := h.run("", "-a", "com.apple/claude", "-s", "rules"); strings.Contains(r.stdout, "rdr") || !strings.Contains(r.stdout, `label "opened"`) {
+		t.Errorf("-s rules lists translation rules, or not the filter rule: %q", r.stdout)
+	}
+	if r := h.run("", "-a", "com.apple/nosuch", "-s", "nat"); r.stdout != "" || !strings.HasSuffix(r.stderr, "pfctl: DIOCGETRULES: Invalid argument\n") {
+		t.Errorf("-s nat of a missing anchor: %+v", r)
+	}
+	if r := h.run("", "-a", "com.apple/claude", "-F", "nat"); r.code != 0 || len(h.state().Anchors["com.apple/claude"].NAT) != 0 {
+		t.Errorf("-F nat: %+v", r)
+	}
+	// Another tool loads a main ruleset of its own: the translation
+	// anchors go with the filter anchors.
+	if r := h.run("pass in all\n", "-f", "-"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := h.run("", "-s", "nat"); r.code != 0 || r.stdout != "" {
+		t.Errorf("-s nat after a main ruleset load: %+v", r)
+	}
+	if r := h.run("rdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-"); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := h.run("", "-s", "nat"); r.stdout != "rdr-anchor \"com.apple/*\" all\n" {
+		t.Errorf("-s nat after loading an rdr-anchor: %q", r.stdout)
+	}
+}
+
+func TestTranslationRulesArePfctlsGrammar(t *testing.T) {
+	h := newHost(t, pfctl.Stock())
+	for _, c := range []struct{ text, msg string }{
+		{"pass in all\nrdr pass proto udp from any to any port 53 -> 127.0.0.1 port 5380\n", "stdin:2: " + "Rules must be in order: options, normalization, queueing, translation, filtering"},
+		{"rdr pass proto udp from any to any port 53 -> 127.0.0.1 port 5380 label \"x\"\n", "stdin:1: syntax error"},
+		{"rdr pass quick proto udp from any to any port 53 -> 127.0.0.1 port 5380\n", "stdin:1: syntax error"},
+		{"rdr pass proto udp from any to any port 53\n", "stdin:1: translation rule requires '-> address'"},
+		{"no rdr proto udp from any to any port 53 -> 127.0.0.1\n", "stdin:1: translation rule with 'no' does not need '->'"},
+		{"rdr pass from any to any port 53 -> 127.0.0.1 port 5380\n", "stdin:1: port only applies to tcp/udp"},
+	} {
+		r := h.run(c.text, "-a", "com.apple/claude", "-f", "-")
+		if r.code != 1 || !strings.Contains(r.stderr, c.msg+"\n") {
+			t.Errorf("%q: %+v", c.text, r)
+		}
+	}
+	if a := h.state().Anchors["com.apple/claude"]; a != nil {
+		t.Errorf("a refused anchor was loaded: %+v", a)
+	}
+}
+
+func TestTableAddressesAreDeletedFromStdin(t *testing.T) {
+	h := newHost(t, pfctl.Stock())
+	a := []string{"-a", "com.apple/claude", "-t", "opened"}
+	if r := h.run("", append(a, "-T", "delete", "-f", "-")...); r.code != 1 || !strings.HasSuffix(r.stderr, "pfctl: Table does not exist.\n") {
+		t.Errorf("delete from a missing table: %+v", r)
+	}
+	if r := h.run("", append(a, "-T", "add", "198.51.100.7", "2001:db8::7", "203.0.113.9")...); r.code != 0 || r.stderr != altq+"1 table created.\n3/3 addresses added.\n" {
+		t.Errorf("add: %+v", r)
+	}
+	r := h.run("198.51.100.7\n2001:db8::7\n192.0.2.1\n", append(a, "-T", "delete", "-f", "-")...)
+	if r.code != 0 || r.stderr != fWarning+altq+"2/3 addresses deleted.\n" {
+		t.Errorf("delete: %+v", r)
+	}
+	if r := h.run("", append(a, "-T", "show")...); r.stdout != "   203.0.113.9\n" {
+		t.Errorf("show: %q", r.stdout)
+	}
+}
+
 func TestKillingStatesFromANetwork(t *testing.T) {
 	st := pfctl.Stock()
 	st.Conns = []pfctl.Conn{

@@ -14,7 +14,8 @@ type tableDecl struct {
 }
 
 type ruleset struct {
-	rules  []string
+	rules  []string // filter and scrub rules, as -s rules prints them
+	nat    []string // translation rules, as -s nat prints them
 	tables []tableDecl
 }
 
@@ -26,9 +27,13 @@ var (
 // Statements the fake accepts. "match" is OpenBSD 4.6+ and a syntax error in
 // Apple's dialect; "set" is accepted and, in an anchor, ignored.
 var (
-	shownStatements  = []string{"pass", "block", "anchor", "scrub", "scrub-anchor", "antispoof"}
-	silentStatements = []string{"set", "nat", "no", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor", "dummynet", "dummynet-anchor", "load", "altq", "queue"}
+	shownStatements       = []string{"pass", "block", "anchor", "scrub", "scrub-anchor", "antispoof"}
+	translationStatements = []string{"nat", "no", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor"}
+	silentStatements      = []string{"set", "dummynet", "dummynet-anchor", "load", "altq", "queue"}
 )
+
+// orderError is pfctl's message for a translation rule after a filter rule.
+const orderError = "Rules must be in order: options, normalization, queueing, translation, filtering"
 
 // parseRules does a light syntax check of a pf.conf text and returns its
 // filter rules as `pfctl -s rules` prints them. Errors are reported as pfctl
@@ -39,6 +44,7 @@ func parseRules(text, file string) (ruleset, []string) {
 	fail := func(line int, msg string) { errs = append(errs, fmt.Sprintf("%s:%d: %s", file, line, msg)) }
 	macros := map[string]string{}
 	tables := map[string]bool{}
+	filtering := false // a filter rule was seen
 
 	lines := strings.Split(text, "\n")
 	for i := 0; i < len(lines); i++ {
@@ -104,7 +110,19 @@ func parseRules(text, file string) (ruleset, []string) {
 				fail(lineNo, msg)
 				continue
 			}
+			filtering = filtering || kw != "scrub" && kw != "scrub-anchor"
 			rs.rules = append(rs.rules, expanded...)
+		case slices.Contains(translationStatements, kw):
+			if filtering {
+				fail(lineNo, orderError)
+				continue
+			}
+			expanded, msg := normaliseTranslation(toks)
+			if msg != "" {
+				fail(lineNo, msg)
+				continue
+			}
+			rs.nat = append(rs.nat, expanded...)
 		case slices.Contains(silentStatements, kw):
 		default:
 			fail(lineNo, "syntax error")
@@ -226,6 +244,48 @@ func normalise(toks []string) ([]string, string) {
 	return out, ""
 }
 
+// normaliseTranslation checks a translation rule as far as pfctl's grammar
+// for them goes (no label, no quick, state or filter options; a target
+// unless "no") and spells each expanded rule as `pfctl -s nat` prints it:
+// "port = N", "all" for "from any to any" without a port, and "all" after
+// an anchor call that names no addresses.
+func normaliseTranslation(toks []string) ([]string, string) {
+	anchorCall := strings.HasSuffix(toks[0], "-anchor")
+	no := toks[0] == "no"
+	if no && (len(toks) < 2 || !slices.Contains([]string{"nat", "rdr", "binat"}, toks[1])) {
+		return nil, "syntax error"
+	}
+	if anchorCall && (len(toks) < 2 || !strings.HasPrefix(toks[1], `"`)) {
+		return nil, "syntax error"
+	}
+	for _, w := range toks {
+		switch w {
+		case "label", "quick", "keep", "state", "flags", "in", "out", "return", "drop":
+			return nil, "syntax error"
+		}
+	}
+	arrow := slices.Contains(toks, "->")
+	switch {
+	case no && arrow:
+		return nil, "translation rule with 'no' does not need '->'"
+	case !no && !anchorCall && !arrow:
+		return nil, "translation rule requires '-> address'"
+	case anchorCall && arrow:
+		return nil, "syntax error"
+	}
+	var out []string
+	for _, r := range expand(toks) {
+		if msg := checkPorts(r); msg != "" {
+			return nil, msg
+		}
+		if anchorCall && !slices.Contains(r, "all") && !slices.Contains(r, "from") {
+			r = append(r, "all")
+		}
+		out = append(out, spell(r))
+	}
+	return out, ""
+}
+
 func expand(toks []string) [][]string {
 	open := slices.Index(toks, "{")
 	if open < 0 {
@@ -247,8 +307,18 @@ func expand(toks []string) [][]string {
 }
 
 func checkPorts(r []string) string {
-	if !slices.Contains(r, "port") || r[0] != "pass" && r[0] != "block" {
+	if !slices.Contains(r, "port") || !slices.Contains([]string{"pass", "block", "rdr", "nat", "binat", "no"}, r[0]) {
 		return ""
+	}
+	if r[0] != "pass" && r[0] != "block" {
+		// A translation target's port ("-> addr port N") is no match on
+		// the packet's port.
+		if i := slices.Index(r, "->"); i >= 0 {
+			r = r[:i]
+		}
+		if !slices.Contains(r, "port") {
+			return ""
+		}
 	}
 	i := slices.Index(r, "proto")
 	if i < 0 || i+1 >= len(r) || (r[i+1] != "tcp" && r[i+1] != "udp") {
@@ -261,13 +331,14 @@ func spell(r []string) string {
 	var out []string
 	for i := 0; i < len(r); i++ {
 		w := r[i]
-		if w == "from" && i+3 < len(r) && r[i+1] == "any" && r[i+2] == "to" && r[i+3] == "any" {
+		if w == "from" && i+3 < len(r) && r[i+1] == "any" && r[i+2] == "to" && r[i+3] == "any" && (i+4 >= len(r) || r[i+4] != "port") {
 			out = append(out, "all")
 			i += 3
 			continue
 		}
 		out = append(out, w)
-		if w == "port" && i+1 < len(r) && !strings.ContainsAny(r[i+1][:1], "=<>!") {
+		target := i >= 2 && r[i-2] == "->" // "-> addr port N" is printed as written
+		if w == "port" && i+1 < len(r) && !target && !strings.ContainsAny(r[i+1][:1], "=<>!") {
 			out = append(out, "=")
 		}
 	}

@@ -35,6 +35,9 @@ type Anchor struct {
 	// Rules are the filter rules, one per line as `pfctl -s rules` prints
 	// them (macros expanded, lists expanded, state options made explicit).
 	Rules []string `json:"rules"`
+	// NAT are the translation rules, one per line as `pfctl -s nat` prints
+	// them.
+	NAT []string `json:"nat,omitempty"`
 	// Tables maps a table name to its addresses as `-T show` prints them.
 	Tables map[string][]string `json:"tables"`
 }
@@ -59,6 +62,9 @@ type State struct {
 	// Main is the main ruleset's filter and scrub rules as `pfctl -sr`
 	// prints them.
 	Main []string `json:"main"`
+	// MainNAT is the main ruleset's translation rules as `pfctl -s nat`
+	// prints them.
+	MainNAT []string `json:"main_nat"`
 	// Anchors maps an anchor path (e.g. "com.apple/claude_firewall") to its
 	// ruleset; "" is the main ruleset's own tables.
 	Anchors map[string]*Anchor `json:"anchors"`
@@ -74,11 +80,20 @@ var StockMain = []string{
 	`anchor "com.apple/*" all`,
 }
 
+// StockMainNAT is what `pfctl -s nat` prints for the main ruleset of a stock
+// /etc/pf.conf, as captured on macOS 26 hosts: the translation anchors on
+// "com.apple/*".
+var StockMainNAT = []string{
+	`nat-anchor "com.apple/*" all`,
+	`rdr-anchor "com.apple/*" all`,
+}
+
 // Stock returns the state of a Mac just after boot: pf disabled, no
 // references, the stock main ruleset and Apple's anchors.
 func Stock() State {
 	return State{
-		Main: append([]string(nil), StockMain...),
+		Main:    append([]string(nil), StockMain...),
+		MainNAT: append([]string(nil), StockMainNAT...),
 		Anchors: map[string]*Anchor{
 			"com.apple/250.ApplicationFirewall": {Tables: map[string][]string{}},
 		},
