@@ -37,6 +37,7 @@ type entry struct {
 	answer  []dns.RR     // TTLs as of stored, none above MaxTTL
 	ns      []dns.RR     // only the SOA of a negative answer
 	addrs   []netip.Addr // unmapped, sorted, distinct
+	targets []string     // the CNAME targets on the chain, in order
 	stored  time.Time
 	expires time.Time     // when the first record runs out
 	openFor time.Duration // what the addresses were opened for
@@ -80,6 +81,9 @@ func (h *Handler) fetch(ctx context.Context, q query, k key) (*entry, error) {
 	for _, d := range v.dropped {
 		h.logRefusal(q, "answer address dropped: "+d)
 	}
+	if err := h.deniedTarget(v.targets); err != nil {
+		return nil, err // before Open: nothing of a denied name is opened
+	}
 	e := newEntry(v, h.now(), h.minTTL, h.maxTTL)
 	if len(e.addrs) > 0 {
 		if err := h.opener.Open(ctx, e.addrs, e.openFor); err != nil {
@@ -96,6 +100,7 @@ type vetted struct {
 	answer  []dns.RR
 	ns      []dns.RR
 	addrs   []netip.Addr
+	targets []string // the CNAME targets on the chain, in order
 	dropped []string // "address (why)" for every address Vet refused
 }
 
@@ -108,7 +113,8 @@ type vetted struct {
 //     resolved it: a CNAME target need not be allowed by the policy, since
 //     the container asked only for name, the name's owner chose the target,
 //     and what the container gets is the addresses, each vetted. A client
-//     that asks for the target itself is still refused.
+//     that asks for the target itself is still refused. A target that a
+//     deny entry names refuses the whole answer (see deniedTarget).
 //   - A and AAAA records whose address Vet accepts; an AAAA record holding
 //     an IPv4-mapped address is dropped.
 //   - HTTPS and SVCB records without their ipv4hint and ipv6hint
@@ -122,11 +128,11 @@ type vetted struct {
 //
 // TTLs above MaxTTL are lowered to it.
 func (h *Handler) vetAnswer(resp *dns.Msg, name string, qtype uint16) (vetted, error) {
-	v := vetted{rcode: resp.Rcode}
-	chain, err := cnameChain(resp.Answer, name, qtype)
+	chain, targets, err := cnameChain(resp.Answer, name, qtype)
 	if err != nil {
 		return vetted{}, err
 	}
+	v := vetted{rcode: resp.Rcode, targets: targets}
 	maxTTL := uint32(h.maxTTL / time.Second)
 	for _, rr := range resp.Answer {
 		hdr := rr.Header()
@@ -205,13 +211,13 @@ func carriesAddrs(t uint16) bool {
 }
 
 // cnameChain returns the names on the CNAME chain from name within answer,
-// name included. A question for CNAME records follows no chain. Two
-// different CNAMEs for one name, a loop and a chain longer than maxChain
-// make the answer unusable.
-func cnameChain(answer []dns.RR, name string, qtype uint16) (map[string]bool, error) {
-	chain := map[string]bool{name: true}
+// name included, and the targets alone, in order. A question for CNAME
+// records follows no chain. Two different CNAMEs for one name, a loop and a
+// chain longer than maxChain make the answer unusable.
+func cnameChain(answer []dns.RR, name string, qtype uint16) (chain map[string]bool, targets []string, err error) {
+	chain = map[string]bool{name: true}
 	if qtype == dns.TypeCNAME {
-		return chain, nil
+		return chain, nil, nil
 	}
 	for owner, links := name, 0; ; links++ {
 		next := ""
@@ -222,19 +228,20 @@ func cnameChain(answer []dns.RR, name string, qtype uint16) (map[string]bool, er
 			}
 			t := dns.CanonicalName(c.Target)
 			if next != "" && next != t {
-				return nil, fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
+				return nil, nil, fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
 			}
 			next = t
 		}
 		switch {
 		case next == "":
-			return chain, nil
+			return chain, targets, nil
 		case chain[next]:
-			return nil, fmt.Errorf("CNAME loop at %s", plain(next))
+			return nil, nil, fmt.Errorf("CNAME loop at %s", plain(next))
 		case links == maxChain:
-			return nil, fmt.Errorf("CNAME chain from %s longer than %d", plain(name), maxChain)
+			return nil, nil, fmt.Errorf("CNAME chain from %s longer than %d", plain(name), maxChain)
 		}
 		chain[next] = true
+		targets = append(targets, next)
 		owner = next
 	}
 }
@@ -257,7 +264,7 @@ func stripHints(s *dns.SVCB) {
 // maxTTL], so that no client is told to keep an address longer than it is
 // open.
 func newEntry(v vetted, now time.Time, minTTL, maxTTL time.Duration) *entry {
-	e := &entry{rcode: v.rcode, answer: v.answer, ns: v.ns, addrs: v.addrs, stored: now}
+	e := &entry{rcode: v.rcode, answer: v.answer, ns: v.ns, addrs: v.addrs, targets: v.targets, stored: now}
 	life := uint32(0)
 	first := true
 	var addrTTL uint32
@@ -295,4 +302,29 @@ func countDown(rrs []dns.RR, secs uint32) []dns.RR {
 		out[i] = c
 	}
 	return out
+}
+
+// deniedError is an answer refused because its CNAME chain leads to a name
+// a deny entry names.
+type deniedError struct {
+	target, by string
+}
+
+func (e *deniedError) Error() string {
+	return fmt.Sprintf("CNAME target %s denied by %s", plain(e.target), e.by)
+}
+
+// deniedTarget returns a *deniedError when the current policy denies one of
+// targets. A deny entry wins over every allow entry, and so over the CNAME
+// of an allowed name too: the addresses of a denied name are never handed
+// out, whichever name they are asked by. (A target that is merely not on
+// the allowlist is fine; see vetAnswer.)
+func (h *Handler) deniedTarget(targets []string) error {
+	n := h.names.Load()
+	for _, t := range targets {
+		if _, by := n.check(t); by != "" {
+			return &deniedError{t, by}
+		}
+	}
+	return nil
 }

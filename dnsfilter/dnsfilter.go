@@ -82,7 +82,9 @@ type Config struct {
 	// Vet says why an address from an answer must not be handed out (for
 	// example a private or loopback address, which would turn an allowed
 	// name into a way into the host's networks), or returns nil. Refused
-	// addresses are dropped from the answer and logged.
+	// addresses are dropped from the answer and logged. A firewall that
+	// does not enforce IPv6 refuses every IPv6 address here, so AAAA
+	// answers come back empty and clients use IPv4.
 	Vet func(netip.Addr) error
 	// MinTTL and MaxTTL bound how long addresses are opened for. Answer
 	// TTLs above MaxTTL are lowered to it; addresses are opened for at
@@ -196,7 +198,8 @@ func (h *Handler) Flush() { h.cache.flush() }
 //   - A reverse name inside the client networks gets NXDOMAIN at once.
 //   - A name the policy does not allow gets NXDOMAIN with an Extended DNS
 //     Error (RFC 8914) "Blocked" that says how to allow it, when the query
-//     carries EDNS; the query never leaves the host.
+//     carries EDNS; the query never leaves the host. So does an allowed
+//     name whose CNAME chain leads to a name a deny entry names.
 //   - An allowed name is answered from the cache or asked of the upstreams.
 //     The answer keeps only the records on the question's CNAME chain, the
 //     SOA of a negative answer, and none of the additional section; it
@@ -291,6 +294,15 @@ func (h *Handler) answer(ctx context.Context, client netip.Addr, req *dns.Msg) *
 	}
 
 	e, err := h.lookup(ctx, q, key{name, q.q.Qtype})
+	if err == nil {
+		err = h.deniedTarget(e.targets) // the policy may have changed since
+	}
+	var denied *deniedError
+	if errors.As(err, &denied) {
+		return h.refuse(q, dns.RcodeNameError, dns.ExtendedErrorCodeBlocked, err.Error(),
+			fmt.Sprintf("claudecontainer: %s is an alias of %s, which is denied by %s on the allowlist",
+				plain(name), plain(denied.target), denied.by))
+	}
 	if err != nil {
 		// The client learns which step failed, not the details (addresses
 		// of upstreams, firewall messages); the log has them.

@@ -161,6 +161,45 @@ func TestCNAMEChainsAreFollowedInsideTheAnswer(t *testing.T) {
 	}
 }
 
+func TestACNAMEToADeniedNameIsRefusedAndNotOpened(t *testing.T) {
+	up := startUpstream(t, map[string]upReply{
+		"www.allowed.test. A": {answer: []string{
+			"www.allowed.test. 300 IN CNAME x.tunnel.example.",
+			"x.tunnel.example. 300 IN A " + pub4a,
+		}},
+		"cdn.allowed.test. A": {answer: []string{
+			"cdn.allowed.test. 300 IN CNAME edge.cdn.example.",
+			"edge.cdn.example. 300 IN A " + pub4b,
+		}},
+	})
+	f := startFilter(t, Config{Upstreams: []string{up.addr}, Names: mustNames(t, "*.allowed.test", "!*.tunnel.example")})
+
+	resp := ask(t, "udp", f.addr, "www.allowed.test", dns.TypeA)
+	if rcode(resp) != "NXDOMAIN" || len(resp.Answer) != 0 {
+		t.Errorf("%s with %v, want NXDOMAIN", rcode(resp), resp.Answer)
+	}
+	const text = "claudecontainer: www.allowed.test is an alias of x.tunnel.example, which is denied by !*.tunnel.example on the allowlist"
+	if e := ede(resp); e == nil || e.InfoCode != dns.ExtendedErrorCodeBlocked || e.ExtraText != text {
+		t.Errorf("extended error %v, want Blocked: %q", e, text)
+	}
+	if n := len(f.opener.all()); n != 0 {
+		t.Errorf("Open called %d times for a denied target", n)
+	}
+
+	// A cached answer whose target a new deny entry names is refused too.
+	if resp := ask(t, "udp", f.addr, "cdn.allowed.test", dns.TypeA); len(resp.Answer) != 2 {
+		t.Fatalf("answer %v", resp.Answer)
+	}
+	f.h.SetNames(mustNames(t, "*.allowed.test", "!edge.cdn.example"))
+	if resp := ask(t, "udp", f.addr, "cdn.allowed.test", dns.TypeA); rcode(resp) != "NXDOMAIN" || len(resp.Answer) != 0 {
+		t.Errorf("after the deny: %s %v, want NXDOMAIN", rcode(resp), resp.Answer)
+	}
+	if log := joinLines(f.log.all()); !strings.Contains(log, "CNAME target x.tunnel.example denied by !*.tunnel.example") ||
+		!strings.Contains(log, "CNAME target edge.cdn.example denied by !edge.cdn.example") {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
 func TestPrivateAndLoopbackAddressesAreDroppedFromAnswers(t *testing.T) {
 	up := startUpstream(t, map[string]upReply{
 		"mixed.allowed.test. A": {answer: []string{

@@ -23,8 +23,9 @@ const (
 //	!gist.github.com      never this name, whatever allows it
 //	!*.corp.github.com    never a name under corp.github.com
 //
-// A deny entry wins over every allow entry. Matching ignores case and a
-// trailing dot. Names are compared as the ASCII they are on the wire, so an
+// A deny entry wins over every allow entry, and over CNAMEs too: an allowed
+// name whose answer is an alias of a denied name is refused (see
+// Handler.ServeDNS). Matching ignores case and a trailing dot. Names are compared as the ASCII they are on the wire, so an
 // internationalised name is written in its punycode form (xn--…).
 //
 // A Names is never changed after ParseNames returns it, so it is safe for
