@@ -1,0 +1,60 @@
+package dnsfilter
+
+import (
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func TestTheCacheDropsTheLeastRecentlyUsedAnswerFirst(t *testing.T) {
+	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	c := newCache(2)
+	e := func() *entry { return &entry{stored: now, expires: now.Add(time.Minute)} }
+	a, b, d := key{"a.example.", dns.TypeA}, key{"b.example.", dns.TypeA}, key{"d.example.", dns.TypeA}
+	c.put(a, e())
+	c.put(b, e())
+	c.get(a, now) // a is now the most recently used
+	c.put(d, e())
+	if c.get(b, now) != nil {
+		t.Error("b, the least recently used, is still cached")
+	}
+	if c.get(a, now) == nil || c.get(d, now) == nil {
+		t.Error("a or d was dropped")
+	}
+	if c.lru.Len() != 2 || len(c.m) != 2 {
+		t.Errorf("cache holds %d (map %d), want 2", c.lru.Len(), len(c.m))
+	}
+
+	if c.get(a, now.Add(time.Minute)) != nil {
+		t.Error("an entry is served at its expiry")
+	}
+	if c.lru.Len() != 1 {
+		t.Errorf("an expired entry stays in the cache")
+	}
+	c.put(key{"zero.example.", dns.TypeA}, &entry{stored: now, expires: now})
+	if c.lru.Len() != 1 {
+		t.Error("an entry with a TTL of 0 was cached")
+	}
+	c.flush()
+	if c.lru.Len() != 0 || len(c.m) != 0 || c.get(d, now) != nil {
+		t.Error("flush left entries")
+	}
+}
+
+func TestTheCacheIsBoundedThroughTheHandler(t *testing.T) {
+	up := startUpstream(t, nil, func(q dns.Question) upReply {
+		return upReply{answer: []string{q.Name + " 300 IN A " + pub4a}}
+	})
+	f := startFilter(t, Config{Upstreams: []string{up.addr}, CacheSize: 3})
+	for _, name := range []string{"a", "b", "c", "d", "a"} {
+		ask(t, "udp", f.addr, name+".allowed.test", dns.TypeA)
+	}
+	// a was dropped when d came in, so it was asked twice.
+	if n := up.queries(); n != 5 {
+		t.Errorf("upstream asked %d times, want 5", n)
+	}
+	if n := f.h.cache.lru.Len(); n != 3 {
+		t.Errorf("cache holds %d answers, want 3", n)
+	}
+}
