@@ -54,7 +54,14 @@ func TestTheCacheIsBoundedThroughTheHandler(t *testing.T) {
 	if n := up.queries(); n != 5 {
 		t.Errorf("upstream asked %d times, want 5", n)
 	}
-	if n := f.h.cache.lru.Len(); n != 3 {
+	if n := f.h.cache.size(); n != 3 {
 		t.Errorf("cache holds %d answers, want 3", n)
 	}
+}
+
+// size is the number of cached answers, read under the cache's lock.
+func (c *cache) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
 }
