@@ -84,13 +84,14 @@ func (h *Handler) fetch(ctx context.Context, q query, k key) (*entry, error) {
 	if err := h.deniedTarget(v.targets); err != nil {
 		return nil, err // before Open: nothing of a denied name is opened
 	}
+	gen := h.cache.generation()
 	e := newEntry(v, h.now(), h.minTTL, h.maxTTL)
 	if len(e.addrs) > 0 {
 		if err := h.opener.Open(ctx, e.addrs, e.openFor); err != nil {
 			return nil, fmt.Errorf("%w: %w", errFirewall, err)
 		}
 	}
-	h.cache.put(k, e)
+	h.cache.put(k, e, gen)
 	return e, nil
 }
 

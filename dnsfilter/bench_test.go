@@ -166,7 +166,7 @@ func cacheBytesPerName(tb testing.TB, n int) float64 {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		h.cache.put(key{name, dns.TypeA}, newEntry(v, now, h.minTTL, h.maxTTL))
+		h.cache.put(key{name, dns.TypeA}, newEntry(v, now, h.minTTL, h.maxTTL), 0)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

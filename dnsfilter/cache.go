@@ -14,6 +14,7 @@ type cache struct {
 	max int
 	lru list.List // of *cached, most recently used first
 	m   map[key]*list.Element
+	gen uint64 // flushes so far
 }
 
 type cached struct {
@@ -44,13 +45,25 @@ func (c *cache) get(k key, now time.Time) *entry {
 	return e
 }
 
-// put stores e under k unless it expires at once.
-func (c *cache) put(k key, e *entry) {
+// generation identifies the cache's contents between flushes.
+func (c *cache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// put stores e under k unless it expires at once, or the cache was flushed
+// since generation gen: an entry opened before a flush may be lost with
+// what the flush stands for.
+func (c *cache) put(k key, e *entry, gen uint64) {
 	if !e.expires.After(e.stored) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if el, ok := c.m[k]; ok {
 		el.Value.(*cached).e = e
 		c.lru.MoveToFront(el)
@@ -69,6 +82,7 @@ func (c *cache) flush() {
 	defer c.mu.Unlock()
 	c.lru.Init()
 	clear(c.m)
+	c.gen++
 }
 
 // flights lets concurrent queries for one key share one fetch.

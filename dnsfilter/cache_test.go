@@ -12,10 +12,10 @@ func TestTheCacheDropsTheLeastRecentlyUsedAnswerFirst(t *testing.T) {
 	c := newCache(2)
 	e := func() *entry { return &entry{stored: now, expires: now.Add(time.Minute)} }
 	a, b, d := key{"a.example.", dns.TypeA}, key{"b.example.", dns.TypeA}, key{"d.example.", dns.TypeA}
-	c.put(a, e())
-	c.put(b, e())
+	c.put(a, e(), 0)
+	c.put(b, e(), 0)
 	c.get(a, now) // a is now the most recently used
-	c.put(d, e())
+	c.put(d, e(), 0)
 	if c.get(b, now) != nil {
 		t.Error("b, the least recently used, is still cached")
 	}
@@ -32,13 +32,24 @@ func TestTheCacheDropsTheLeastRecentlyUsedAnswerFirst(t *testing.T) {
 	if c.lru.Len() != 1 {
 		t.Errorf("an expired entry stays in the cache")
 	}
-	c.put(key{"zero.example.", dns.TypeA}, &entry{stored: now, expires: now})
+	c.put(key{"zero.example.", dns.TypeA}, &entry{stored: now, expires: now}, 0)
 	if c.lru.Len() != 1 {
 		t.Error("an entry with a TTL of 0 was cached")
 	}
+	gen := c.generation()
 	c.flush()
 	if c.lru.Len() != 0 || len(c.m) != 0 || c.get(d, now) != nil {
 		t.Error("flush left entries")
+	}
+	// An answer looked up across a flush was opened in what the flush
+	// stands for (a firewall since replaced): it is not cached.
+	c.put(a, e(), gen)
+	if c.get(a, now) != nil {
+		t.Error("an entry from before the flush was cached")
+	}
+	c.put(a, e(), c.generation())
+	if c.get(a, now) == nil {
+		t.Error("an entry from after the flush was not cached")
 	}
 }
 

@@ -184,9 +184,10 @@ func orDefault[T int | time.Duration](v, def T) T {
 // opened stay open until their TTL runs out.
 func (h *Handler) SetNames(n *Names) { h.names.Store(n) }
 
-// Flush forgets every cached answer. Call it when the firewall has lost what
-// Open put in it (the set or table was created anew), so that the next
-// answer for each name opens its addresses again.
+// Flush forgets every cached answer, and answers being looked up meanwhile
+// are not cached. Call it when the firewall has lost what Open put in it
+// (the set or table was created anew), so that the next answer for each
+// name opens its addresses again.
 func (h *Handler) Flush() { h.cache.flush() }
 
 // ServeDNS answers one query; it implements dns.Handler.
