@@ -328,6 +328,32 @@ func TestPacketsOutsideThePolicyModel(t *testing.T) {
 			packet{dir: "out", ifname: "en0", src: a("192.168.1.20"), dst: a("140.82.113.4"), proto: "tcp", port: 443}, policy.Ignore},
 		{"on macOS 15 IPv6 is not filtered (containers have none)", mac15,
 			packet{dir: "in", ifname: "bridge100", src: a("fd00::5"), dst: a("2001:db8::1"), proto: "tcp", port: 443}, policy.Ignore},
+
+		// The DNS filter's redirect: DNS that comes in from the containers,
+		// and nothing the host sends or receives on loopback.
+		{"the host's own query to its gateway address over lo0 is not redirected", withFilter(dual),
+			packet{dir: "in", ifname: "lo0", src: a("192.168.64.1"), dst: a("192.168.64.1"), proto: "udp", port: 53}, policy.Ignore},
+		{"without the bridge, the host's own query over lo0 is not redirected either", withFilter(mac15),
+			packet{dir: "in", ifname: "lo0", src: a("192.168.64.1"), dst: a("192.168.64.1"), proto: "udp", port: 53}, policy.Ignore},
+		{"the host's query to a container's DNS server goes out unredirected", withFilter(dual),
+			packet{dir: "out", ifname: "bridge100", src: a("192.168.64.1"), dst: a("192.168.64.5"), proto: "udp", port: 53}, policy.Pass},
+		{"the host's own query to a public resolver is left alone", withFilter(mac15),
+			packet{dir: "out", ifname: "en0", src: a("192.168.1.20"), dst: a("8.8.8.8"), proto: "udp", port: 53}, policy.Ignore},
+		{"a query from the subnet's addresses arriving on the uplink is refused, not redirected", withFilter(dual),
+			packet{dir: "in", ifname: "en0", src: a("192.168.64.5"), dst: a("8.8.8.8"), proto: "udp", port: 53}, policy.Refuse},
+		{"without the bridge, a query from the subnet's addresses is redirected on any interface but loopback", withFilter(mac15),
+			packet{dir: "in", ifname: "en0", src: a("192.168.64.5"), dst: a("8.8.8.8"), proto: "udp", port: 53}, policy.Redirect},
+		{"an IPv6 query from a link-local address is refused, not redirected", withFilter(dual),
+			packet{dir: "in", ifname: "bridge100", src: a(ll), dst: a("2001:4860:4860::8888"), proto: "udp", port: 53}, policy.Refuse},
+		{"the filter's IPv6 port on loopback is refused", withFilter(dual),
+			packet{dir: "in", ifname: "bridge100", src: a(ctr6), dst: a("::1"), proto: "udp", port: filterPort}, policy.Refuse},
+		{"the filter's IPv6 port on loopback from a link-local address is refused", withFilter(dual),
+			packet{dir: "in", ifname: "bridge100", src: a(ll), dst: a("::1"), proto: "udp", port: filterPort}, policy.Refuse},
+		// Without the bridge, link-local IPv6 is not filtered at all (the
+		// anchor says so); loopback is no exception. XNU's ip6_input drops
+		// only a ::1 source from another interface, before pf.
+		{"without the bridge, link-local IPv6 to loopback matches no rule", withFilter(noIf),
+			packet{dir: "in", ifname: "bridge100", src: a(ll), dst: a("::1"), proto: "udp", port: filterPort}, policy.Ignore},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

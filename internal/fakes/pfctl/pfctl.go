@@ -508,6 +508,9 @@ func (k *kernel) tableCmd(o options) int {
 			return k.errf("Table does not exist.")
 		}
 		delete(a.Tables, o.table)
+		if o.anchor != "" && len(a.Rules) == 0 && len(a.NAT) == 0 && len(a.Tables) == 0 {
+			delete(st.Anchors, o.anchor) // pf removes an empty ruleset
+		}
 		fmt.Fprintln(k.stderr, "1 table deleted.")
 		return 0
 	case "flush":

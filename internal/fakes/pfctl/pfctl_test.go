@@ -407,6 +407,13 @@ func TestTableAddressesAreDeletedFromStdin(t *testing.T) {
 	if r := h.run("", append(a, "-T", "show")...); r.stdout != "   203.0.113.9\n" {
 		t.Errorf("show: %q", r.stdout)
 	}
+	// The anchor held nothing but the table: killing it removes the anchor.
+	if r := h.run("", append(a, "-T", "kill")...); r.code != 0 || r.stderr != altq+"1 table deleted.\n" {
+		t.Errorf("kill: %+v", r)
+	}
+	if _, ok := h.state().Anchors["com.apple/claude"]; ok {
+		t.Error("an empty anchor is left")
+	}
 }
 
 func TestKillingStatesFromANetwork(t *testing.T) {

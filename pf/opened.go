@@ -1,0 +1,263 @@
+package pf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+	"github.com/VerilyPete/claudecontainer/policy"
+)
+
+// MaxOpen is the longest an address may be opened for at once.
+const MaxOpen = 24 * time.Hour
+
+// Opener opens addresses in the DNS filter's table of our anchor
+// (OpenedTable) for the DNS filter, which calls it as root with the
+// addresses of each answer before it sends the answer. A pf table keeps no
+// timeout of its own, so the Opener keeps each address's expiry and Expire
+// deletes the addresses whose time is up. Each answer costs at most one
+// pfctl call (`-T add a b c`), none when its addresses are open long enough
+// already; each Expire one `-T show` and at most one `-T delete`.
+type Opener struct {
+	run    proc.Runner
+	anchor string // the anchor's full path
+	table  string // the opened table
+	now    func() time.Time
+
+	// busy is held while pfctl changes or reads the table, so that until
+	// and the table change together. It is a channel so that waiting for
+	// it ends with the caller's context.
+	busy chan struct{}
+
+	mu sync.Mutex
+	// until holds the addresses in the table, each with the time it is open
+	// until.
+	until map[netip.Addr]time.Time
+}
+
+// NewOpener returns an Opener for the anchor com.apple/<anchor>
+// (Config.Anchor) and the allowlist table named table (policy.Policy.Table),
+// whose opened table is OpenedTable(table). It runs pfctl through r with
+// root rights: directly, since the DNS filter runs as root.
+func NewOpener(r proc.Runner, anchor, table string) (*Opener, error) {
+	if !policy.ValidIdentifier(anchor) || !policy.ValidIdentifier(table) || len(OpenedTable(table)) > maxTableName {
+		return nil, fmt.Errorf("pf: anchor %q or table %q: want letters, digits and '_', starting with a letter, the table at most %d characters",
+			anchor, table, maxTableName-len(OpenedTable("")))
+	}
+	return &Opener{
+		run:    r,
+		anchor: AnchorPath(anchor),
+		table:  OpenedTable(table),
+		now:    time.Now,
+		busy:   make(chan struct{}, 1),
+		until:  map[netip.Addr]time.Time{},
+	}, nil
+}
+
+// Open makes every address in addrs reachable for at least ttl from now:
+// it adds those not in the table in one pfctl call, and gives those in it a
+// later expiry where ttl asks for one. It may be called from many
+// goroutines at once. Every address must be a public
+// unicast address. An error means that some of them may not be open.
+func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl <= 0 || ttl > MaxOpen {
+		return fmt.Errorf("opening for %v: want more than 0 and at most %v", ttl, MaxOpen)
+	}
+	for _, a := range addrs {
+		if a = a.Unmap(); !a.IsGlobalUnicast() || a.Zone() != "" || a.IsPrivate() {
+			return fmt.Errorf("refusing to open %v: not a public unicast address", a)
+		}
+	}
+	o.mu.Lock()
+	now := o.now()
+	until := now.Add(ttl)
+	var add []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		switch u, ok := o.until[a]; {
+		case ok:
+			// In the table, where it stays until Expire finds its time up
+			// (Expire forgets an address before it deletes it), so a new
+			// expiry is all it takes, even when the old one has passed.
+			if until.After(u) {
+				o.until[a] = until
+			}
+		case !slices.Contains(add, a):
+			add = append(add, a)
+		}
+	}
+	o.mu.Unlock()
+	if len(add) == 0 {
+		return nil
+	}
+
+	release, err := o.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	args := []string{"-a", o.anchor, "-t", o.table, "-T", "add"}
+	for _, a := range add {
+		args = append(args, a.String())
+	}
+	res, err := runPfctl(ctx, o.run, nil, args...)
+	if err != nil {
+		return fmt.Errorf("opening %d addresses in the pf table <%s>: %w", len(add), o.table, err)
+	}
+	if strings.Contains(string(res.Stderr), "table created") {
+		// pfctl made the table: the anchor has none, so no rule of ours
+		// names it and nothing is open. Take away what the add made.
+		_, kerr := runPfctl(context.WithoutCancel(ctx), o.run, nil, "-a", o.anchor, "-t", o.table, "-T", "kill")
+		return errors.Join(fmt.Errorf("the pf anchor %s has no table <%s>: the firewall is not up with the DNS filter", o.anchor, o.table), kerr)
+	}
+	o.mu.Lock()
+	for _, a := range add {
+		if o.until[a].Before(until) {
+			o.until[a] = until
+		}
+	}
+	o.mu.Unlock()
+	return nil
+}
+
+// Expire deletes from the table, in one pfctl call, every address whose
+// time is up, and anything else the table holds that no Open put there
+// (what an earlier run of the DNS filter left behind). It forgets the
+// addresses the table no longer holds (the anchor was flushed), so that the
+// next Open adds them again. A table that does not exist holds nothing to
+// expire. An address stays open until the first Expire after its time:
+// call it every few seconds.
+func (o *Opener) Expire(ctx context.Context) error {
+	release, err := o.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	res, err := runPfctl(ctx, o.run, nil, "-a", o.anchor, "-t", o.table, "-T", "show")
+	if err != nil {
+		var pe *pfctlError
+		if errors.As(err, &pe) && strings.Contains(pe.stderr, "Table does not exist") {
+			o.mu.Lock()
+			clear(o.until)
+			o.mu.Unlock()
+			return nil
+		}
+		return fmt.Errorf("reading the pf table <%s>: %w", o.table, err)
+	}
+	entries, err := parseShow(string(res.Stdout))
+	if err != nil {
+		return fmt.Errorf("reading the pf table <%s>: %w", o.table, err)
+	}
+	o.mu.Lock()
+	now := o.now()
+	held := map[netip.Addr]bool{}
+	var del []string
+	for _, e := range entries {
+		if e.single {
+			held[e.addr] = true
+			if u, ok := o.until[e.addr]; ok && u.After(now) {
+				continue
+			}
+		}
+		del = append(del, e.text)
+	}
+	for a, u := range o.until {
+		if !held[a] || !u.After(now) {
+			delete(o.until, a)
+		}
+	}
+	o.mu.Unlock()
+	if len(del) == 0 {
+		return nil
+	}
+	// From standard input: the list can be longer than a command line.
+	stdin := []byte(strings.Join(del, "\n") + "\n")
+	if _, err := runPfctl(ctx, o.run, stdin, "-a", o.anchor, "-t", o.table, "-T", "delete", "-f", "-"); err != nil {
+		// What is still in the table is no longer in until: the next
+		// Expire deletes it.
+		return fmt.Errorf("closing %d addresses in the pf table <%s>: %w", len(del), o.table, err)
+	}
+	return nil
+}
+
+// ExpireEvery runs Expire every interval until ctx ends, and returns ctx's
+// error. A failed Expire is handed to report (when not nil) and tried again
+// at the next tick.
+func (o *Opener) ExpireEvery(ctx context.Context, interval time.Duration, report func(error)) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			if err := o.Expire(ctx); err != nil && report != nil && ctx.Err() == nil {
+				report(err)
+			}
+		}
+	}
+}
+
+// hold waits for the table to be free, or for ctx to end.
+func (o *Opener) hold(ctx context.Context) (release func(), err error) {
+	select {
+	case o.busy <- struct{}{}:
+		return func() { <-o.busy }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// shownEntry is one line of `pfctl -T show`.
+type shownEntry struct {
+	text   string     // as pfctl takes it back, rendered from the parsed value
+	single bool       // a single address, not negated
+	addr   netip.Addr // when single
+}
+
+// parseShow reads `pfctl -t T -T show`: one entry per line, indented,
+// "[!]address[/bits]". Anything else is an error, so that unreadable output
+// never goes back to pfctl.
+func parseShow(out string) ([]shownEntry, error) {
+	var entries []shownEntry
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		w := fields[0]
+		neg := strings.HasPrefix(w, "!")
+		p, err := netip.ParsePrefix(strings.TrimPrefix(w, "!"))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimPrefix(w, "!"))
+			if aerr != nil {
+				err = aerr
+			} else {
+				p, err = netip.PrefixFrom(a, a.BitLen()), nil
+			}
+		}
+		if err != nil || len(fields) != 1 || p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("pfctl -T show printed an unexpected line: %q", line)
+		}
+		p = p.Masked()
+		e := shownEntry{text: p.String()}
+		if p.IsSingleIP() {
+			e.text = p.Addr().String()
+			e.single, e.addr = !neg, p.Addr()
+		}
+		if neg {
+			e.text = "!" + e.text
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}
