@@ -87,9 +87,8 @@ func (f memFW) IsUp(context.Context) (bool, error) {
 
 type memEngine struct{ w *world }
 
-func (m memEngine) Name() string                            { return "mem" }
-func (m memEngine) Version(context.Context) (string, error) { return "1.0", nil }
-func (m memEngine) EnsureRunning(context.Context) error     { return m.w.call("EnsureRunning") }
+func (m memEngine) Name() string                        { return "mem" }
+func (m memEngine) EnsureRunning(context.Context) error { return m.w.call("EnsureRunning") }
 func (m memEngine) ImageExists(context.Context, string) (bool, error) {
 	return m.w.image, m.w.call("ImageExists")
 }

@@ -5,6 +5,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 
@@ -25,8 +26,6 @@ const (
 type Engine interface {
 	// Name is the runtime's setting value: "container", "podman" or "docker".
 	Name() string
-	// Version returns the runtime's version string.
-	Version(ctx context.Context) (string, error)
 	// EnsureRunning starts the runtime's background service when it is down
 	// (never prompting).
 	EnsureRunning(ctx context.Context) error
@@ -71,10 +70,20 @@ type RunSpec struct {
 	Volumes []Volume
 	Memory  string
 	CPUs    int
-	Env     map[string]string
 	// AutoRemove has the runtime delete the container when it stops (--rm).
 	AutoRemove bool
 }
+
+// KeepAlive is the command a driver's Create gives the container. The
+// image's default command is an interactive shell, which exits at once in a
+// detached container (it has no terminal and reads end-of-file), so the
+// container would stop before any session could join it. KeepAlive replaces
+// the image's CMD, so the image's entrypoint still runs first and then execs
+// it; it idles in any POSIX sh, needs no `sleep infinity` (BusyBox builds
+// differ there), and exits on SIGTERM, which a shell or a plain `sleep`
+// running as the container's first process would ignore, making a stop wait
+// for the runtime's timeout. Shells then join with Exec.
+var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"}
 
 // Volume mounts a named volume (Source without a slash) or a host directory
 // (absolute Source) at Target.
@@ -88,3 +97,12 @@ var ErrNotFound = errNotFound{}
 type errNotFound struct{}
 
 func (errNotFound) Error() string { return "not found" }
+
+// Clip shortens a runtime's output for quoting in an error message.
+func Clip(b []byte) string {
+	const max = 200
+	if b = bytes.TrimSpace(b); len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
+}

@@ -81,16 +81,10 @@ func explain(err error) error {
 	return err
 }
 
-// Version returns the release of the installed `container`, such as "1.2.2".
-func (e *Engine) Version(ctx context.Context) (string, error) {
-	v, err := e.ParsedVersion(ctx)
-	return v.Raw, err
-}
-
-// ParsedVersion returns the installed release, asking `container --version`
+// release returns the installed release, asking `container --version`
 // once per Engine. A release older than 1.0.0 is an error that says to
 // upgrade.
-func (e *Engine) ParsedVersion(ctx context.Context) (Version, error) {
+func (e *Engine) release(ctx context.Context) (Version, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.version != nil {

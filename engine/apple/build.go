@@ -26,7 +26,7 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	v, err := e.ParsedVersion(ctx)
+	v, err := e.release(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -72,7 +72,7 @@ func (e *Engine) Build(ctx context.Context, b engine.BuildSpec) error {
 	if err != nil || !fi.Mode().IsRegular() {
 		return fmt.Errorf("Dockerfile %s does not exist or is not a file", file)
 	}
-	v, err := e.ParsedVersion(ctx)
+	v, err := e.release(ctx)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+
+	"github.com/VerilyPete/claudecontainer/engine"
 )
 
 // ContainerInfo is one container as `container list --all --format json`
@@ -65,7 +67,7 @@ var containerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 func ParseContainers(data []byte, v Version) ([]ContainerInfo, error) {
 	var items []containerJSON
 	if err := json.Unmarshal(data, &items); err != nil {
-		return nil, fmt.Errorf("reading `container list` output: %w (output: %q)", err, clip(data))
+		return nil, fmt.Errorf("reading `container list` output: %w (output: %q)", err, engine.Clip(data))
 	}
 	out := make([]ContainerInfo, 0, len(items))
 	for _, c := range items {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/VerilyPete/claudecontainer/engine"
 )
 
 // imageJSON holds the keys read of an image object, an ImageResource
@@ -25,7 +27,7 @@ type imageJSON struct {
 func ParseImages(data []byte, v Version) ([]string, error) {
 	var items []imageJSON
 	if err := json.Unmarshal(data, &items); err != nil {
-		return nil, fmt.Errorf("reading `container image list` output: %w (output: %q)", err, clip(data))
+		return nil, fmt.Errorf("reading `container image list` output: %w (output: %q)", err, engine.Clip(data))
 	}
 	refs := make([]string, 0, len(items))
 	for _, it := range items {

@@ -110,7 +110,7 @@ func FindNetwork(data []byte, name string, v Version) (policy.Network, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(data, &items); err != nil {
-		return policy.Network{}, fmt.Errorf("reading `container network list` output: %w (output: %q)", err, clip(data))
+		return policy.Network{}, fmt.Errorf("reading `container network list` output: %w (output: %q)", err, engine.Clip(data))
 	}
 	for i, item := range items {
 		var id struct {

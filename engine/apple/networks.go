@@ -30,7 +30,7 @@ var DefaultSubnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 64, 0}), 
 // Callers should check a container's addresses (Attachments) against the
 // network once it runs.
 func (e *Engine) Network(ctx context.Context, name string) (policy.Network, error) {
-	v, err := e.ParsedVersion(ctx)
+	v, err := e.release(ctx)
 	if err != nil {
 		return policy.Network{}, err
 	}
@@ -135,7 +135,7 @@ func (e *Engine) CreateNetwork(ctx context.Context, name string, subnet netip.Pr
 		return fmt.Errorf("network %q: subnet %v must be a private IPv4 range of /8 to /29, such as 192.168.218.0/24", name, subnet)
 	}
 	subnet = subnet.Masked()
-	v, err := e.ParsedVersion(ctx)
+	v, err := e.release(ctx)
 	if err != nil {
 		return err
 	}

@@ -12,20 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 )
-
-// KeepAlive is the command Create gives the container. The image's default
-// command is an interactive shell, which exits at once in a detached
-// container (it has no terminal and reads end-of-file), so the container
-// would stop before any session could join it. This command is passed as the
-// image's CMD, so the image's entrypoint still runs first and then execs it;
-// it idles in any POSIX sh, needs no `sleep infinity` (BusyBox builds differ
-// there), and exits on SIGTERM, which a plain `sleep` running as the
-// container's first process would ignore, making `container stop` wait for
-// its timeout. Shells then join with `container exec -it`.
-var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"}
 
 var (
 	volumeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
@@ -37,7 +28,7 @@ var (
 
 // containers lists every container, running or not.
 func (e *Engine) containers(ctx context.Context) ([]ContainerInfo, error) {
-	v, err := e.ParsedVersion(ctx)
+	v, err := e.release(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -111,28 +102,15 @@ func (e *Engine) RunningOn(ctx context.Context, network string) ([]string, error
 	return names, nil
 }
 
-// Attachments returns the network interfaces of a running container, so a
-// caller can check that its addresses lie inside the subnet it guards. The
-// error wraps engine.ErrNotFound when there is no such container.
-func (e *Engine) Attachments(ctx context.Context, name string) ([]Attachment, error) {
-	c, ok, err := e.lookup(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fmt.Errorf("container %s: %w", name, engine.ErrNotFound)
-	}
-	return c.Attachments, nil
-}
-
-// Create creates and starts the container detached, running KeepAlive:
+// Create creates and starts the container detached, running
+// engine.KeepAlive:
 //
-//	container run -d --name NAME --network NET --dns IP -v SRC:DST … --memory M --cpus N -e K=V … IMAGE /bin/sh -c …
+//	container run -d --name NAME --network NET --dns IP -v SRC:DST … --memory M --cpus N IMAGE /bin/sh -c …
 //
 // Host directories must be absolute and exist; named volumes are created
 // by `container run` when missing.
 func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
-	if _, err := e.ParsedVersion(ctx); err != nil {
+	if _, err := e.release(ctx); err != nil {
 		return err
 	}
 	args, err := runArgs(r)
@@ -207,20 +185,8 @@ func runArgs(r engine.RunSpec) (args []string, err error) {
 	if r.CPUs > 0 {
 		args = append(args, "--cpus", strconv.Itoa(r.CPUs))
 	}
-	keys := make([]string, 0, len(r.Env))
-	for k := range r.Env {
-		if !envName.MatchString(k) {
-			return nil, fmt.Errorf("container %s: environment variable name %q: want letters, digits and '_'", r.Name, k)
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "--env", k+"="+r.Env[k])
-	}
 	args = append(args, r.Image)
-	args = append(args, KeepAlive...)
-	return args, nil
+	return append(args, engine.KeepAlive...), nil
 }
 
 // checkRunning confirms that a container just created or started runs.
@@ -295,7 +261,7 @@ func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
 	}
 	isTerminal := e.StdinIsTerminal
 	if isTerminal == nil {
-		isTerminal = stdinIsTerminal
+		isTerminal = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
 	}
 	flags := "-i"
 	if isTerminal() {

@@ -199,8 +199,8 @@ func TestNetworkOnMacOS15ReadsTheDefaultNetworkFromTheContainers(t *testing.T) {
 
 func TestAMissingProgramSaysHowToInstallIt(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := New(proc.Exec{}).Version(context.Background())
+	_, err := New(proc.Exec{}).release(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "install Apple's container tool") {
-		t.Errorf("Version error = %v", err)
+		t.Errorf("release error = %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 )
 
@@ -27,10 +28,10 @@ func ParseStatus(data []byte) (string, error) {
 		Status *string `json:"status"`
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
-		return "", fmt.Errorf("reading `container system status` output: %w (output: %q)", err, clip(data))
+		return "", fmt.Errorf("reading `container system status` output: %w (output: %q)", err, engine.Clip(data))
 	}
 	if s.Status == nil {
-		return "", fmt.Errorf(`reading "container system status" output: no "status" key (output: %q)`, clip(data))
+		return "", fmt.Errorf(`reading "container system status" output: no "status" key (output: %q)`, engine.Clip(data))
 	}
 	switch *s.Status {
 	case ServiceRunning, ServiceNotRunning, ServiceUnregistered:
@@ -44,7 +45,7 @@ func ParseStatus(data []byte) (string, error) {
 // kernel instead of waiting at a [Y/n] prompt, and gives the command no
 // input, so it can never hang on a question.
 func (e *Engine) EnsureRunning(ctx context.Context) error {
-	if _, err := e.ParsedVersion(ctx); err != nil {
+	if _, err := e.release(ctx); err != nil {
 		return err
 	}
 	up, err := e.serviceRunning(ctx)

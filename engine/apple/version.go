@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+
+	"github.com/VerilyPete/claudecontainer/engine"
 )
 
 // Version is a parsed `container --version`. Builds between releases
@@ -24,7 +26,7 @@ var (
 func ParseVersion(out []byte) (Version, error) {
 	m := versionLine.FindSubmatch(out)
 	if m == nil {
-		return Version{}, fmt.Errorf("cannot find a version in `container --version` output %q", clip(out))
+		return Version{}, fmt.Errorf("cannot find a version in `container --version` output %q", engine.Clip(out))
 	}
 	raw := string(m[1])
 	n := versionNum.FindStringSubmatch(raw)
@@ -61,13 +63,4 @@ func (v Version) supported() error {
 	}
 	return fmt.Errorf("container %s is installed; claudecontainer needs 1.0 or later: stop the service (`container system stop`), "+
 		"then install the current release from https://github.com/apple/container/releases (or `brew upgrade container` if Homebrew installed it)", v)
-}
-
-// clip shortens command output quoted in an error message.
-func clip(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "…"
-	}
-	return string(b)
 }

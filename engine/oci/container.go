@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,24 +15,14 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/VerilyPete/claudecontainer/engine"
 )
 
 // StopTimeout is how many seconds Stop lets the container's command exit on
 // SIGTERM before the runtime kills it.
 const StopTimeout = 5
-
-// KeepAlive is the command Create gives the container, the same as the
-// driver of Apple's container runtime gives it. The image's default command
-// is an interactive shell, which exits at once in a detached container (it
-// has no terminal and reads end-of-file), so the container would stop before
-// any session could join it. This command replaces the image's CMD, so the
-// image's entrypoint still runs first and then execs it; it idles in any
-// POSIX sh, needs no `sleep infinity` (BusyBox builds differ there), and
-// exits on SIGTERM, which a shell or a plain `sleep` running as the
-// container's first process would ignore, making Stop wait for its timeout.
-// Shells then join with Exec.
-var KeepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM INT HUP; while :; do sleep 3600 & wait $!; done"}
 
 // psJSON is one container as `podman ps --format json` (a JSON array, Names
 // and Networks as lists) or `docker ps --format '{{json .}}'` (one object per
@@ -86,7 +75,7 @@ func parsePS(program string, data []byte) ([]psJSON, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading `%s ps` output: %w (output: %q)", program, err, clip(data))
+			return nil, fmt.Errorf("reading `%s ps` output: %w (output: %q)", program, err, engine.Clip(data))
 		}
 		raw = bytes.TrimSpace(raw)
 		var batch []psJSON
@@ -98,11 +87,11 @@ func parsePS(program string, data []byte) ([]psJSON, error) {
 			batch = []psJSON{c}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading `%s ps` output: %w (output: %q)", program, err, clip(raw))
+			return nil, fmt.Errorf("reading `%s ps` output: %w (output: %q)", program, err, engine.Clip(raw))
 		}
 		for _, c := range batch {
 			if !c.Names.present || len(c.Names.items) == 0 {
-				return nil, fmt.Errorf("reading `%s ps` output: a container without names (output: %q)", program, clip(raw))
+				return nil, fmt.Errorf("reading `%s ps` output: a container without names (output: %q)", program, engine.Clip(raw))
 			}
 			for i, n := range c.Names.items {
 				c.Names.items[i] = strings.TrimPrefix(n, "/")
@@ -213,11 +202,11 @@ func (e *Engine) RunningOn(ctx context.Context, network string) ([]string, error
 	return out, nil
 }
 
-// Create creates and starts the container detached, running KeepAlive
-// after the image's entrypoint. Rootless podman also gets --userns=keep-id,
-// so that files written in the workspace belong to the user who ran
-// claudecontainer (EnsureRunning refuses rootless runtimes, so this matters
-// only to callers that skip it).
+// Create creates and starts the container detached, running
+// engine.KeepAlive after the image's entrypoint. Rootless podman also gets
+// --userns=keep-id, so that files written in the workspace belong to the
+// user who ran claudecontainer (EnsureRunning refuses rootless runtimes, so
+// this matters only to callers that skip it).
 func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
 	rootless := false
 	if e.program == Podman {
@@ -291,14 +280,8 @@ func runArgs(r engine.RunSpec, rootless bool) ([]string, error) {
 	case r.CPUs > 0:
 		args = append(args, "--cpus", strconv.Itoa(r.CPUs))
 	}
-	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-		if !envKey.MatchString(k) {
-			return nil, fmt.Errorf("environment variable name %q: want letters, digits and '_'", k)
-		}
-		args = append(args, "-e", k+"="+r.Env[k])
-	}
 	args = append(args, r.Image)
-	return append(args, KeepAlive...), nil
+	return append(args, engine.KeepAlive...), nil
 }
 
 // volumeSpec renders a -v value: a named volume (created by the runtime when
@@ -362,7 +345,7 @@ func (e *Engine) Exec(ctx context.Context, name string, argv ...string) error {
 	}
 	isTerminal := e.StdinIsTerminal
 	if isTerminal == nil {
-		isTerminal = stdinIsTerminal
+		isTerminal = func() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
 	}
 	args := []string{"exec", "-i"}
 	if isTerminal() {

@@ -13,7 +13,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/VerilyPete/claudecontainer/engine"
-	"github.com/VerilyPete/claudecontainer/engine/apple"
 	"github.com/VerilyPete/claudecontainer/engine/oci"
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
 	fakeoci "github.com/VerilyPete/claudecontainer/internal/fakes/oci"
@@ -304,7 +303,7 @@ func TestContainerLifecycleFromAbsentToRunningToStopped(t *testing.T) {
 			want = append(want,
 				program+" run -d --name claude-alpine --network claude --dns 192.168.218.1"+
 					" -v alpine-home:/home/claude -v claude-history:/commandhistory -v "+ws+":/workspace --memory 8g --cpus 4 claudepine:latest "+
-					strings.Join(oci.KeepAlive, " "),
+					strings.Join(engine.KeepAlive, " "),
 				ps,
 				program+" stop -t 5 claude-alpine",
 				ps,
@@ -611,16 +610,6 @@ func TestRootlessReadsBothProgramsInfo(t *testing.T) {
 	}
 }
 
-func TestVersionReadsTheFakesVersionLine(t *testing.T) {
-	for program, want := range map[string]string{"podman": "5.4.2", "docker": "28.2.2"} {
-		e, _, _ := setup(t, program, fakeoci.World{DaemonDown: true})
-		got, err := e.Version(context.Background())
-		if err != nil || got != want {
-			t.Errorf("%s: Version = %q, %v; want %q", program, got, err, want)
-		}
-	}
-}
-
 // recorder is a Runner that records commands without running them.
 type recorder struct{ cmds []proc.Cmd }
 
@@ -651,12 +640,6 @@ func TestPodmanRunsEveryCommandWithRootRightsAndDockerThroughItsSocket(t *testin
 		if !c.Privileged || c.Name != "podman" {
 			t.Errorf("command %s: Privileged = %t; want true", c, c.Privileged)
 		}
-	}
-}
-
-func TestKeepAliveIsTheSameForEveryRuntime(t *testing.T) {
-	if diff := cmp.Diff(apple.KeepAlive, oci.KeepAlive); diff != "" {
-		t.Errorf("podman and docker keep the container alive differently from Apple's runtime (-apple +oci):\n%s", diff)
 	}
 }
 

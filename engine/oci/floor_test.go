@@ -59,8 +59,5 @@ func TestEnsureRunningAcceptsTheOldestSupportedReleases(t *testing.T) {
 		if err := e.EnsureRunning(context.Background()); err != nil {
 			t.Errorf("%s %s: EnsureRunning = %v", tt.program, tt.world.Version, err)
 		}
-		if v, err := e.Version(context.Background()); err != nil || v != tt.world.Version {
-			t.Errorf("%s: Version = %q, %v; want %q", tt.program, v, err, tt.world.Version)
-		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"go4.org/netipx"
 
+	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
@@ -122,7 +123,7 @@ var dockerID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 func parseNetwork(program, name string, data []byte) (policy.Network, error) {
 	var list []networkJSON
 	if err := json.Unmarshal(data, &list); err != nil {
-		return policy.Network{}, fmt.Errorf("reading `%s network inspect %s` output: %w (output: %q)", program, name, err, clip(data))
+		return policy.Network{}, fmt.Errorf("reading `%s network inspect %s` output: %w (output: %q)", program, name, err, engine.Clip(data))
 	}
 	switch len(list) {
 	case 0:

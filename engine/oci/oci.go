@@ -5,9 +5,10 @@
 // both, so that podman standing in for docker (the podman-docker package)
 // works too.
 //
-// The container runs KeepAlive, a shell loop that idles until SIGTERM, after
-// the image's entrypoint (the image's default command, an interactive shell,
-// would exit at once without a terminal), and shells join it with `exec`.
+// The container runs engine.KeepAlive, a shell loop that idles until
+// SIGTERM, after the image's entrypoint (the image's default command, an
+// interactive shell, would exit at once without a terminal), and shells join
+// it with `exec`.
 //
 // Only a rootful runtime is accepted: a rootless one keeps its bridges in a
 // network namespace of its own, where the host firewall cannot see them. So
@@ -16,7 +17,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,27 +77,6 @@ func (e *Engine) output(ctx context.Context, args ...string) ([]byte, error) {
 	return res.Stdout, err
 }
 
-var versionLine = regexp.MustCompile(`(?i)^(?:podman|docker) version v?([0-9]+\.[0-9]+[0-9A-Za-z.+~-]*?),?(?:\s|$)`)
-
-// Version returns the runtime's version, such as "5.4.2" or "28.2.2", from
-// `--version`, which needs neither a daemon nor a working storage.
-func (e *Engine) Version(ctx context.Context) (string, error) {
-	out, err := e.output(ctx, "--version")
-	if err != nil {
-		return "", err
-	}
-	return parseVersion(out)
-}
-
-func parseVersion(out []byte) (string, error) {
-	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	m := versionLine.FindStringSubmatch(strings.TrimSpace(line))
-	if m == nil {
-		return "", fmt.Errorf("unexpected --version output %q: want \"podman version X.Y.Z\" or \"Docker version X.Y.Z, build …\"", clip(out))
-	}
-	return m[1], nil
-}
-
 // info is what claudecontainer reads of `podman info --format json` and
 // `docker info --format '{{json .}}'`.
 type info struct {
@@ -127,7 +106,7 @@ func (e *Engine) info(ctx context.Context) (info, error) {
 	}
 	var i info
 	if err := json.Unmarshal(out, &i); err != nil {
-		return info{}, fmt.Errorf("reading `%s info` output: %w (output: %q)", e.program, err, clip(out))
+		return info{}, fmt.Errorf("reading `%s info` output: %w (output: %q)", e.program, err, engine.Clip(out))
 	}
 	switch {
 	case i.Host != nil:
@@ -139,7 +118,7 @@ func (e *Engine) info(ctx context.Context) (info, error) {
 			return info{}, fmt.Errorf("`%s info` reports no server version: is the daemon running?", e.program)
 		}
 	default:
-		return info{}, fmt.Errorf("reading `%s info` output: neither podman's host nor docker's ServerVersion key (output: %q)", e.program, clip(out))
+		return info{}, fmt.Errorf("reading `%s info` output: neither podman's host nor docker's ServerVersion key (output: %q)", e.program, engine.Clip(out))
 	}
 	return i, nil
 }
@@ -304,13 +283,4 @@ var networkXNotFound = regexp.MustCompile(`network \S+ not found`)
 // program's own error: `network "claude": not found (podman network …)`.
 func missing(kind, name string, err error) error {
 	return fmt.Errorf("%s %q: %w (%w)", kind, name, engine.ErrNotFound, err)
-}
-
-// clip shortens program output quoted in an error message.
-func clip(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) > 200 {
-		return string(b[:200]) + "…"
-	}
-	return string(b)
 }

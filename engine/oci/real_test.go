@@ -193,11 +193,6 @@ func realSession(t *testing.T, program, path string, subnet netip.Prefix, busybo
 		raw("volume", "rm", "-f", "cctest-home-"+program)
 	})
 
-	version, err := e.Version(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s %s", program, version)
 	if err := e.EnsureRunning(ctx); err != nil {
 		t.Skipf("%s does not work on this machine: %v", program, err)
 	}
@@ -286,7 +281,6 @@ func realSession(t *testing.T, program, path string, subnet netip.Prefix, busybo
 		Volumes: []engine.Volume{{Source: "cctest-home-" + program, Target: "/home/claude"}, {Source: workspace, Target: "/workspace"}},
 		Memory:  "256m",
 		CPUs:    1,
-		Env:     map[string]string{"CLAUDECONTAINER_TEST": "1"},
 	}
 	if err := e.Create(ctx, spec); err != nil {
 		t.Fatal(err)
