@@ -21,8 +21,9 @@ import (
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
-// This file is the only code that runs pfctl. Every call names our anchor
-// with -a, except the read-only ones (-s info, -s References, -sr) and the
+// runPfctl, below, runs every pfctl call of the package; the Opener's are in
+// opened.go, the rest here. Every call names our anchor with -a, except the
+// read-only ones (-s info, -s References, -sr, -s nat) and the
 // ones on our own enable reference (-E, -X <our token>) and on the container
 // network's states (-k <subnet>). It never runs `pfctl -d`, `-F` without -a,
 // `-f` without -a, or `-q` (which would hide the token -E prints). pfctl

@@ -1,9 +1,12 @@
 // Package pf is the firewall backend for macOS: it renders a policy as a pf
 // anchor that is loaded below Apple's own com.apple anchor point, and drives
 // pfctl to load it, hold a pf enable reference, fill the allowlist table,
-// verify the result and take it all down again.
+// verify the result and take it all down again. With a DNS filter, the
+// anchor redirects the containers' DNS to it, and the Opener (opened.go)
+// opens and closes the addresses of its answers.
 //
-// Render is pure. Everything that runs pfctl is in pfctl.go.
+// Render is pure. Everything that runs pfctl goes through runPfctl in
+// pfctl.go.
 package pf
 
 import (
