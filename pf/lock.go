@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
-	"time"
+
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 )
 
 const lockFile = "pf.lock"
@@ -21,27 +21,13 @@ func (f *Firewall) lock(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(f.cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}
-	file, err := os.OpenFile(f.path(lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the pf lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
-				file.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			file.Close()
-			return nil, fmt.Errorf("locking %s: %w", f.path(lockFile), err)
-		}
-		select {
-		case <-ctx.Done():
-			file.Close()
-			return nil, fmt.Errorf("waiting for another claudecontainer to finish with pf: %w", ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	unlock, err := flock.Lock(ctx, f.path(lockFile))
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil, fmt.Errorf("waiting for another claudecontainer to finish with pf: %w", err)
+	default:
+		return nil, fmt.Errorf("taking the pf lock: %w", err)
 	}
 }

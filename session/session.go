@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 )
 
 // Hold is the name of the marker that `mage up` leaves: the firewall was
@@ -45,35 +46,19 @@ func Open(stateDir string) (*Dir, error) {
 	return &Dir{path: p}, nil
 }
 
-// Path returns the directory's path.
-func (d *Dir) Path() string { return d.path }
-
 // Lock takes the directory's exclusive lock, waiting for it until ctx is
 // done. The lock is released by the returned function, and by the kernel
 // when the process dies.
 func (d *Dir) Lock(ctx context.Context) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(d.path, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the session lock: %w", err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("taking the session lock: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for another claudecontainer run to finish (%s): %w", filepath.Join(d.path, ".lock"), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
+	path := filepath.Join(d.path, ".lock")
+	unlock, err = flock.Lock(ctx, path)
+	switch {
+	case err == nil:
+		return unlock, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return nil, fmt.Errorf("waiting for another claudecontainer run to finish (%s): %w", path, err)
+	default:
+		return nil, fmt.Errorf("taking the session lock: %w", err)
 	}
 }
 

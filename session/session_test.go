@@ -2,12 +2,13 @@ package session_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -15,7 +16,8 @@ import (
 )
 
 func TestLiveCountsRunningProcessesAndPrunesDeadOnes(t *testing.T) {
-	d, err := session.Open(t.TempDir())
+	state := t.TempDir()
+	d, err := session.Open(state)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func TestLiveCountsRunningProcessesAndPrunesDeadOnes(t *testing.T) {
 	if diff := cmp.Diff([]int{os.Getpid()}, live); diff != "" {
 		t.Errorf("live sessions (-want +got):\n%s", diff)
 	}
-	if _, err := os.Stat(filepath.Join(d.Path(), strconv.Itoa(dead))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(state, "sessions", strconv.Itoa(dead))); !os.IsNotExist(err) {
 		t.Errorf("the dead session's file is still there: %v", err)
 	}
 }
@@ -84,10 +86,11 @@ func TestLockExcludesASecondHolderUntilReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if _, err := d.Lock(ctx); err == nil {
-		t.Fatal("a second Lock succeeded while the first was held")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = d.Lock(ctx)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "waiting for another claudecontainer run to finish") {
+		t.Fatalf("a second Lock while the first was held: %v", err)
 	}
 	unlock()
 	unlock2, err := d.Lock(context.Background())
