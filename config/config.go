@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,8 +47,6 @@ type Config struct {
 
 	Anchor string // pf anchor name (loaded as com.apple/<Anchor>) or nftables table name
 	Table  string // allowlist table (pf) or set name prefix (nftables)
-
-	GitHubToken string // from GITHUB_TOKEN, the variable GitHub's own tools read
 }
 
 // Setting describes one environment variable.
@@ -86,122 +85,162 @@ var Settings = []Setting{
 // variable and reports every malformed value together, each naming its
 // variable.
 func Load(getenv func(string) string, goos string) (Config, error) {
-	get := func(name, def string) string {
-		if v := strings.TrimSpace(getenv(Prefix + name)); v != "" {
-			return v
-		}
-		return def
-	}
-	var errs []error
-	bad := func(name, v, want string) {
-		errs = append(errs, fmt.Errorf("%s%s=%q: %s", Prefix, name, v, want))
-	}
-
-	c := Config{GitHubToken: strings.TrimSpace(getenv("GITHUB_TOKEN"))}
-
+	l := &loader{getenv: getenv}
 	defFirewall, defRuntime := "nftables", "podman"
 	if goos == "darwin" {
 		defFirewall, defRuntime = "pf", "container"
 	}
-	c.Firewall = get("FIREWALL", defFirewall)
-	if c.Firewall != "pf" && c.Firewall != "nftables" {
-		bad("FIREWALL", c.Firewall, "want pf or nftables")
-	}
-	c.Runtime = get("RUNTIME", defRuntime)
-	switch c.Runtime {
-	case "container", "podman", "docker":
-	default:
-		bad("RUNTIME", c.Runtime, "want container, podman or docker")
-	}
+	c := Config{
+		Firewall:  l.oneOf("FIREWALL", defFirewall, "pf", "nftables"),
+		Runtime:   l.oneOf("RUNTIME", defRuntime, "container", "podman", "docker"),
+		Network:   l.match("NETWORK", "claude", networkName, "want lower-case letters, digits, '.', '_' or '-', starting and ending with a letter or digit"),
+		Subnet:    l.subnet(),
+		Image:     l.match("IMAGE", "claudepine:latest", imageRef, "want an image reference such as claudepine:latest"),
+		Container: l.match("CONTAINER", "claude-alpine", containerName, "want letters, digits, '.', '_' or '-', starting with a letter or digit"),
+		Workspace: l.workspace(),
+		Memory:    l.memory(),
+		CPUs:      l.cpus(),
 
-	c.Network = get("NETWORK", "claude")
-	if !networkName.MatchString(c.Network) {
-		bad("NETWORK", c.Network, "want lower-case letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
-	}
-	subnet := get("SUBNET", "192.168.218.0/24")
-	if p, err := netip.ParsePrefix(subnet); err != nil || !p.Addr().Is4() || !p.Addr().IsPrivate() || p.Bits() > 29 {
-		bad("SUBNET", subnet, "want a private IPv4 CIDR of /29 or larger, such as 192.168.218.0/24")
-	} else {
-		c.Subnet = p.Masked()
-	}
-	c.Image = get("IMAGE", "claudepine:latest")
-	if !imageRef.MatchString(c.Image) {
-		bad("IMAGE", c.Image, "want an image reference such as claudepine:latest")
-	}
-	c.Container = get("CONTAINER", "claude-alpine")
-	if !containerName.MatchString(c.Container) {
-		bad("CONTAINER", c.Container, "want letters, digits, '.', '_' or '-', starting with a letter or digit")
-	}
-	c.Workspace = get("WORKSPACE", "")
-	if c.Workspace == "" {
-		// Not the checkout itself: the agent must not be able to edit the
-		// code that runs on the host with root rights.
-		wd, err := os.Getwd()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("finding the workspace: %w", err))
-		}
-		c.Workspace = filepath.Join(wd, "workspace")
-	}
-	if abs, err := filepath.Abs(c.Workspace); err == nil {
-		c.Workspace = abs
-	}
-	c.Memory = get("MEMORY", "8g")
-	switch {
-	case bareNumber.MatchString(c.Memory):
-		// Apple's container reads a size without a unit as bytes
-		// (1.2.2:Sources/ContainerPersistence/Measurement+Parse.swift,
-		// parseUnit defaults to "b"), and so do podman and docker.
-		bad("MEMORY", c.Memory, fmt.Sprintf("a size needs a unit: the container runtimes read a bare number as bytes, so this would be %s bytes; "+
-			"write %sm for MiB or %sg for GiB", c.Memory, c.Memory, c.Memory))
-	case !memory.MatchString(c.Memory):
-		bad("MEMORY", c.Memory, "want a whole number with a unit k, m or g, such as 8g or 4096m")
-	}
-	cpus := get("CPUS", "4")
-	if n, err := strconv.Atoi(cpus); err != nil || n < 1 || n > 256 {
-		bad("CPUS", cpus, "want a whole number from 1 to 256")
-	} else {
-		c.CPUs = n
-	}
+		AllowlistMaxAge: l.duration("ALLOWLIST_MAX_AGE", "1h"),
+		Sources:         list(l.get("SOURCES", "")),
+		SkipSources:     list(l.get("SKIP_SOURCES", "")),
+		FetchTimeout:    l.duration("FETCH_TIMEOUT", "30s"),
+		DNS:             l.dns(),
 
+		Anchor: l.match("ANCHOR", "claude_firewall", identifier, identifierWant),
+		Table:  l.match("TABLE", "allowed_destinations", identifier, identifierWant),
+	}
 	defAllow := "/etc/pf.anchors/allowed_destinations"
 	if c.Firewall == "nftables" {
 		defAllow = "/etc/claudecontainer/allowed_destinations"
 	}
-	c.AllowlistFile = get("ALLOWLIST_FILE", defAllow)
-	c.AllowlistMaxAge = duration(get, bad, "ALLOWLIST_MAX_AGE", "1h")
-	c.FetchTimeout = duration(get, bad, "FETCH_TIMEOUT", "30s")
-
 	configDir, cacheDir := userDirs(getenv, goos)
-	c.LocalFile = get("LOCAL_FILE", filepath.Join(configDir, "claudecontainer", "allowlist.local"))
-	c.CacheDir = get("CACHE_DIR", filepath.Join(cacheDir, "claudecontainer"))
-	c.StateDir = get("STATE_DIR", filepath.Join(configDir, "claudecontainer", "state"))
-	for name, p := range map[string]string{"ALLOWLIST_FILE": c.AllowlistFile, "LOCAL_FILE": c.LocalFile, "CACHE_DIR": c.CacheDir, "STATE_DIR": c.StateDir} {
-		if !filepath.IsAbs(p) {
-			bad(name, p, "want an absolute path")
-		}
+	c.AllowlistFile = l.path("ALLOWLIST_FILE", defAllow)
+	c.LocalFile = l.path("LOCAL_FILE", filepath.Join(configDir, "claudecontainer", "allowlist.local"))
+	c.CacheDir = l.path("CACHE_DIR", filepath.Join(cacheDir, "claudecontainer"))
+	c.StateDir = l.path("STATE_DIR", filepath.Join(configDir, "claudecontainer", "state"))
+	return c, errors.Join(l.errs...)
+}
+
+// loader reads the settings one by one, gathering every malformed value.
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+// get returns the setting name (without Prefix), or def when it is unset or
+// blank.
+func (l *loader) get(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(Prefix + name)); v != "" {
+		return v
 	}
+	return def
+}
 
-	c.Sources = list(get("SOURCES", ""))
-	c.SkipSources = list(get("SKIP_SOURCES", ""))
+// bad records that the setting name has the malformed value v.
+func (l *loader) bad(name, v, want string) {
+	l.errs = append(l.errs, fmt.Errorf("%s%s=%q: %s", Prefix, name, v, want))
+}
 
-	for _, s := range list(get("DNS", "")) {
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := l.get(name, def)
+	if !slices.Contains(allowed, v) {
+		last := len(allowed) - 1
+		l.bad(name, v, "want "+strings.Join(allowed[:last], ", ")+" or "+allowed[last])
+	}
+	return v
+}
+
+func (l *loader) match(name, def string, re *regexp.Regexp, want string) string {
+	v := l.get(name, def)
+	if !re.MatchString(v) {
+		l.bad(name, v, want)
+	}
+	return v
+}
+
+func (l *loader) duration(name, def string) time.Duration {
+	v := l.get(name, def)
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.bad(name, v, "want a positive duration such as 30s or 1h")
+		return 0
+	}
+	return d
+}
+
+func (l *loader) subnet() netip.Prefix {
+	v := l.get("SUBNET", "192.168.218.0/24")
+	p, err := netip.ParsePrefix(v)
+	if err != nil || !p.Addr().Is4() || !p.Addr().IsPrivate() || p.Bits() > 29 {
+		l.bad("SUBNET", v, "want a private IPv4 CIDR of /29 or larger, such as 192.168.218.0/24")
+		return netip.Prefix{}
+	}
+	return p.Masked()
+}
+
+// workspace defaults to workspace/ in the working directory: not the
+// checkout itself, so that the agent cannot edit the code that runs on the
+// host with root rights.
+func (l *loader) workspace() string {
+	w := l.get("WORKSPACE", "")
+	if w == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			l.errs = append(l.errs, fmt.Errorf("finding the workspace: %w", err))
+		}
+		w = filepath.Join(wd, "workspace")
+	}
+	if abs, err := filepath.Abs(w); err == nil {
+		w = abs
+	}
+	return w
+}
+
+func (l *loader) memory() string {
+	v := l.get("MEMORY", "8g")
+	switch {
+	case bareNumber.MatchString(v):
+		// Apple's container reads a size without a unit as bytes
+		// (1.2.2:Sources/ContainerPersistence/Measurement+Parse.swift,
+		// parseUnit defaults to "b"), and so do podman and docker.
+		l.bad("MEMORY", v, fmt.Sprintf("a size needs a unit: the container runtimes read a bare number as bytes, so this would be %s bytes; "+
+			"write %sm for MiB or %sg for GiB", v, v, v))
+	case !memory.MatchString(v):
+		l.bad("MEMORY", v, "want a whole number with a unit k, m or g, such as 8g or 4096m")
+	}
+	return v
+}
+
+func (l *loader) cpus() int {
+	v := l.get("CPUS", "4")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 256 {
+		l.bad("CPUS", v, "want a whole number from 1 to 256")
+		return 0
+	}
+	return n
+}
+
+func (l *loader) dns() []netip.Addr {
+	var out []netip.Addr
+	for _, s := range list(l.get("DNS", "")) {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() {
-			bad("DNS", s, "want IP addresses such as 192.168.218.1,9.9.9.9")
+			l.bad("DNS", s, "want IP addresses such as 192.168.218.1,9.9.9.9")
 			continue
 		}
-		c.DNS = append(c.DNS, a.Unmap())
+		out = append(out, a.Unmap())
 	}
+	return out
+}
 
-	c.Anchor = get("ANCHOR", "claude_firewall")
-	if !identifier.MatchString(c.Anchor) {
-		bad("ANCHOR", c.Anchor, "want letters, digits and '_', starting with a letter, at most 31 characters")
+func (l *loader) path(name, def string) string {
+	p := l.get(name, def)
+	if !filepath.IsAbs(p) {
+		l.bad(name, p, "want an absolute path")
 	}
-	c.Table = get("TABLE", "allowed_destinations")
-	if !identifier.MatchString(c.Table) {
-		bad("TABLE", c.Table, "want letters, digits and '_', starting with a letter, at most 31 characters")
-	}
-	return c, errors.Join(errs...)
+	return p
 }
 
 // FromEnv loads the configuration of this process.
@@ -217,15 +256,7 @@ var (
 	identifier    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,30}$`)
 )
 
-func duration(get func(string, string) string, bad func(string, string, string), name, def string) time.Duration {
-	v := get(name, def)
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		bad(name, v, "want a positive duration such as 30s or 1h")
-		return 0
-	}
-	return d
-}
+const identifierWant = "want letters, digits and '_', starting with a letter, at most 31 characters"
 
 func list(v string) []string {
 	var out []string
