@@ -15,59 +15,39 @@ import (
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/firewall"
-	"github.com/VerilyPete/claudecontainer/internal/proc"
-	"github.com/VerilyPete/claudecontainer/resolve"
 	"github.com/VerilyPete/claudecontainer/sources"
 )
-
-// Seams for tests; production leaves them as they are.
-var (
-	// sourceURLs points sources at other document addresses, by source name.
-	sourceURLs map[string]string
-	// newResolver returns the resolver for the sources' host names.
-	newResolver = func() (allowlist.Resolver, error) { return resolve.FromResolvConf("/etc/resolv.conf") }
-	// allowlistRunner runs the privileged install of the allowlist file.
-	allowlistRunner proc.Runner = proc.Exec{}
-)
-
-// replaceLive swaps the live firewall table for set; firewall.ErrNotUp means
-// the firewall is not up, so there is nothing to replace. Tests replace it.
-var replaceLive = func(ctx context.Context, cfg config.Config, set *netipx.IPSet) error {
-	fw, err := newFirewall(cfg, proc.Exec{})
-	if err != nil {
-		return err
-	}
-	return fw.Replace(ctx, set)
-}
 
 // Allowlist fetches every source, merges and vets the result, writes the
 // allowlist file and, when the firewall is up, replaces its live table.
 func Allowlist(ctx context.Context, out io.Writer) error {
-	cfg, err := config.FromEnv()
+	e, err := newEnv(out)
 	if err != nil {
 		return err
 	}
-	set, err := fetchAllowlist(ctx, cfg, out)
+	return e.refreshAllowlist(ctx)
+}
+
+func (e *env) refreshAllowlist(ctx context.Context) error {
+	set, err := e.fetchAllowlist(ctx)
 	if err != nil {
 		return err
 	}
-	if replaceLive == nil {
-		return nil
-	}
-	switch err := replaceLive(ctx, cfg, set); {
+	switch err := e.fw.Replace(ctx, set); {
 	case errors.Is(err, firewall.ErrNotUp):
-		fmt.Fprintln(out, "    the firewall is not up; it loads the file when it comes up")
+		e.note("the firewall is not up; it loads the file when it comes up")
 	case err != nil:
 		return fmt.Errorf("the allowlist file is written, but the live table was not replaced: %w", err)
 	default:
-		fmt.Fprintln(out, "==> firewall: live allowlist replaced")
+		e.step("firewall: live allowlist replaced")
 	}
 	return nil
 }
 
 // fetchAllowlist runs the selected sources and writes the allowlist file,
 // printing a line per source as it finishes. On error the file is unchanged.
-func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*netipx.IPSet, error) {
+func (e *env) fetchAllowlist(ctx context.Context) (*netipx.IPSet, error) {
+	cfg, out := e.cfg, e.out
 	srcs, err := sources.Select(cfg.Sources, cfg.SkipSources)
 	if err != nil {
 		return nil, err
@@ -75,7 +55,7 @@ func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*net
 	if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the cache directory: %w", err)
 	}
-	r, err := newResolver()
+	r, err := e.newResolver()
 	if err != nil {
 		return nil, fmt.Errorf("setting up DNS: %w", err)
 	}
@@ -86,7 +66,7 @@ func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*net
 			CacheDir:  cfg.CacheDir,
 			LocalFile: cfg.LocalFile,
 			Getenv:    os.Getenv,
-			URL:       sourceURLs,
+			URL:       e.sourceURLs,
 		},
 		Resolver: r,
 		Progress: func(s allowlist.SourceReport) {
@@ -94,7 +74,7 @@ func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*net
 				fmt.Fprintln(out, "    "+l)
 			}
 		},
-		Runner: allowlistRunner,
+		Runner: e.runner,
 	}
 	names := make([]string, len(srcs))
 	for i, s := range srcs {
@@ -127,14 +107,15 @@ func fetchAllowlist(ctx context.Context, cfg config.Config, out io.Writer) (*net
 // allowlistFor returns the allowlist `mage dev` and `mage up` load: the file
 // when it is younger than maxAge (zero forces a fetch), a fresh fetch
 // otherwise, and the last good file, with a warning, when the fetch fails.
-func allowlistFor(ctx context.Context, cfg config.Config, out io.Writer, maxAge time.Duration) (*netipx.IPSet, error) {
+func (e *env) allowlistFor(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error) {
+	cfg, out := e.cfg, e.out
 	if maxAge > 0 && allowlist.Fresh(cfg.AllowlistFile, maxAge) {
 		if set, err := allowlist.Load(cfg.AllowlistFile); err == nil {
 			fmt.Fprintf(out, "==> allowlist: using %s (younger than %s)\n", cfg.AllowlistFile, maxAge)
 			return set, nil
 		}
 	}
-	set, err := fetchAllowlist(ctx, cfg, out)
+	set, err := e.fetchAllowlist(ctx)
 	if err == nil {
 		return set, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,7 @@ const metaFixture = "../allowlist/testdata/github-meta-2023-11-27.json"
 // paths involved.
 type allowlistWorld struct {
 	file, cacheDir, localFile string
+	metaURL, dnsAddr          string
 	metaHits                  atomic.Int64
 	metaStatus                int  // 0 means 200 with the snapshot
 	metaHangs                 bool // answer only when the client gives up
@@ -94,16 +96,37 @@ func newAllowlistWorld(t *testing.T) *allowlistWorld {
 		rw.Write(meta)
 	}))
 	t.Cleanup(srv.Close)
-	dnsAddr := serveZone(t, anthropicZone)
-
-	oldURLs, oldResolver, oldReplace := sourceURLs, newResolver, replaceLive
-	t.Cleanup(func() { sourceURLs, newResolver, replaceLive = oldURLs, oldResolver, oldReplace })
-	sourceURLs = map[string]string{"github": srv.URL + "/meta"}
-	newResolver = func() (allowlist.Resolver, error) {
-		return &resolve.Resolver{Servers: []string{dnsAddr}, Timeout: 2 * time.Second}, nil
-	}
-	replaceLive = nil
+	w.metaURL, w.dnsAddr = srv.URL+"/meta", serveZone(t, anthropicZone)
 	return w
+}
+
+// env returns the environment of a target run in the world (its settings
+// read now), writing to out. The firewall is a stand-in that is not up.
+func (w *allowlistWorld) env(t *testing.T, out io.Writer) *env {
+	t.Helper()
+	e, err := newEnv(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.sourceURLs = map[string]string{"github": w.metaURL}
+	e.newResolver = func() (allowlist.Resolver, error) {
+		return &resolve.Resolver{Servers: []string{w.dnsAddr}, Timeout: 2 * time.Second}, nil
+	}
+	e.fw = &replacer{err: firewall.ErrNotUp}
+	return e
+}
+
+// replacer is a firewall of which only Replace may be called: it keeps the
+// set and returns err.
+type replacer struct {
+	firewall.Backend
+	err error
+	got *netipx.IPSet
+}
+
+func (r *replacer) Replace(_ context.Context, set *netipx.IPSet) error {
+	r.got = set
+	return r.err
 }
 
 // serveZone runs a DNS server on a UDP port of 127.0.0.1 answering from z
@@ -172,7 +195,7 @@ func wantAllowlist(t *testing.T) *netipx.IPSet {
 func TestAllowlistFetchesTheSourcesAndWritesTheFile(t *testing.T) {
 	w := newAllowlistWorld(t)
 	var out bytes.Buffer
-	if err := Allowlist(context.Background(), &out); err != nil {
+	if err := w.env(t, &out).refreshAllowlist(context.Background()); err != nil {
 		t.Fatalf("Allowlist: %v\n%s", err, out.String())
 	}
 	t.Logf("output:\n%s", out.String())
@@ -195,9 +218,9 @@ func TestAllowlistFetchesTheSourcesAndWritesTheFile(t *testing.T) {
 	if want := "==> allowlist: fetching anthropic, github, local (time limit 10s)"; lines[0] != want {
 		t.Errorf("first line = %q, want %q", lines[0], want)
 	}
-	last := lines[len(lines)-1]
-	if !strings.HasPrefix(last, "==> allowlist: ") || !strings.HasSuffix(last, "; wrote "+w.file) {
-		t.Errorf("last line = %q, want the summary and the path", last)
+	summary := lines[len(lines)-2]
+	if !strings.HasPrefix(summary, "==> allowlist: ") || !strings.HasSuffix(summary, "; wrote "+w.file) {
+		t.Errorf("last line but one = %q, want the summary and the path", summary)
 	}
 	for _, want := range []string{
 		"\n    github     36 prefixes (",
@@ -223,13 +246,13 @@ func TestAllowlistLeavesTheFileUnchangedWhenARequiredSourceFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err := Allowlist(context.Background(), &out)
+	err := w.env(t, &out).refreshAllowlist(context.Background())
 	if err == nil {
 		t.Fatalf("Allowlist succeeded:\n%s", out.String())
 	}
 	for _, want := range []string{
 		"the allowlist was not updated; " + w.file + " is unchanged:\n",
-		"source github: fetching: " + sourceURLs["github"] + ": 503 Service Unavailable",
+		"source github: fetching: " + w.metaURL + ": 503 Service Unavailable",
 		"\n(check the network and DNS and run it again; to go without a source, leave it out with CLAUDECONTAINER_SKIP_SOURCES=github)",
 	} {
 		if !strings.Contains(err.Error(), want) {
@@ -252,7 +275,7 @@ func TestAllowlistThatRunsOutOfTimeSaysWhichSettingToRaise(t *testing.T) {
 	w.metaHangs = true
 	t.Setenv(config.Prefix+"FETCH_TIMEOUT", "1s")
 	var out bytes.Buffer
-	err := Allowlist(context.Background(), &out)
+	err := w.env(t, &out).refreshAllowlist(context.Background())
 	if err == nil {
 		t.Fatalf("Allowlist succeeded:\n%s", out.String())
 	}
@@ -288,16 +311,11 @@ func TestAllowlistReplacesTheLiveTableWhenTheFirewallIsUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newAllowlistWorld(t)
-			var got *netipx.IPSet
-			replaceLive = func(_ context.Context, cfg config.Config, set *netipx.IPSet) error {
-				if cfg.AllowlistFile != w.file {
-					t.Errorf("replaceLive got settings for %s", cfg.AllowlistFile)
-				}
-				got = set
-				return tt.err
-			}
 			var out bytes.Buffer
-			err := Allowlist(context.Background(), &out)
+			e := w.env(t, &out)
+			fw := &replacer{err: tt.err}
+			e.fw = fw
+			err := e.refreshAllowlist(context.Background())
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -308,8 +326,8 @@ func TestAllowlistReplacesTheLiveTableWhenTheFirewallIsUp(t *testing.T) {
 			if lerr != nil {
 				t.Fatal(lerr)
 			}
-			if got == nil || !got.Equal(fromFile) {
-				t.Errorf("replaceLive was given a set other than the file's")
+			if fw.got == nil || !fw.got.Equal(fromFile) {
+				t.Errorf("Replace was given a set other than the file's")
 			}
 		})
 	}
@@ -318,13 +336,12 @@ func TestAllowlistReplacesTheLiveTableWhenTheFirewallIsUp(t *testing.T) {
 func TestAllowlistForUsesAFreshFileAndFallsBackToTheLastGoodOne(t *testing.T) {
 	t.Run("a fresh file is used without fetching", func(t *testing.T) {
 		w := newAllowlistWorld(t)
-		cfg := loadConfig(t)
-		if err := Allowlist(context.Background(), &bytes.Buffer{}); err != nil {
+		if err := w.env(t, &bytes.Buffer{}).refreshAllowlist(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		hits := w.metaHits.Load()
 		var out bytes.Buffer
-		set, err := allowlistFor(context.Background(), cfg, &out, time.Hour)
+		set, err := w.env(t, &out).allowlistFor(context.Background(), time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,12 +357,11 @@ func TestAllowlistForUsesAFreshFileAndFallsBackToTheLastGoodOne(t *testing.T) {
 	})
 	t.Run("a zero age forces a fetch", func(t *testing.T) {
 		w := newAllowlistWorld(t)
-		cfg := loadConfig(t)
-		if err := Allowlist(context.Background(), &bytes.Buffer{}); err != nil {
+		if err := w.env(t, &bytes.Buffer{}).refreshAllowlist(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		hits := w.metaHits.Load()
-		if _, err := allowlistFor(context.Background(), cfg, &bytes.Buffer{}, 0); err != nil {
+		if _, err := w.env(t, &bytes.Buffer{}).allowlistFor(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 		if w.metaHits.Load() != hits+1 {
@@ -354,15 +370,14 @@ func TestAllowlistForUsesAFreshFileAndFallsBackToTheLastGoodOne(t *testing.T) {
 	})
 	t.Run("a failed fetch falls back to the last good file", func(t *testing.T) {
 		w := newAllowlistWorld(t)
-		cfg := loadConfig(t)
-		if err := Allowlist(context.Background(), &bytes.Buffer{}); err != nil {
+		if err := w.env(t, &bytes.Buffer{}).refreshAllowlist(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		before, _ := os.ReadFile(w.file)
 		w.metaStatus = http.StatusInternalServerError
 		os.RemoveAll(w.cacheDir) // no cached copy for the github source to fall back on
 		var out bytes.Buffer
-		set, err := allowlistFor(context.Background(), cfg, &out, 0)
+		set, err := w.env(t, &out).allowlistFor(context.Background(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -378,22 +393,12 @@ func TestAllowlistForUsesAFreshFileAndFallsBackToTheLastGoodOne(t *testing.T) {
 	})
 	t.Run("a failed fetch with no file is an error", func(t *testing.T) {
 		w := newAllowlistWorld(t)
-		cfg := loadConfig(t)
 		w.metaStatus = http.StatusInternalServerError
-		if _, err := allowlistFor(context.Background(), cfg, &bytes.Buffer{}, time.Hour); err == nil {
+		if _, err := w.env(t, &bytes.Buffer{}).allowlistFor(context.Background(), time.Hour); err == nil {
 			t.Error("allowlistFor succeeded")
 		}
 		if _, err := os.Stat(w.file); !os.IsNotExist(err) {
 			t.Errorf("a file was written: %v", err)
 		}
 	})
-}
-
-func loadConfig(t *testing.T) config.Config {
-	t.Helper()
-	cfg, err := config.FromEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }

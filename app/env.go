@@ -9,9 +9,11 @@ import (
 
 	"go4.org/netipx"
 
+	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
 	"github.com/VerilyPete/claudecontainer/session"
 )
@@ -32,6 +34,13 @@ type env struct {
 	// bridgeWait is how long `mage dev` looks for the network's bridge after
 	// starting the container that brings it up (openBridge).
 	bridgeWait time.Duration
+
+	// What wire, build and the allowlist fetch use; tests put stand-ins here.
+	runner      proc.Runner                                                            // runs every program
+	lookPath    func(file string) (string, error)                                      // finds programs on PATH
+	buildSpec   func(config.Config) (spec engine.BuildSpec, notes []string, err error) // the image build
+	newResolver func() (allowlist.Resolver, error)                                     // resolves the sources' host names
+	sourceURLs  map[string]string                                                      // other document addresses, by source name
 }
 
 func (e *env) step(format string, args ...any) {

@@ -215,14 +215,6 @@ func newTestEnv(t *testing.T, w *world, pid int) (*env, *bytes.Buffer) {
 	return newTestEnvIn(t, w, pid, cfg, t.TempDir())
 }
 
-func init() {
-	// The in-memory engine builds nothing; the real build spec needs the
-	// Dockerfile of the checkout, which image's own tests cover.
-	buildSpec = func(cfg config.Config) (engine.BuildSpec, []string, error) {
-		return engine.BuildSpec{Context: ".", Tag: cfg.Image}, nil, nil
-	}
-}
-
 func newTestEnvIn(t *testing.T, w *world, pid int, cfg config.Config, stateDir string) (*env, *bytes.Buffer) {
 	t.Helper()
 	sessions, err := session.Open(stateDir)
@@ -231,7 +223,12 @@ func newTestEnvIn(t *testing.T, w *world, pid int, cfg config.Config, stateDir s
 	}
 	sessions.Alive = func(p int) bool { return alivePIDs.has(p) }
 	var out bytes.Buffer
-	e := &env{cfg: cfg, out: &out, fw: memFW{w}, eng: memEngine{w}, sessions: sessions, pid: pid}
+	e := &env{cfg: cfg, out: &out, fw: memFW{w}, eng: memEngine{w}, sessions: sessions, pid: pid,
+		// The in-memory engine builds nothing; the real build spec needs the
+		// Dockerfile of the checkout, which image's own tests cover.
+		buildSpec: func(cfg config.Config) (engine.BuildSpec, []string, error) {
+			return engine.BuildSpec{Context: ".", Tag: cfg.Image}, nil, nil
+		}}
 	e.allowlist = func(context.Context, time.Duration) (*netipx.IPSet, error) {
 		if err := w.call("allowlist"); err != nil {
 			return nil, err

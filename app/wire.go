@@ -10,17 +10,16 @@ import (
 	"strings"
 	"time"
 
-	"go4.org/netipx"
-
+	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/engine/apple"
 	"github.com/VerilyPete/claudecontainer/engine/oci"
-	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/image"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/nft"
 	"github.com/VerilyPete/claudecontainer/pf"
+	"github.com/VerilyPete/claudecontainer/resolve"
 	"github.com/VerilyPete/claudecontainer/session"
 )
 
@@ -31,61 +30,65 @@ func newEnv(out io.Writer) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	var runner proc.Runner = proc.Exec{}
-	fw, err := newFirewall(cfg, runner)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := newEngine(cfg, runner)
-	if err != nil {
-		return nil, err
-	}
-	sessions, err := session.Open(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	e := &env{cfg: cfg, out: out, fw: fw, eng: eng, sessions: sessions, pid: os.Getpid(), bridgeWait: 3 * time.Second}
-	e.allowlist = func(ctx context.Context, maxAge time.Duration) (*netipx.IPSet, error) {
-		return allowlistFor(ctx, cfg, out, maxAge)
-	}
-	return e, nil
+	e := &env{cfg: cfg, out: out, pid: os.Getpid(), bridgeWait: 3 * time.Second,
+		runner: proc.Exec{}, lookPath: exec.LookPath, buildSpec: checkoutBuild, newResolver: systemResolver}
+	e.allowlist = e.allowlistFor
+	return e, e.wire()
 }
 
-func newFirewall(cfg config.Config, runner proc.Runner) (firewall.Backend, error) {
-	switch cfg.Firewall {
+// wire makes the firewall backend, the container runtime and the sessions
+// directory that e.cfg names, running programs through e.runner.
+func (e *env) wire() error {
+	var err error
+	switch e.cfg.Firewall {
 	case "pf":
-		return pf.New(runner, pf.Config{Anchor: cfg.Anchor, StateDir: cfg.StateDir})
+		e.fw, err = pf.New(e.runner, pf.Config{Anchor: e.cfg.Anchor, StateDir: e.cfg.StateDir})
 	case "nftables":
-		return nft.New(runner, nft.ConfigFrom(cfg))
+		e.fw, err = nft.New(e.runner, nftConfig(e.cfg))
+	default:
+		err = fmt.Errorf("unknown firewall backend %q (want pf or nftables)", e.cfg.Firewall)
 	}
-	return nil, fmt.Errorf("unknown firewall backend %q (want pf or nftables)", cfg.Firewall)
+	if err != nil {
+		return err
+	}
+	if e.eng, err = e.newEngine(); err != nil {
+		return err
+	}
+	e.sessions, err = session.Open(e.cfg.StateDir)
+	return err
 }
 
-// lookPath finds programs on PATH; tests replace it.
-var lookPath = exec.LookPath
+// systemResolver is the resolver of this host, for the sources' host names.
+func systemResolver() (allowlist.Resolver, error) { return resolve.FromResolvConf("/etc/resolv.conf") }
 
-func newEngine(cfg config.Config, runner proc.Runner) (engine.Engine, error) {
-	switch cfg.Runtime {
+// nftConfig picks the nftables backend's settings out of claudecontainer's
+// configuration: the table is the ANCHOR setting, the set prefix TABLE.
+func nftConfig(c config.Config) nft.Config {
+	return nft.Config{Table: c.Anchor, SetPrefix: c.Table, StateDir: c.StateDir}
+}
+
+func (e *env) newEngine() (engine.Engine, error) {
+	switch e.cfg.Runtime {
 	case "container":
-		return apple.New(runner), nil
+		return apple.New(e.runner), nil
 	case "podman", "docker":
-		prog := cfg.Runtime
+		prog := e.cfg.Runtime
 		// Unless the runtime was chosen explicitly, podman is preferred and
 		// docker used when podman is not installed.
 		if os.Getenv(config.Prefix+"RUNTIME") == "" && prog == "podman" {
-			if _, err := lookPath("podman"); err != nil {
-				if _, err := lookPath("docker"); err == nil {
+			if _, err := e.lookPath("podman"); err != nil {
+				if _, err := e.lookPath("docker"); err == nil {
 					prog = "docker"
 				}
 			}
 		}
-		return oci.New(runner, prog), nil
+		return oci.New(e.runner, prog), nil
 	}
-	return nil, fmt.Errorf("unknown container runtime %q (want container, podman or docker)", cfg.Runtime)
+	return nil, fmt.Errorf("unknown container runtime %q (want container, podman or docker)", e.cfg.Runtime)
 }
 
 func (e *env) build(ctx context.Context) error {
-	spec, notes, err := buildSpec(e.cfg)
+	spec, notes, err := e.buildSpec(e.cfg)
 	if err != nil {
 		return err
 	}
@@ -99,9 +102,9 @@ func (e *env) build(ctx context.Context) error {
 	return nil
 }
 
-// buildSpec is the image build: the Dockerfile of this checkout, with the
-// host user's time zone and ids as build arguments. Tests replace it.
-var buildSpec = func(cfg config.Config) (spec engine.BuildSpec, notes []string, err error) {
+// checkoutBuild is the image build: the Dockerfile of this checkout, with
+// the host user's time zone and ids as build arguments.
+func checkoutBuild(cfg config.Config) (spec engine.BuildSpec, notes []string, err error) {
 	c, err := image.Locate(".")
 	if err != nil {
 		return engine.BuildSpec{}, nil, err

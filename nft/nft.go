@@ -14,7 +14,6 @@ import (
 
 	"go4.org/netipx"
 
-	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
@@ -31,12 +30,6 @@ type Config struct {
 	SetPrefix string
 	// StateDir holds the record of what was loaded; "" keeps no record.
 	StateDir string
-}
-
-// ConfigFrom picks the backend's settings out of claudecontainer's
-// configuration: the table is the ANCHOR setting, the set prefix TABLE.
-func ConfigFrom(c config.Config) Config {
-	return Config{Table: c.Anchor, SetPrefix: c.Table, StateDir: c.StateDir}
 }
 
 // Backend is the nftables firewall. It implements firewall.Backend.
