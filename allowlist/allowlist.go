@@ -68,9 +68,8 @@ type SourceReport struct {
 // HostReport is the outcome of one host name.
 type HostReport struct {
 	Host  string
-	Addrs []netip.Addr  // the addresses accepted
-	TTL   time.Duration // as the resolver reported it
-	Err   error         // why the host gave no usable address
+	Addrs []netip.Addr // the addresses accepted
+	Err   error        // why the host gave no usable address
 }
 
 // Report is the outcome of a run.
@@ -252,7 +251,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 
 	for _, h := range hosts {
 		ans := c.dns.wait(ctx, h)
-		hr := HostReport{Host: h, TTL: ans.TTL, Err: ans.Err}
+		hr := HostReport{Host: h, Err: ans.Err}
 		refusedAll := false
 		if ans.Err == nil {
 			var refused []string

@@ -113,8 +113,8 @@ func TestCollectResolvesThroughARealDNSServer(t *testing.T) {
 			hosts[s.Name+" "+h.Host] = h
 		}
 	}
-	if h := hosts["anthropic api.example.com"]; h.TTL != time.Minute || len(h.Addrs) != 2 {
-		t.Errorf("api.example.com: %d addresses, TTL %v; want 2, 1m0s", len(h.Addrs), h.TTL)
+	if h := hosts["anthropic api.example.com"]; len(h.Addrs) != 2 {
+		t.Errorf("api.example.com: %d addresses, want 2", len(h.Addrs))
 	}
 	if h := hosts["extra gone.example.com"]; !errors.Is(h.Err, resolve.ErrNotExist) {
 		t.Errorf("gone.example.com: err = %v, want ErrNotExist", h.Err)

@@ -152,8 +152,8 @@ func FuzzLookupAnswers(f *testing.F) {
 			}
 			return
 		}
-		if len(a.Addrs) == 0 || a.TTL < 0 {
-			t.Fatalf("no error, addresses %v, TTL %v", a.Addrs, a.TTL)
+		if len(a.Addrs) == 0 {
+			t.Fatal("no error and no addresses")
 		}
 		for i, ad := range a.Addrs {
 			if !ad.IsValid() || ad.Is4In6() || ad.Zone() != "" {

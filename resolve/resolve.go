@@ -43,9 +43,8 @@ var (
 // Answer is the outcome of looking up one host.
 type Answer struct {
 	Host  string
-	Addrs []netip.Addr  // unmapped, de-duplicated, sorted
-	TTL   time.Duration // the smallest TTL along the chain
-	Err   error         // nil when at least one address was found
+	Addrs []netip.Addr // unmapped, de-duplicated, sorted
+	Err   error        // nil when at least one address was found
 }
 
 // Resolver asks a fixed list of DNS servers. Its zero fields take the
@@ -101,11 +100,6 @@ func (r *Resolver) Lookup(ctx context.Context, host string) Answer {
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
 	a.Addrs = slices.Compact(addrs)
-	ttl := v4.ttl
-	if v4.ttl < 0 || (v6.ttl >= 0 && v6.ttl < v4.ttl) {
-		ttl = v6.ttl
-	}
-	a.TTL = time.Duration(ttl) * time.Second
 	return a
 }
 
@@ -143,25 +137,17 @@ func checkHost(host string) error {
 	return nil
 }
 
-// family is what one query type found along the chain. ttl is -1 until a
-// record counts.
+// family is what one query type found along the chain.
 type family struct {
 	addrs []netip.Addr
-	ttl   int64
 	err   error
-}
-
-func (f *family) seen(ttl uint32) {
-	if f.ttl < 0 || int64(ttl) < f.ttl {
-		f.ttl = int64(ttl)
-	}
 }
 
 // chase asks for qtype records of name, following CNAMEs through the answer
 // sections and querying again where an answer stops short of the end of the
 // chain. A NODATA answer gives a family with neither addresses nor error.
 func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family {
-	f := family{ttl: -1}
+	var f family
 	chain := []string{name}
 	target := name
 	for {
@@ -213,7 +199,6 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family 
 // otherwise it returns the target of owner's CNAME, or "" when there is none.
 // Records of other owners are ignored here.
 func step(answer []dns.RR, owner string, qtype uint16, f *family) (found bool, next string, err error) {
-	var cnameTTL uint32
 	for _, rr := range answer {
 		h := rr.Header()
 		if h.Class != dns.ClassINET || dns.CanonicalName(h.Name) != owner {
@@ -234,19 +219,15 @@ func step(answer []dns.RR, owner string, qtype uint16, f *family) (found bool, n
 			if next != "" && next != t {
 				return false, "", fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
 			}
-			next, cnameTTL = t, h.Ttl
+			next = t
 		}
 		if addr, ok := netip.AddrFromSlice(ip); ok {
 			f.addrs = append(f.addrs, addr.Unmap())
-			f.seen(h.Ttl)
 			found = true
 		}
 	}
 	if found {
 		return true, "", nil // a CNAME beside addresses is malformed; the addresses win
-	}
-	if next != "" {
-		f.seen(cnameTTL)
 	}
 	return false, next, nil
 }

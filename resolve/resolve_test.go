@@ -65,33 +65,29 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		host     string
 		maxCNAME int
 		want     []netip.Addr
-		wantTTL  time.Duration
 		wantErr  error
 		wantMsg  []string
 	}{
 		{
-			name:    "an A record is returned",
-			zone:    zone{"a.example. A": {answer: []string{"a.example. 300 IN A 192.0.2.1"}}},
-			host:    "a.example",
-			want:    addrs("192.0.2.1"),
-			wantTTL: 300 * time.Second,
+			name: "an A record is returned",
+			zone: zone{"a.example. A": {answer: []string{"a.example. 300 IN A 192.0.2.1"}}},
+			host: "a.example",
+			want: addrs("192.0.2.1"),
 		},
 		{
-			name:    "a host with only AAAA records resolves",
-			zone:    zone{"a.example. AAAA": {answer: []string{"a.example. 300 IN AAAA 2001:db8::1"}}},
-			host:    "a.example",
-			want:    addrs("2001:db8::1"),
-			wantTTL: 300 * time.Second,
+			name: "a host with only AAAA records resolves",
+			zone: zone{"a.example. AAAA": {answer: []string{"a.example. 300 IN AAAA 2001:db8::1"}}},
+			host: "a.example",
+			want: addrs("2001:db8::1"),
 		},
 		{
-			name: "both families come back sorted with the smaller TTL",
+			name: "both families come back sorted",
 			zone: zone{
 				"a.example. A":    {answer: []string{"a.example. 300 IN A 192.0.2.9", "a.example. 300 IN A 192.0.2.1"}},
 				"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.1", "192.0.2.9", "2001:db8::1"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.1", "192.0.2.9", "2001:db8::1"),
 		},
 		{
 			name: "a CNAME chain inside one answer is followed",
@@ -106,9 +102,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 					"b.example. 600 IN CNAME c.example.",
 				}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.3"),
-			wantTTL: 120 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.3"),
 		},
 		{
 			name: "a CNAME chain listed out of order is followed",
@@ -117,9 +112,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 				"b.example. 600 IN CNAME c.example.",
 				"a.example. 600 IN CNAME b.example.",
 			}}},
-			host:    "a.example",
-			want:    addrs("192.0.2.3"),
-			wantTTL: 300 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.3"),
 		},
 		{
 			name: "a CNAME chain that an answer leaves unfinished is asked again",
@@ -131,9 +125,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 				"c.example. A":    {answer: []string{"c.example. 30 IN A 192.0.2.3"}},
 				"c.example. AAAA": {answer: []string{"c.example. 40 IN AAAA 2001:db8::3"}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.3", "2001:db8::3"),
-			wantTTL: 30 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.3", "2001:db8::3"),
 		},
 		{
 			name: "a chain exactly MaxCNAME long is followed",
@@ -145,7 +138,6 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 			host:     "a.example",
 			maxCNAME: 2,
 			want:     addrs("192.0.2.3"),
-			wantTTL:  60 * time.Second,
 		},
 		{
 			name: "a chain longer than MaxCNAME is an error",
@@ -241,9 +233,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 					"a.example. 60 IN AAAA fe80::1",
 				}},
 			},
-			host:    "a.example",
-			want:    addrs("10.0.0.1", "127.0.0.1", "169.254.169.254", "192.168.1.1", "::1", "fd00::1", "fe80::1"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("10.0.0.1", "127.0.0.1", "169.254.169.254", "192.168.1.1", "::1", "fd00::1", "fe80::1"),
 		},
 		{
 			name: "IPv4-mapped AAAA records come back as IPv4 addresses",
@@ -254,9 +245,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 					"a.example. 60 IN AAAA ::ffff:198.51.100.1",
 				}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.7", "198.51.100.1"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.7", "198.51.100.1"),
 		},
 		{
 			name: "records whose owner is not on the chain are ignored",
@@ -275,9 +265,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 				},
 				"b.example. AAAA": {answer: []string{"evil.example. 60 IN AAAA 2001:db8::67"}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.2"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.2"),
 		},
 		{
 			name: "duplicate records are returned once",
@@ -292,9 +281,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 					"a.example. 60 IN AAAA 2001:db8:0::1",
 				}},
 			},
-			host:    "a.example",
-			want:    addrs("192.0.2.1", "192.0.2.2", "2001:db8::1"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("192.0.2.1", "192.0.2.2", "2001:db8::1"),
 		},
 		{
 			name: "names match whatever their letter case",
@@ -302,9 +290,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 				"A.EXAMPLE. 60 IN CNAME B.Example.",
 				"b.EXAMPLE. 60 IN A 192.0.2.2",
 			}}},
-			host:    "A.Example.",
-			want:    addrs("192.0.2.2"),
-			wantTTL: 60 * time.Second,
+			host: "A.Example.",
+			want: addrs("192.0.2.2"),
 		},
 		{
 			name: "one family failing does not spoil the other",
@@ -312,9 +299,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 				"a.example. A":    {rcode: dns.RcodeServerFailure},
 				"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
 			},
-			host:    "a.example",
-			want:    addrs("2001:db8::1"),
-			wantTTL: 60 * time.Second,
+			host: "a.example",
+			want: addrs("2001:db8::1"),
 		},
 		{
 			name:    "SERVFAIL is an error naming the rcode and the server",
@@ -344,7 +330,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 			s := startServer(t, tt.zone, 0)
 			r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer, MaxCNAME: tt.maxCNAME}
 			got := r.Lookup(t.Context(), tt.host)
-			want := resolve.Answer{Host: tt.host, Addrs: tt.want, TTL: tt.wantTTL}
+			want := resolve.Answer{Host: tt.host, Addrs: tt.want}
 			checkAnswer(t, got, want, tt.wantErr, tt.wantMsg...)
 		})
 	}
@@ -369,7 +355,7 @@ func TestLookupAsksTheNextServerWhenOneFails(t *testing.T) {
 			good := startServer(t, zone{"a.example. A": {answer: []string{"a.example. 60 IN A 192.0.2.1"}}}, 0)
 			r := &resolve.Resolver{Servers: []string{failing, good.addr}, Timeout: answerer}
 			got := r.Lookup(t.Context(), "a.example")
-			checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1"), TTL: time.Minute}, nil)
+			checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1")}, nil)
 		})
 	}
 }
@@ -396,7 +382,7 @@ func TestLookupRetriesTruncatedAnswersOverTCP(t *testing.T) {
 	}, 0)
 	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
 	got := r.Lookup(t.Context(), "a.example")
-	want := resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1", "192.0.2.2", "2001:db8::1"), TTL: time.Minute}
+	want := resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1", "192.0.2.2", "2001:db8::1")}
 	checkAnswer(t, got, want, nil)
 	if udp, tcp := s.udp.Load(), s.tcp.Load(); udp != 2 || tcp != 2 {
 		t.Errorf("server saw %d UDP and %d TCP questions, want 2 and 2", udp, tcp)
@@ -417,7 +403,7 @@ func TestLookupMovesOnFromAServerThatNeverAnswers(t *testing.T) {
 	good := startServer(t, zone{"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}}}, 0)
 	r := &resolve.Resolver{Servers: []string{silent, good.addr}, Timeout: 50 * time.Millisecond, Attempts: 1}
 	got := r.Lookup(t.Context(), "a.example")
-	checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("2001:db8::1"), TTL: time.Minute}, nil)
+	checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("2001:db8::1")}, nil)
 }
 
 func TestLookupStopsWhenTheContextIsCancelled(t *testing.T) {
@@ -494,7 +480,7 @@ func TestLookupAllAnswersInTheOrderOfTheHosts(t *testing.T) {
 		}
 		a := fmt.Sprintf("192.0.2.%d", i+1)
 		z[h+". A"] = reply{answer: []string{fmt.Sprintf("%s. %d IN A %s", h, 100+i, a)}}
-		want = append(want, resolve.Answer{Host: h, Addrs: addrs(a), TTL: time.Duration(100+i) * time.Second})
+		want = append(want, resolve.Answer{Host: h, Addrs: addrs(a)})
 	}
 	s := startServer(t, z, 0)
 	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer, Workers: 8}
