@@ -78,19 +78,6 @@ func TestNetworkReturnsTheBridgeAndItsAddresses(t *testing.T) {
 	}
 }
 
-func TestNetworkReadsPodman3CNIConfigurationThroughTheFake(t *testing.T) {
-	raw := `{"cniVersion":"0.4.0","name":"claude","plugins":[{"type":"bridge","bridge":"cni-podman1","isGateway":true,"ipMasq":true,
-		"ipam":{"type":"host-local","routes":[{"dst":"0.0.0.0/0"}],"ranges":[[{"subnet":"10.89.0.0/24","gateway":"10.89.0.1"}]]}},{"type":"portmap"}]}`
-	e, _, _ := setup(t, oci.Podman, fakeoci.World{Networks: []fakeoci.Network{{Name: "claude", Raw: []byte(raw)}}})
-	got, err := e.Network(context.Background(), "claude")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Interface != "cni-podman1" || got.IPv4 != netip.MustParsePrefix("10.89.0.0/24") || got.Gateway4 != netip.MustParseAddr("10.89.0.1") {
-		t.Errorf("Network = %+v", got)
-	}
-}
-
 func TestNetworkThatDoesNotExistWrapsErrNotFound(t *testing.T) {
 	for _, program := range programs {
 		t.Run(program, func(t *testing.T) {

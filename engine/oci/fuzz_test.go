@@ -12,8 +12,8 @@ import (
 // The fuzz targets below feed the readers of podman's and docker's output
 // arbitrary input, seeded with the outputs the other tests quote (podman 3
 // to 5, docker 28). What they accept must be usable as it is: a network that
-// policy.Validate accepts, containers with names, a version that is one
-// word, and a runtime accepted only when it runs as root.
+// policy.Validate accepts, containers with names, and a runtime accepted
+// only when it runs as root.
 
 func FuzzParseNetwork(f *testing.F) {
 	for _, s := range []string{podman5, podman5DualStack, podman4CNI, podman3, podman3Legacy,

@@ -27,11 +27,10 @@ func checkName(kind, name string) error {
 }
 
 // Network returns the named network, or an error wrapping engine.ErrNotFound
-// when there is none. It accepts what podman 4 and later print (netavark or
-// CNI behind podman's own format), podman 3's CNI configuration list, and
-// docker's network object, and refuses a network the firewall could not
-// guard: not a bridge, no or several IPv4 subnets, a subnet outside the
-// private ranges, a gateway outside its subnet, no host interface.
+// when there is none. It accepts what podman 4 and later print and docker's
+// network object, and refuses a network the firewall could not guard: not a
+// bridge, no or several IPv4 subnets, a subnet outside the private ranges, a
+// gateway outside its subnet, no host interface.
 func (e *Engine) Network(ctx context.Context, name string) (policy.Network, error) {
 	if err := checkName("network", name); err != nil {
 		return policy.Network{}, err
@@ -75,13 +74,15 @@ func checkSubnet(p netip.Prefix) error {
 	return nil
 }
 
-// networkJSON holds the keys of every shape `network inspect` prints. Go
+// networkJSON holds the keys of both shapes `network inspect` prints. Go
 // matches JSON keys without regard to case, so podman's "name" and docker's
 // "Name" land in the same field.
 //
 //	podman 4+:  {name, id, driver, network_interface, subnets[{subnet, gateway}], ipv6_enabled, internal, dns_enabled, …}
-//	podman 3:   {cniVersion, name, plugins[{type: "bridge", bridge, ipam{ranges[[{subnet, gateway}]] or subnet, gateway}}, …]}
 //	docker:     {Name, Id, Driver, EnableIPv6, IPAM{Config[{Subnet, Gateway}]}, Options{"com.docker.network.bridge.name"}, …}
+//
+// podman 3 printed its CNI configuration list instead; EnsureRunning refuses
+// podman before 4, so that shape is not read.
 type networkJSON struct {
 	Name   *string `json:"name"`
 	ID     string  `json:"id"`
@@ -94,9 +95,6 @@ type networkJSON struct {
 		Config []subnetJSON `json:"Config"`
 	} `json:"IPAM"`
 	Options map[string]string `json:"Options"`
-
-	CNIVersion *string     `json:"cniVersion"`
-	Plugins    []cniPlugin `json:"plugins"`
 }
 
 type subnetJSON struct {
@@ -104,148 +102,120 @@ type subnetJSON struct {
 	Gateway string `json:"gateway"`
 }
 
-type cniPlugin struct {
-	Type   string `json:"type"`
-	Bridge string `json:"bridge"`
-	IPAM   *struct {
-		Subnet  string         `json:"subnet"`
-		Gateway string         `json:"gateway"`
-		Ranges  [][]subnetJSON `json:"ranges"`
-	} `json:"ipam"`
-}
-
 // dockerBridgeOption names the option that overrides docker's bridge name.
 const dockerBridgeOption = "com.docker.network.bridge.name"
 
 var dockerID = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
 
-// parseNetwork reads the output of `network inspect name`.
+// parseNetwork reads the output of `network inspect name`: a bridge network
+// whose host interface is named, with one private IPv4 subnet and at most
+// one IPv6 subnet.
 func parseNetwork(program, name string, data []byte) (policy.Network, error) {
-	var list []networkJSON
-	if err := json.Unmarshal(data, &list); err != nil {
-		return policy.Network{}, fmt.Errorf("reading `%s network inspect %s` output: %w (output: %q)", program, name, err, engine.Clip(data))
-	}
-	switch len(list) {
-	case 0:
-		return policy.Network{}, missing("network", name, errors.New("the runtime listed no network"))
-	case 1:
-	default:
-		return policy.Network{}, fmt.Errorf("`%s network inspect %s` listed %d networks; want one", program, name, len(list))
-	}
-	n := list[0]
-	if n.Name == nil {
-		return policy.Network{}, fmt.Errorf("reading `%s network inspect %s` output: no name key", program, name)
-	}
-	if *n.Name != name {
-		// Both runtimes also match a network by a prefix of its ID.
-		return policy.Network{}, fmt.Errorf("`%s network inspect %s` answered with network %q", program, name, *n.Name)
+	n, err := decodeNetwork(program, name, data)
+	if err != nil {
+		return policy.Network{}, err
 	}
 	fix := fmt.Sprintf("remove it (`%s network rm %s`) and let claudecontainer create it with the configured subnet", program, name)
-
-	var (
-		iface       string
-		subnets     []subnetJSON
-		needGateway bool
-	)
+	if n.Driver != "bridge" {
+		return policy.Network{}, fmt.Errorf("network %q uses the %q driver; claudecontainer needs a bridge network: %s", name, n.Driver, fix)
+	}
+	// podman names its bridge and every subnet's gateway; docker names the
+	// bridge only when it is not br-<ID>, and leaves out default gateways.
+	out := policy.Network{Name: name}
+	subnets, needGateway := n.Subnets, true
 	switch {
-	case n.CNIVersion != nil || n.Plugins != nil:
-		var bridges []cniPlugin
-		for _, p := range n.Plugins {
-			if p.Type == "bridge" {
-				bridges = append(bridges, p)
-			}
-		}
-		if len(bridges) != 1 {
-			return policy.Network{}, fmt.Errorf("network %q has %d CNI bridge plugins; claudecontainer needs exactly one bridge network: %s", name, len(bridges), fix)
-		}
-		b := bridges[0]
-		iface = b.Bridge
-		if b.IPAM != nil {
-			for _, r := range b.IPAM.Ranges {
-				subnets = append(subnets, r...)
-			}
-			if b.IPAM.Subnet != "" {
-				subnets = append(subnets, subnetJSON{Subnet: b.IPAM.Subnet, Gateway: b.IPAM.Gateway})
-			}
-		}
 	case n.IPAM != nil:
-		if n.Driver != "bridge" {
-			return policy.Network{}, fmt.Errorf("network %q uses the %q driver; claudecontainer needs a bridge network: %s", name, n.Driver, fix)
-		}
-		subnets = n.IPAM.Config
-		iface = n.Options[dockerBridgeOption]
-		if iface == "" {
+		subnets, needGateway = n.IPAM.Config, false
+		if out.Interface = n.Options[dockerBridgeOption]; out.Interface == "" {
 			if !dockerID.MatchString(n.ID) {
 				return policy.Network{}, fmt.Errorf("network %q: ID %q is not a docker network ID, so its bridge interface cannot be named", name, n.ID)
 			}
-			iface = "br-" + n.ID[:12]
+			out.Interface = "br-" + n.ID[:12]
 		}
-	default:
-		if n.Driver != "bridge" {
-			return policy.Network{}, fmt.Errorf("network %q uses the %q driver; claudecontainer needs a bridge network: %s", name, n.Driver, fix)
-		}
-		if n.NetworkInterface != nil {
-			iface = *n.NetworkInterface
-		}
-		subnets = n.Subnets
-		needGateway = true
+	case n.NetworkInterface != nil:
+		out.Interface = *n.NetworkInterface
 	}
-
-	out := policy.Network{Name: name, Interface: iface}
-	if iface == "" {
+	switch {
+	case out.Interface == "":
 		return policy.Network{}, fmt.Errorf("network %q does not name its host bridge interface", name)
+	case !policy.ValidInterface(out.Interface):
+		return policy.Network{}, fmt.Errorf("network %q: %q is not a valid interface name", name, out.Interface)
 	}
-	if !policy.ValidInterface(iface) {
-		return policy.Network{}, fmt.Errorf("network %q: %q is not a valid interface name", name, iface)
+	if err := addSubnets(&out, subnets, needGateway, fix); err != nil {
+		return policy.Network{}, err
 	}
+	return out, nil
+}
+
+// decodeNetwork reads the one network object of `network inspect name`.
+func decodeNetwork(program, name string, data []byte) (networkJSON, error) {
+	var list []networkJSON
+	if err := json.Unmarshal(data, &list); err != nil {
+		return networkJSON{}, fmt.Errorf("reading `%s network inspect %s` output: %w (output: %q)", program, name, err, engine.Clip(data))
+	}
+	switch {
+	case len(list) == 0:
+		return networkJSON{}, missing("network", name, errors.New("the runtime listed no network"))
+	case len(list) > 1:
+		return networkJSON{}, fmt.Errorf("`%s network inspect %s` listed %d networks; want one", program, name, len(list))
+	case list[0].Name == nil:
+		return networkJSON{}, fmt.Errorf("reading `%s network inspect %s` output: no name key", program, name)
+	case *list[0].Name != name:
+		// Both runtimes also match a network by a prefix of its ID.
+		return networkJSON{}, fmt.Errorf("`%s network inspect %s` answered with network %q", program, name, *list[0].Name)
+	}
+	return list[0], nil
+}
+
+// addSubnets checks the network's subnets and sets n's addresses from them:
+// exactly one IPv4 subnet, private, with its gateway (the first host when
+// the runtime names none, unless needGateway), and at most one IPv6 subnet,
+// /48 or narrower.
+func addSubnets(n *policy.Network, subnets []subnetJSON, needGateway bool, fix string) error {
 	var v4, v6 []string
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s.Subnet))
-		if err != nil {
-			return policy.Network{}, fmt.Errorf("network %q: subnet %q: %w", name, s.Subnet, err)
-		}
-		if p != p.Masked() {
-			return policy.Network{}, fmt.Errorf("network %q: subnet %s is not masked", name, p)
-		}
-		if p.Addr().Is4In6() {
-			return policy.Network{}, fmt.Errorf("network %q: subnet %s is an IPv4-mapped IPv6 prefix", name, p)
-		}
-		if p.Addr().Is4() {
-			v4 = append(v4, p.String())
-			if out.IPv4.IsValid() {
+		switch {
+		case err != nil:
+			return fmt.Errorf("network %q: subnet %q: %w", n.Name, s.Subnet, err)
+		case p != p.Masked():
+			return fmt.Errorf("network %q: subnet %s is not masked", n.Name, p)
+		case p.Addr().Is4In6():
+			return fmt.Errorf("network %q: subnet %s is an IPv4-mapped IPv6 prefix", n.Name, p)
+		case p.Addr().Is6():
+			v6 = append(v6, p.String())
+			n.IPv6 = p
+			if s.Gateway == "" {
 				continue
 			}
-			out.IPv4 = p
-			gw, err := gateway(p, s.Gateway, needGateway)
-			if err != nil {
-				return policy.Network{}, fmt.Errorf("network %q: %w", name, err)
-			}
-			out.Gateway4 = gw
-			continue
-		}
-		v6 = append(v6, p.String())
-		if s.Gateway != "" {
 			if _, err := gateway(p, s.Gateway, false); err != nil {
-				return policy.Network{}, fmt.Errorf("network %q: %w", name, err)
+				return fmt.Errorf("network %q: %w", n.Name, err)
 			}
+		case len(v4) == 0:
+			v4 = append(v4, p.String())
+			n.IPv4 = p
+			if n.Gateway4, err = gateway(p, s.Gateway, needGateway); err != nil {
+				return fmt.Errorf("network %q: %w", n.Name, err)
+			}
+		default:
+			v4 = append(v4, p.String())
 		}
-		out.IPv6 = p
 	}
 	switch {
 	case len(v4) == 0:
-		return policy.Network{}, fmt.Errorf("network %q has no IPv4 subnet: %s", name, fix)
+		return fmt.Errorf("network %q has no IPv4 subnet: %s", n.Name, fix)
 	case len(v4) > 1:
-		return policy.Network{}, fmt.Errorf("network %q has %d IPv4 subnets (%s); the firewall guards exactly one: %s", name, len(v4), strings.Join(v4, ", "), fix)
+		return fmt.Errorf("network %q has %d IPv4 subnets (%s); the firewall guards exactly one: %s", n.Name, len(v4), strings.Join(v4, ", "), fix)
 	case len(v6) > 1:
-		return policy.Network{}, fmt.Errorf("network %q has %d IPv6 subnets (%s); the firewall guards at most one: %s", name, len(v6), strings.Join(v6, ", "), fix)
+		return fmt.Errorf("network %q has %d IPv6 subnets (%s); the firewall guards at most one: %s", n.Name, len(v6), strings.Join(v6, ", "), fix)
 	}
-	if err := checkSubnet(out.IPv4); err != nil {
-		return policy.Network{}, fmt.Errorf("network %q: %w: %s", name, err, fix)
+	if err := checkSubnet(n.IPv4); err != nil {
+		return fmt.Errorf("network %q: %w: %s", n.Name, err, fix)
 	}
-	if out.IPv6.IsValid() && out.IPv6.Bits() < 48 {
-		return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %s is wider than /48: %s", name, out.IPv6, fix)
+	if n.IPv6.IsValid() && n.IPv6.Bits() < 48 {
+		return fmt.Errorf("network %q: IPv6 subnet %s is wider than /48: %s", n.Name, n.IPv6, fix)
 	}
-	return out, nil
+	return nil
 }
 
 // gateway parses a subnet's gateway. An empty one is the subnet's first host

@@ -101,8 +101,7 @@ type Network struct {
 	Gateway6  string `json:"gateway6,omitempty"`
 	Internal  bool   `json:"internal,omitempty"`
 	// Raw, when set, is printed by `network inspect` as the network's object
-	// instead of one built from the fields above: for shapes such as podman
-	// 3's CNI configuration list, or malformed output.
+	// instead of one built from the fields above: for malformed output.
 	Raw json.RawMessage `json:"raw,omitempty"`
 }
 
