@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -128,32 +127,11 @@ func parseGitHubMeta(b []byte) ([]netip.Prefix, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("malformed meta document: %v", err)
 	}
-	var out []netip.Prefix
-	for _, l := range []struct {
-		key  string
-		list *[]string
-	}{{"web", m.Web}, {"api", m.API}, {"git", m.Git}} {
-		if l.list == nil {
-			return nil, fmt.Errorf("malformed meta document: no %q list", l.key)
-		}
-		ps, err := parseList(l.key, *l.list)
-		if err != nil {
-			return nil, fmt.Errorf("malformed meta document: %v", err)
-		}
-		out = append(out, ps...)
+	ps, err := parseLists(keyedList{"web", m.Web}, keyedList{"api", m.API}, keyedList{"git", m.Git})
+	if err != nil {
+		return nil, fmt.Errorf("malformed meta document: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("malformed meta document: web, api and git are all empty")
-	}
-	slices.SortFunc(out, comparePrefixes)
-	return slices.Compact(out), nil
-}
-
-func comparePrefixes(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
+	return ps, nil
 }
 
 // rateLimitNote explains a 403 or 429 from GitHub's rate-limit headers.

@@ -3,10 +3,8 @@ package sources
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"github.com/bitfield/script"
 )
@@ -60,12 +58,11 @@ func fetchSentry(ctx context.Context, env Env) (Result, error) {
 	ps, err := getSentryRanges(ctx, env, url)
 	if err != nil {
 		env.Warnf("fetching %s: %v; using the built-in Sentry list", url, err)
-		if ps, err = parseList("built-in list", sentryFallback); err != nil {
+		if ps, err = parseLists(keyedList{"built-in list", &sentryFallback}); err != nil {
 			return Result{}, err
 		}
 	}
-	slices.SortFunc(ps, comparePrefixes)
-	return Result{Prefixes: slices.Compact(ps)}, nil
+	return Result{Prefixes: ps}, nil
 }
 
 func getSentryRanges(ctx context.Context, env Env, url string) ([]netip.Prefix, error) {
@@ -88,26 +85,13 @@ func getSentryRanges(ctx context.Context, env Env, url string) ([]netip.Prefix, 
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("malformed document: %v", err)
 	}
-	var out []netip.Prefix
-	for _, l := range []struct {
-		key  string
-		list *[]string
-	}{
-		{"data.dashboard.sentry_io", doc.Data.Dashboard.SentryIO},
-		{"data.event_ingestion.apex_domain", doc.Data.EventIngestion.ApexDomain},
-		{"data.event_ingestion.organization_subdomains.us", doc.Data.EventIngestion.OrganizationSubdomains.US},
-	} {
-		if l.list == nil {
-			return nil, fmt.Errorf("malformed document: no %s list", l.key)
-		}
-		ps, err := parseList(l.key, *l.list)
-		if err != nil {
-			return nil, fmt.Errorf("malformed document: %v", err)
-		}
-		out = append(out, ps...)
+	ps, err := parseLists(
+		keyedList{"data.dashboard.sentry_io", doc.Data.Dashboard.SentryIO},
+		keyedList{"data.event_ingestion.apex_domain", doc.Data.EventIngestion.ApexDomain},
+		keyedList{"data.event_ingestion.organization_subdomains.us", doc.Data.EventIngestion.OrganizationSubdomains.US},
+	)
+	if err != nil {
+		return nil, fmt.Errorf("malformed document: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("malformed document: the dashboard and ingestion lists are all empty")
-	}
-	return out, nil
+	return ps, nil
 }
