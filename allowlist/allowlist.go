@@ -190,11 +190,31 @@ type collector struct {
 // when the source's Fetch ignores ctx.
 func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 	r := &sourceRun{rep: SourceReport{Name: s.Name, Required: s.Required}, timeout: c.opts.Timeout}
-
-	type entry struct {
-		p       netip.Prefix
-		literal bool
+	entries, hosts := c.gather(ctx, s, r)
+	for _, e := range entries {
+		c.addEntry(r, e)
 	}
+	for _, h := range hosts {
+		c.addHost(ctx, r, h)
+	}
+	if len(r.rep.entries) == 0 && len(r.failures) == 0 && s.Required {
+		r.problem(ctx, "gave no usable entry")
+	}
+	r.rep.Err = errors.Join(r.failures...)
+	r.rep.Elapsed = time.Since(c.start)
+	return r.finish()
+}
+
+// entry is one prefix a source gave; literal says the user wrote it by hand.
+type entry struct {
+	p       netip.Prefix
+	literal bool
+}
+
+// gather returns a source's fixed entries and what its Fetch found, and the
+// valid host names among them, each once. It starts looking the names up as
+// soon as they are known.
+func (c *collector) gather(ctx context.Context, s sources.Source, r *sourceRun) ([]entry, []string) {
 	var entries []entry
 	var hosts []string
 	seen := map[string]bool{}
@@ -210,7 +230,7 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 			}
 		}
 		hosts = append(hosts, fresh...)
-		c.dns.start(ctx, fresh) // look names up as soon as they are known
+		c.dns.start(ctx, fresh)
 	}
 
 	addHosts(s.Hosts)
@@ -222,84 +242,88 @@ func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 		}
 		entries = append(entries, entry{p, false})
 	}
-	if s.Fetch != nil {
-		res, err := c.fetch(ctx, s, r)
-		if err != nil {
-			r.problem(ctx, "fetching: %w", err)
-		} else {
-			for _, p := range res.Prefixes {
-				entries = append(entries, entry{p, res.Literal})
-			}
-			addHosts(res.Hosts)
-		}
+	if s.Fetch == nil {
+		return entries, hosts
 	}
+	res, err := c.fetch(ctx, s, r)
+	if err != nil {
+		r.problem(ctx, "fetching: %w", err)
+		return entries, hosts
+	}
+	for _, p := range res.Prefixes {
+		entries = append(entries, entry{p, res.Literal})
+	}
+	addHosts(res.Hosts)
+	return entries, hosts
+}
 
-	for _, e := range entries {
-		v := vet(e.p, e.literal)
+// addEntry vets one prefix and adds what passes to the report.
+func (c *collector) addEntry(r *sourceRun, e entry) {
+	v := vet(e.p, e.literal)
+	switch {
+	case v.refused != "":
+		r.warn("refused %s: %s", v.entry, v.refused)
+	case len(v.removed) > 0:
+		r.warn("%s: removed %s", v.entry, joinCuts(v.removed))
+	}
+	for _, k := range v.kept {
+		r.note("kept %s because you wrote it in %s", k, c.localName())
+	}
+	r.rep.Prefixes += len(v.allowed)
+	r.rep.entries = append(r.rep.entries, v.allowed...)
+}
+
+// addHost waits for the answer for host h, vets its addresses and adds what
+// passes to the report.
+func (c *collector) addHost(ctx context.Context, r *sourceRun, h string) {
+	ans := c.dns.wait(ctx, h)
+	hr := HostReport{Host: h, Err: ans.Err}
+	var refused []string
+	if ans.Err == nil {
+		var private bool
+		hr.Addrs, refused, private = vetAddrs(ans.Addrs)
+		if len(refused) > 0 {
+			hint := ""
+			if private {
+				hint = fmt.Sprintf("; write the address in %s if you mean it", c.localName())
+			}
+			r.warn("%s resolved to %s: refused%s", h, strings.Join(refused, ", "), hint)
+		}
 		switch {
-		case v.refused != "":
-			r.warn("refused %s: %s", v.entry, v.refused)
-		case len(v.removed) > 0:
-			r.warn("%s: removed %s", v.entry, joinCuts(v.removed))
+		case len(ans.Addrs) == 0:
+			hr.Err = errors.New("no address in the answer")
+		case len(hr.Addrs) == 0:
+			hr.Err = errors.New("no usable address")
 		}
-		for _, k := range v.kept {
-			r.note("kept %s because you wrote it in %s", k, c.localName())
-		}
-		r.rep.Prefixes += len(v.allowed)
-		r.rep.entries = append(r.rep.entries, v.allowed...)
 	}
+	// For an optional source the warning about the refused addresses
+	// already says the host gave nothing.
+	if hr.Err != nil && (r.rep.Required || len(refused) == 0) {
+		r.problem(ctx, "host %s: %w", h, hr.Err)
+	}
+	r.rep.Addrs += len(hr.Addrs)
+	for _, a := range hr.Addrs {
+		r.rep.entries = append(r.rep.entries, netip.PrefixFrom(a, a.BitLen()))
+	}
+	r.rep.Hosts = append(r.rep.Hosts, hr)
+}
 
-	for _, h := range hosts {
-		ans := c.dns.wait(ctx, h)
-		hr := HostReport{Host: h, Err: ans.Err}
-		refusedAll := false
-		if ans.Err == nil {
-			var refused []string
-			private := true // every refused address would pass if written by hand
-			for _, a := range ans.Addrs {
-				a = a.Unmap()
-				p := netip.PrefixFrom(a, a.BitLen())
-				v := vet(p, false)
-				if v.refused != "" {
-					refused = append(refused, fmt.Sprintf("%s (%s)", a, v.refused))
-					private = private && vet(p, true).refused == ""
-					continue
-				}
-				hr.Addrs = append(hr.Addrs, a)
-			}
-			if len(refused) > 0 {
-				hint := ""
-				if private {
-					hint = fmt.Sprintf("; write the address in %s if you mean it", c.localName())
-				}
-				r.warn("%s resolved to %s: refused%s", h, strings.Join(refused, ", "), hint)
-			}
-			if len(hr.Addrs) == 0 {
-				refusedAll = len(refused) > 0
-				hr.Err = errors.New("no usable address")
-				if len(ans.Addrs) == 0 {
-					hr.Err = errors.New("no address in the answer")
-				}
-			}
+// vetAddrs vets the addresses of a DNS answer, unmapped. refused describes
+// each address refused, and private reports whether every one of them would
+// pass if the user wrote it by hand.
+func vetAddrs(addrs []netip.Addr) (allowed []netip.Addr, refused []string, private bool) {
+	private = true
+	for _, a := range addrs {
+		a = a.Unmap()
+		p := netip.PrefixFrom(a, a.BitLen())
+		if v := vet(p, false); v.refused != "" {
+			refused = append(refused, fmt.Sprintf("%s (%s)", a, v.refused))
+			private = private && vet(p, true).refused == ""
+			continue
 		}
-		// For an optional source the warning about the refused addresses
-		// already says the host gave nothing.
-		if hr.Err != nil && (s.Required || !refusedAll) {
-			r.problem(ctx, "host %s: %w", h, hr.Err)
-		}
-		r.rep.Addrs += len(hr.Addrs)
-		for _, a := range hr.Addrs {
-			r.rep.entries = append(r.rep.entries, netip.PrefixFrom(a, a.BitLen()))
-		}
-		r.rep.Hosts = append(r.rep.Hosts, hr)
+		allowed = append(allowed, a)
 	}
-
-	if len(r.rep.entries) == 0 && len(r.failures) == 0 && s.Required {
-		r.problem(ctx, "gave no usable entry")
-	}
-	r.rep.Err = errors.Join(r.failures...)
-	r.rep.Elapsed = time.Since(c.start)
-	return r.finish()
+	return allowed, refused, private
 }
 
 // fetch calls s.Fetch, giving up at ctx's deadline even if Fetch does not,

@@ -60,10 +60,7 @@ func Render(rep *Report) ([]byte, error) {
 // 13.0.0.0/8 make 12.0.0.0/7), which the file must still hold in a form it
 // reads back; each piece written stands for at least one entry vetted.
 func narrow(p netip.Prefix) []netip.Prefix {
-	min := minBits4
-	if p.Addr().Is6() {
-		min = minBits6
-	}
+	min := minBits(p.Addr())
 	if p.Bits() >= min {
 		return []netip.Prefix{p}
 	}
@@ -140,11 +137,7 @@ func parseLine(line string) (netip.Prefix, error) {
 	if p.String() != line {
 		return netip.Prefix{}, fmt.Errorf("%q is not written canonically; want %s", line, p)
 	}
-	min := minBits4
-	if p.Addr().Is6() {
-		min = minBits6
-	}
-	if p.Bits() < min {
+	if min := minBits(p.Addr()); p.Bits() < min {
 		return netip.Prefix{}, fmt.Errorf("%s is too broad (shorter than /%d)", line, min)
 	}
 	return p, nil

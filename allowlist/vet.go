@@ -33,6 +33,14 @@ const (
 	minBits6 = 19
 )
 
+// minBits returns the shortest prefix length accepted for a's family.
+func minBits(a netip.Addr) int {
+	if a.Is6() {
+		return minBits6
+	}
+	return minBits4
+}
+
 // special is one range that is never a public destination.
 type special struct {
 	prefix  netip.Prefix
@@ -127,10 +135,7 @@ func vet(p netip.Prefix, literal bool) verdict {
 	}
 	p = unmap(p).Masked()
 	v := verdict{entry: p}
-	min := minBits4
-	if p.Addr().Is6() {
-		min = minBits6
-	}
+	min := minBits(p.Addr())
 	switch {
 	case p.Bits() == 0:
 		v.refused = "default route"
