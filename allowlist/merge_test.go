@@ -21,7 +21,7 @@ import (
 // snapshot (actions included), and the names of those lists.
 func metaPrefixes(tb testing.TB) ([]netip.Prefix, []string) {
 	tb.Helper()
-	b, err := os.ReadFile("testdata/github-meta-2023-11-27.json")
+	b, err := os.ReadFile("../sources/testdata/github-meta-2023-11-27.json")
 	if err != nil {
 		tb.Fatal(err)
 	}

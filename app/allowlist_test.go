@@ -26,7 +26,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/resolve"
 )
 
-const metaFixture = "../allowlist/testdata/github-meta-2023-11-27.json"
+const metaFixture = "../sources/testdata/github-meta-2023-11-27.json"
 
 // allowlistWorld is what an allowlist test runs against: settings pointing
 // at temporary directories, a GitHub meta server, a DNS server, and the
