@@ -3,7 +3,6 @@ package allowlist_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,70 +11,24 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/VerilyPete/claudecontainer/allowlist"
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/resolve"
 	"github.com/VerilyPete/claudecontainer/sources"
 )
 
-// dnsZone maps "name. TYPE" to answer records in zone file syntax. Names in
-// nxdomain get NXDOMAIN; other questions an empty NOERROR.
-type dnsZone struct {
-	records  map[string][]string
-	nxdomain map[string]bool
-}
-
-func (z dnsZone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	q := req.Question[0]
-	name := dns.CanonicalName(q.Name)
-	m := new(dns.Msg).SetReply(req)
-	if z.nxdomain[name] {
-		m.SetRcode(req, dns.RcodeNameError)
-	}
-	for _, l := range z.records[name+" "+dns.TypeToString[q.Qtype]] {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			panic("bad record in test zone: " + l)
-		}
-		m.Answer = append(m.Answer, rr)
-	}
-	w.WriteMsg(m)
-}
-
-// serveDNS runs z on a UDP port of 127.0.0.1 until the test ends and
-// returns its address.
-func serveDNS(t *testing.T, z dnsZone) string {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &dns.Server{PacketConn: pc, Handler: z}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	failed := make(chan error, 1)
-	go func() { failed <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-failed:
-		t.Fatalf("starting the DNS server: %v", err)
-	}
-	t.Cleanup(func() { srv.Shutdown() })
-	return pc.LocalAddr().String()
-}
-
-var testZone = dnsZone{
-	records: map[string][]string{
-		"api.example.com. A":      {"api.example.com. 300 IN A 34.36.122.224"},
-		"api.example.com. AAAA":   {"api.example.com. 60 IN AAAA 2600:1901:0:5e8a::1"},
-		"cdn.example.com. A":      {"cdn.example.com. 600 IN CNAME edge.example.net.", "edge.example.net. 30 IN A 151.101.1.1"},
-		"rebind.example.com. A":   {"rebind.example.com. 300 IN A 10.0.0.5", "rebind.example.com. 300 IN A 127.0.0.1"},
-		"mixed.example.com. A":    {"mixed.example.com. 300 IN A 192.168.1.7", "mixed.example.com. 300 IN A 104.16.0.1"},
-		"mixed.example.com. AAAA": {"mixed.example.com. 300 IN AAAA ::1"},
-	},
-	nxdomain: map[string]bool{"gone.example.com.": true},
+var testZone = dnstest.Zone{
+	"api.example.com. A":      {Answer: []string{"api.example.com. 300 IN A 34.36.122.224"}},
+	"api.example.com. AAAA":   {Answer: []string{"api.example.com. 60 IN AAAA 2600:1901:0:5e8a::1"}},
+	"cdn.example.com. A":      {Answer: []string{"cdn.example.com. 600 IN CNAME edge.example.net.", "edge.example.net. 30 IN A 151.101.1.1"}},
+	"rebind.example.com. A":   {Answer: []string{"rebind.example.com. 300 IN A 10.0.0.5", "rebind.example.com. 300 IN A 127.0.0.1"}},
+	"mixed.example.com. A":    {Answer: []string{"mixed.example.com. 300 IN A 192.168.1.7", "mixed.example.com. 300 IN A 104.16.0.1"}},
+	"mixed.example.com. AAAA": {Answer: []string{"mixed.example.com. 300 IN AAAA ::1"}},
+	"gone.example.com. A":     {Rcode: dns.RcodeNameError},
+	"gone.example.com. AAAA":  {Rcode: dns.RcodeNameError},
 }
 
 func TestCollectResolvesThroughARealDNSServer(t *testing.T) {
-	addr := serveDNS(t, testZone)
+	addr := dnstest.Start(t, testZone, 0).Addr
 	r := &resolve.Resolver{Servers: []string{addr}, Timeout: 2 * time.Second, Attempts: 2}
 	path := oldFile(t)
 	srcs := []sources.Source{
@@ -126,7 +79,7 @@ func TestCollectResolvesThroughARealDNSServer(t *testing.T) {
 }
 
 func TestARequiredHostTheRealServerDoesNotKnowFailsTheRun(t *testing.T) {
-	addr := serveDNS(t, testZone)
+	addr := dnstest.Start(t, testZone, 0).Addr
 	r := &resolve.Resolver{Servers: []string{addr}, Timeout: 2 * time.Second, Attempts: 2}
 	path := oldFile(t)
 	srcs := []sources.Source{{Name: "npm", Required: true, Hosts: []string{"api.example.com", "gone.example.com"}}}

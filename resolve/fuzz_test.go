@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/resolve"
 )
 
@@ -131,7 +132,7 @@ func FuzzLookupAnswers(f *testing.F) {
 	seed(true)
 
 	srv := &answers{}
-	srv.addr = listen(f, srv)
+	srv.addr = dnstest.Serve(f, srv)
 	r := &resolve.Resolver{Servers: []string{srv.addr}, Timeout: 250 * time.Millisecond, Attempts: 1}
 	f.Fuzz(func(t *testing.T, fix bool, raw []byte) {
 		var msg *dns.Msg

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/miekg/dns"
 
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/resolve"
 )
 
@@ -61,7 +62,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name     string
-		zone     zone
+		zone     dnstest.Zone
 		host     string
 		maxCNAME int
 		want     []netip.Addr
@@ -70,34 +71,34 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 	}{
 		{
 			name: "an A record is returned",
-			zone: zone{"a.example. A": {answer: []string{"a.example. 300 IN A 192.0.2.1"}}},
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{"a.example. 300 IN A 192.0.2.1"}}},
 			host: "a.example",
 			want: addrs("192.0.2.1"),
 		},
 		{
 			name: "a host with only AAAA records resolves",
-			zone: zone{"a.example. AAAA": {answer: []string{"a.example. 300 IN AAAA 2001:db8::1"}}},
+			zone: dnstest.Zone{"a.example. AAAA": {Answer: []string{"a.example. 300 IN AAAA 2001:db8::1"}}},
 			host: "a.example",
 			want: addrs("2001:db8::1"),
 		},
 		{
 			name: "both families come back sorted",
-			zone: zone{
-				"a.example. A":    {answer: []string{"a.example. 300 IN A 192.0.2.9", "a.example. 300 IN A 192.0.2.1"}},
-				"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
+			zone: dnstest.Zone{
+				"a.example. A":    {Answer: []string{"a.example. 300 IN A 192.0.2.9", "a.example. 300 IN A 192.0.2.1"}},
+				"a.example. AAAA": {Answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
 			},
 			host: "a.example",
 			want: addrs("192.0.2.1", "192.0.2.9", "2001:db8::1"),
 		},
 		{
 			name: "a CNAME chain inside one answer is followed",
-			zone: zone{
-				"a.example. A": {answer: []string{
+			zone: dnstest.Zone{
+				"a.example. A": {Answer: []string{
 					"a.example. 120 IN CNAME b.example.",
 					"b.example. 600 IN CNAME c.example.",
 					"c.example. 300 IN A 192.0.2.3",
 				}},
-				"a.example. AAAA": {answer: []string{
+				"a.example. AAAA": {Answer: []string{
 					"a.example. 120 IN CNAME b.example.",
 					"b.example. 600 IN CNAME c.example.",
 				}},
@@ -107,7 +108,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a CNAME chain listed out of order is followed",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"c.example. 300 IN A 192.0.2.3",
 				"b.example. 600 IN CNAME c.example.",
 				"a.example. 600 IN CNAME b.example.",
@@ -117,20 +118,20 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a CNAME chain that an answer leaves unfinished is asked again",
-			zone: zone{
-				"a.example. A":    {answer: []string{"a.example. 600 IN CNAME b.example."}},
-				"a.example. AAAA": {answer: []string{"a.example. 600 IN CNAME b.example."}},
-				"b.example. A":    {answer: []string{"b.example. 600 IN CNAME c.example."}},
-				"b.example. AAAA": {answer: []string{"b.example. 600 IN CNAME c.example."}},
-				"c.example. A":    {answer: []string{"c.example. 30 IN A 192.0.2.3"}},
-				"c.example. AAAA": {answer: []string{"c.example. 40 IN AAAA 2001:db8::3"}},
+			zone: dnstest.Zone{
+				"a.example. A":    {Answer: []string{"a.example. 600 IN CNAME b.example."}},
+				"a.example. AAAA": {Answer: []string{"a.example. 600 IN CNAME b.example."}},
+				"b.example. A":    {Answer: []string{"b.example. 600 IN CNAME c.example."}},
+				"b.example. AAAA": {Answer: []string{"b.example. 600 IN CNAME c.example."}},
+				"c.example. A":    {Answer: []string{"c.example. 30 IN A 192.0.2.3"}},
+				"c.example. AAAA": {Answer: []string{"c.example. 40 IN AAAA 2001:db8::3"}},
 			},
 			host: "a.example",
 			want: addrs("192.0.2.3", "2001:db8::3"),
 		},
 		{
 			name: "a chain exactly MaxCNAME long is followed",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"a.example. 60 IN CNAME b.example.",
 				"b.example. 60 IN CNAME c.example.",
 				"c.example. 60 IN A 192.0.2.3",
@@ -141,7 +142,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a chain longer than MaxCNAME is an error",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"a.example. 60 IN CNAME b.example.",
 				"b.example. 60 IN CNAME c.example.",
 				"c.example. 60 IN CNAME d.example.",
@@ -154,7 +155,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a chain longer than the default of 8 is an error",
-			zone: zone{"n0.example. A": {answer: chainOf(10)}},
+			zone: dnstest.Zone{"n0.example. A": {Answer: chainOf(10)}},
 			host: "n0.example",
 			// the default MaxCNAME
 			wantErr: resolve.ErrCNAMEChain,
@@ -162,7 +163,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a CNAME loop inside one answer is an error naming the loop",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"a.example. 60 IN CNAME b.example.",
 				"b.example. 60 IN CNAME a.example.",
 			}}},
@@ -172,10 +173,10 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "a CNAME loop across queries is an error naming the loop",
-			zone: zone{
-				"a.example. A": {answer: []string{"a.example. 60 IN CNAME b.example."}},
-				"b.example. A": {answer: []string{"b.example. 60 IN CNAME c.example."}},
-				"c.example. A": {answer: []string{"c.example. 60 IN CNAME b.example."}},
+			zone: dnstest.Zone{
+				"a.example. A": {Answer: []string{"a.example. 60 IN CNAME b.example."}},
+				"b.example. A": {Answer: []string{"b.example. 60 IN CNAME c.example."}},
+				"c.example. A": {Answer: []string{"c.example. 60 IN CNAME b.example."}},
 			},
 			host:    "a.example",
 			wantErr: resolve.ErrCNAMELoop,
@@ -183,7 +184,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "an owner with two different CNAMEs is an error",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"a.example. 60 IN CNAME b.example.",
 				"a.example. 60 IN CNAME c.example.",
 				"c.example. 60 IN A 192.0.2.3",
@@ -193,9 +194,9 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "NXDOMAIN says the name does not exist",
-			zone: zone{
-				"gone.example. A":    {rcode: dns.RcodeNameError},
-				"gone.example. AAAA": {rcode: dns.RcodeNameError},
+			zone: dnstest.Zone{
+				"gone.example. A":    {Rcode: dns.RcodeNameError},
+				"gone.example. AAAA": {Rcode: dns.RcodeNameError},
 			},
 			host:    "gone.example",
 			wantErr: resolve.ErrNotExist,
@@ -203,9 +204,9 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "NXDOMAIN at the end of a CNAME chain names the missing target",
-			zone: zone{
-				"a.example. A":    {rcode: dns.RcodeNameError, answer: []string{"a.example. 60 IN CNAME gone.example."}},
-				"a.example. AAAA": {rcode: dns.RcodeNameError, answer: []string{"a.example. 60 IN CNAME gone.example."}},
+			zone: dnstest.Zone{
+				"a.example. A":    {Rcode: dns.RcodeNameError, Answer: []string{"a.example. 60 IN CNAME gone.example."}},
+				"a.example. AAAA": {Rcode: dns.RcodeNameError, Answer: []string{"a.example. 60 IN CNAME gone.example."}},
 			},
 			host:    "a.example",
 			wantErr: resolve.ErrNotExist,
@@ -213,21 +214,21 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name:    "a name with neither A nor AAAA records is an error",
-			zone:    zone{"a.example. TXT": {answer: []string{`a.example. 60 IN TXT "hello"`}}},
+			zone:    dnstest.Zone{"a.example. TXT": {Answer: []string{`a.example. 60 IN TXT "hello"`}}},
 			host:    "a.example",
 			wantErr: resolve.ErrNoRecords,
 			wantMsg: []string{"resolve a.example: no A or AAAA records"},
 		},
 		{
 			name: "private, loopback and link-local addresses are returned as the server gave them",
-			zone: zone{
-				"a.example. A": {answer: []string{
+			zone: dnstest.Zone{
+				"a.example. A": {Answer: []string{
 					"a.example. 60 IN A 10.0.0.1",
 					"a.example. 60 IN A 127.0.0.1",
 					"a.example. 60 IN A 169.254.169.254",
 					"a.example. 60 IN A 192.168.1.1",
 				}},
-				"a.example. AAAA": {answer: []string{
+				"a.example. AAAA": {Answer: []string{
 					"a.example. 60 IN AAAA ::1",
 					"a.example. 60 IN AAAA fd00::1",
 					"a.example. 60 IN AAAA fe80::1",
@@ -238,9 +239,9 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "IPv4-mapped AAAA records come back as IPv4 addresses",
-			zone: zone{
-				"a.example. A": {answer: []string{"a.example. 60 IN A 192.0.2.7"}},
-				"a.example. AAAA": {answer: []string{
+			zone: dnstest.Zone{
+				"a.example. A": {Answer: []string{"a.example. 60 IN A 192.0.2.7"}},
+				"a.example. AAAA": {Answer: []string{
 					"a.example. 60 IN AAAA ::ffff:192.0.2.7",
 					"a.example. 60 IN AAAA ::ffff:198.51.100.1",
 				}},
@@ -250,9 +251,9 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "records whose owner is not on the chain are ignored",
-			zone: zone{
+			zone: dnstest.Zone{
 				"a.example. A": {
-					answer: []string{
+					Answer: []string{
 						"evil.example. 60 IN A 203.0.113.66",
 						"x.example. 60 IN CNAME evil.example.",
 						"a.example. 60 IN AAAA 2001:db8::66",
@@ -261,22 +262,22 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 						"b.example. 60 IN A 192.0.2.2",
 						"c.example. 1 IN A 203.0.113.68",
 					},
-					extra: []string{"a.example. 1 IN A 203.0.113.69", "b.example. 1 IN A 203.0.113.70"},
+					Extra: []string{"a.example. 1 IN A 203.0.113.69", "b.example. 1 IN A 203.0.113.70"},
 				},
-				"b.example. AAAA": {answer: []string{"evil.example. 60 IN AAAA 2001:db8::67"}},
+				"b.example. AAAA": {Answer: []string{"evil.example. 60 IN AAAA 2001:db8::67"}},
 			},
 			host: "a.example",
 			want: addrs("192.0.2.2"),
 		},
 		{
 			name: "duplicate records are returned once",
-			zone: zone{
-				"a.example. A": {answer: []string{
+			zone: dnstest.Zone{
+				"a.example. A": {Answer: []string{
 					"a.example. 60 IN A 192.0.2.2",
 					"a.example. 60 IN A 192.0.2.1",
 					"a.example. 60 IN A 192.0.2.2",
 				}},
-				"a.example. AAAA": {answer: []string{
+				"a.example. AAAA": {Answer: []string{
 					"a.example. 60 IN AAAA 2001:db8::1",
 					"a.example. 60 IN AAAA 2001:db8:0::1",
 				}},
@@ -286,7 +287,7 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "names match whatever their letter case",
-			zone: zone{"a.example. A": {answer: []string{
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
 				"A.EXAMPLE. 60 IN CNAME B.Example.",
 				"b.EXAMPLE. 60 IN A 192.0.2.2",
 			}}},
@@ -295,30 +296,30 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 		},
 		{
 			name: "one family failing does not spoil the other",
-			zone: zone{
-				"a.example. A":    {rcode: dns.RcodeServerFailure},
-				"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
+			zone: dnstest.Zone{
+				"a.example. A":    {Rcode: dns.RcodeServerFailure},
+				"a.example. AAAA": {Answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
 			},
 			host: "a.example",
 			want: addrs("2001:db8::1"),
 		},
 		{
 			name:    "SERVFAIL is an error naming the rcode and the server",
-			zone:    zone{"a.example. A": {rcode: dns.RcodeServerFailure}, "a.example. AAAA": {rcode: dns.RcodeServerFailure}},
+			zone:    dnstest.Zone{"a.example. A": {Rcode: dns.RcodeServerFailure}, "a.example. AAAA": {Rcode: dns.RcodeServerFailure}},
 			host:    "a.example",
 			wantMsg: []string{"resolve a.example: server 127.0.0.1:", "answered SERVFAIL"},
 		},
 		{
 			name:    "REFUSED is an error naming the rcode and the server",
-			zone:    zone{"a.example. A": {rcode: dns.RcodeRefused}, "a.example. AAAA": {rcode: dns.RcodeRefused}},
+			zone:    dnstest.Zone{"a.example. A": {Rcode: dns.RcodeRefused}, "a.example. AAAA": {Rcode: dns.RcodeRefused}},
 			host:    "a.example",
 			wantMsg: []string{"resolve a.example: server 127.0.0.1:", "answered REFUSED"},
 		},
 		{
 			name: "an answer to another question is not accepted",
-			zone: zone{
-				"a.example. A":    {question: "evil.example.", answer: []string{"evil.example. 60 IN A 203.0.113.66"}},
-				"a.example. AAAA": {question: "evil.example."},
+			zone: dnstest.Zone{
+				"a.example. A":    {Question: "evil.example.", Answer: []string{"evil.example. 60 IN A 203.0.113.66"}},
+				"a.example. AAAA": {Question: "evil.example."},
 			},
 			host:    "a.example",
 			wantMsg: []string{"no usable answer in 2 attempts", "answer is for evil.example. A, asked a.example. A"},
@@ -327,8 +328,8 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, tt.zone, 0)
-			r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer, MaxCNAME: tt.maxCNAME}
+			s := dnstest.Start(t, tt.zone, 0)
+			r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer, MaxCNAME: tt.maxCNAME}
 			got := r.Lookup(t.Context(), tt.host)
 			want := resolve.Answer{Host: tt.host, Addrs: tt.want}
 			checkAnswer(t, got, want, tt.wantErr, tt.wantMsg...)
@@ -351,9 +352,9 @@ func TestLookupAsksTheNextServerWhenOneFails(t *testing.T) {
 	for _, rcode := range []int{dns.RcodeServerFailure, dns.RcodeRefused} {
 		t.Run(dns.RcodeToString[rcode], func(t *testing.T) {
 			t.Parallel()
-			failing := listen(t, answerRcode(rcode))
-			good := startServer(t, zone{"a.example. A": {answer: []string{"a.example. 60 IN A 192.0.2.1"}}}, 0)
-			r := &resolve.Resolver{Servers: []string{failing, good.addr}, Timeout: answerer}
+			failing := dnstest.Serve(t, dnstest.Rcode(rcode))
+			good := dnstest.Start(t, dnstest.Zone{"a.example. A": {Answer: []string{"a.example. 60 IN A 192.0.2.1"}}}, 0)
+			r := &resolve.Resolver{Servers: []string{failing, good.Addr}, Timeout: answerer}
 			got := r.Lookup(t.Context(), "a.example")
 			checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1")}, nil)
 		})
@@ -362,8 +363,8 @@ func TestLookupAsksTheNextServerWhenOneFails(t *testing.T) {
 
 func TestLookupNamesEveryFailedServer(t *testing.T) {
 	t.Parallel()
-	servfail := listen(t, answerRcode(dns.RcodeServerFailure))
-	refused := listen(t, answerRcode(dns.RcodeRefused))
+	servfail := dnstest.Serve(t, dnstest.Rcode(dns.RcodeServerFailure))
+	refused := dnstest.Serve(t, dnstest.Rcode(dns.RcodeRefused))
 	r := &resolve.Resolver{Servers: []string{servfail, refused}, Timeout: answerer}
 	got := r.Lookup(t.Context(), "a.example")
 	checkAnswer(t, got, resolve.Answer{}, nil,
@@ -376,22 +377,22 @@ func TestLookupNamesEveryFailedServer(t *testing.T) {
 
 func TestLookupRetriesTruncatedAnswersOverTCP(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, zone{
-		"a.example. A":    {truncUDP: true, answer: []string{"a.example. 60 IN A 192.0.2.1", "a.example. 60 IN A 192.0.2.2"}},
-		"a.example. AAAA": {truncUDP: true, answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
+	s := dnstest.Start(t, dnstest.Zone{
+		"a.example. A":    {TruncUDP: true, Answer: []string{"a.example. 60 IN A 192.0.2.1", "a.example. 60 IN A 192.0.2.2"}},
+		"a.example. AAAA": {TruncUDP: true, Answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}},
 	}, 0)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
+	r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer}
 	got := r.Lookup(t.Context(), "a.example")
 	want := resolve.Answer{Host: "a.example", Addrs: addrs("192.0.2.1", "192.0.2.2", "2001:db8::1")}
 	checkAnswer(t, got, want, nil)
-	if udp, tcp := s.udp.Load(), s.tcp.Load(); udp != 2 || tcp != 2 {
+	if udp, tcp := s.UDP.Load(), s.TCP.Load(); udp != 2 || tcp != 2 {
 		t.Errorf("server saw %d UDP and %d TCP questions, want 2 and 2", udp, tcp)
 	}
 }
 
 func TestLookupGivesUpOnAServerThatNeverAnswers(t *testing.T) {
 	t.Parallel()
-	silent, _ := blackhole(t)
+	silent, _ := dnstest.Blackhole(t)
 	r := &resolve.Resolver{Servers: []string{silent}, Timeout: 50 * time.Millisecond, Attempts: 2}
 	got := r.Lookup(t.Context(), "a.example")
 	checkAnswer(t, got, resolve.Answer{}, nil, "server "+silent+": no usable answer in 2 attempts of 50ms", "timeout")
@@ -399,16 +400,16 @@ func TestLookupGivesUpOnAServerThatNeverAnswers(t *testing.T) {
 
 func TestLookupMovesOnFromAServerThatNeverAnswers(t *testing.T) {
 	t.Parallel()
-	silent, _ := blackhole(t)
-	good := startServer(t, zone{"a.example. AAAA": {answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}}}, 0)
-	r := &resolve.Resolver{Servers: []string{silent, good.addr}, Timeout: 50 * time.Millisecond, Attempts: 1}
+	silent, _ := dnstest.Blackhole(t)
+	good := dnstest.Start(t, dnstest.Zone{"a.example. AAAA": {Answer: []string{"a.example. 60 IN AAAA 2001:db8::1"}}}, 0)
+	r := &resolve.Resolver{Servers: []string{silent, good.Addr}, Timeout: 50 * time.Millisecond, Attempts: 1}
 	got := r.Lookup(t.Context(), "a.example")
 	checkAnswer(t, got, resolve.Answer{Host: "a.example", Addrs: addrs("2001:db8::1")}, nil)
 }
 
 func TestLookupStopsWhenTheContextIsCancelled(t *testing.T) {
 	t.Parallel()
-	silent, asked := blackhole(t)
+	silent, asked := dnstest.Blackhole(t)
 	// Timeouts far beyond any test run: only the cancellation can end this.
 	r := &resolve.Resolver{Servers: []string{silent}, Timeout: time.Hour, Attempts: 5}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -427,21 +428,21 @@ func TestLookupStopsWhenTheContextIsCancelled(t *testing.T) {
 
 func TestLookupDoesNotAskWithAContextAlreadyDone(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, zone{"a.example. A": {answer: []string{"a.example. 60 IN A 192.0.2.1"}}}, 0)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
+	s := dnstest.Start(t, dnstest.Zone{"a.example. A": {Answer: []string{"a.example. 60 IN A 192.0.2.1"}}}, 0)
+	r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer}
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	got := r.Lookup(ctx, "a.example")
 	checkAnswer(t, got, resolve.Answer{}, context.Canceled)
-	if n := s.udp.Load() + s.tcp.Load(); n != 0 {
+	if n := s.UDP.Load() + s.TCP.Load(); n != 0 {
 		t.Errorf("server was asked %d questions", n)
 	}
 }
 
 func TestLookupRefusesWhatIsNotAHostName(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, zone{}, 0)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
+	s := dnstest.Start(t, dnstest.Zone{}, 0)
+	r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer}
 	for host, msg := range map[string]string{
 		"":                        "empty host name",
 		"192.0.2.1":               "is an IP address",
@@ -453,7 +454,7 @@ func TestLookupRefusesWhatIsNotAHostName(t *testing.T) {
 		got := r.Lookup(t.Context(), host)
 		checkAnswer(t, got, resolve.Answer{}, nil, msg)
 	}
-	if n := s.udp.Load() + s.tcp.Load(); n != 0 {
+	if n := s.UDP.Load() + s.TCP.Load(); n != 0 {
 		t.Errorf("server was asked %d questions", n)
 	}
 }
@@ -466,24 +467,24 @@ func TestLookupWithoutServersIsAnError(t *testing.T) {
 
 func TestLookupAllAnswersInTheOrderOfTheHosts(t *testing.T) {
 	t.Parallel()
-	z := zone{}
+	z := dnstest.Zone{}
 	var hosts []string
 	var want []resolve.Answer
 	for i := range 40 {
 		h := fmt.Sprintf("h%d.example", i)
 		hosts = append(hosts, h)
 		if i%7 == 3 {
-			z[h+". A"] = reply{rcode: dns.RcodeNameError}
-			z[h+". AAAA"] = reply{rcode: dns.RcodeNameError}
+			z[h+". A"] = dnstest.Reply{Rcode: dns.RcodeNameError}
+			z[h+". AAAA"] = dnstest.Reply{Rcode: dns.RcodeNameError}
 			want = append(want, resolve.Answer{Host: h})
 			continue
 		}
 		a := fmt.Sprintf("192.0.2.%d", i+1)
-		z[h+". A"] = reply{answer: []string{fmt.Sprintf("%s. %d IN A %s", h, 100+i, a)}}
+		z[h+". A"] = dnstest.Reply{Answer: []string{fmt.Sprintf("%s. %d IN A %s", h, 100+i, a)}}
 		want = append(want, resolve.Answer{Host: h, Addrs: addrs(a)})
 	}
-	s := startServer(t, z, 0)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer, Workers: 8}
+	s := dnstest.Start(t, z, 0)
+	r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer, Workers: 8}
 	got := r.LookupAll(t.Context(), hosts)
 	if len(got) != len(want) {
 		t.Fatalf("LookupAll returned %d answers for %d hosts", len(got), len(hosts))
@@ -508,16 +509,16 @@ func TestLookupAllOfNoHostsIsEmpty(t *testing.T) {
 // BenchmarkLookupAll50NamesWithDelay resolves 50 names from a server that
 // answers every question after 20ms; concurrent lookups take about one delay.
 func BenchmarkLookupAll50NamesWithDelay(b *testing.B) {
-	z := zone{}
+	z := dnstest.Zone{}
 	var hosts []string
 	for i := range 50 {
 		h := fmt.Sprintf("h%d.example", i)
 		hosts = append(hosts, h)
-		z[h+". A"] = reply{answer: []string{fmt.Sprintf("%s. 60 IN A 192.0.2.%d", h, i+1)}}
-		z[h+". AAAA"] = reply{answer: []string{fmt.Sprintf("%s. 60 IN AAAA 2001:db8::%d", h, i+1)}}
+		z[h+". A"] = dnstest.Reply{Answer: []string{fmt.Sprintf("%s. 60 IN A 192.0.2.%d", h, i+1)}}
+		z[h+". AAAA"] = dnstest.Reply{Answer: []string{fmt.Sprintf("%s. 60 IN AAAA 2001:db8::%d", h, i+1)}}
 	}
-	s := startServer(b, z, 20*time.Millisecond)
-	r := &resolve.Resolver{Servers: []string{s.addr}, Timeout: answerer}
+	s := dnstest.Start(b, z, 20*time.Millisecond)
+	r := &resolve.Resolver{Servers: []string{s.Addr}, Timeout: answerer}
 	for b.Loop() {
 		for _, a := range r.LookupAll(b.Context(), hosts) {
 			if a.Err != nil || len(a.Addrs) != 2 {

@@ -1,0 +1,143 @@
+// Package dnstest runs DNS servers on loopback for tests: a zone of fixed
+// replies, or any handler, on UDP and TCP at one port of 127.0.0.1; and a
+// socket that reads queries and never answers.
+package dnstest
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Reply is what a Server sends for one question.
+type Reply struct {
+	Rcode    int      // NOERROR unless set
+	Answer   []string // answer section, zone file syntax
+	Extra    []string // additional section, zone file syntax
+	TruncUDP bool     // over UDP send only the header with the TC bit
+	Question string   // when set, echo this name instead of the one asked
+}
+
+// Zone maps "name. TYPE" to a reply; other questions get an empty NOERROR.
+type Zone map[string]Reply
+
+// Server answers from its zone, and counts the questions it saw.
+type Server struct {
+	Addr     string       // "127.0.0.1:port", UDP and TCP
+	UDP, TCP atomic.Int64 // questions seen over each
+	zone     Zone
+	delay    time.Duration
+}
+
+// Start serves z until the test ends, waiting delay before every answer.
+func Start(tb testing.TB, z Zone, delay time.Duration) *Server {
+	tb.Helper()
+	s := &Server{zone: z, delay: delay}
+	s.Addr = Serve(tb, s)
+	return s
+}
+
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	tcp := w.RemoteAddr().Network() == "tcp"
+	if tcp {
+		s.TCP.Add(1)
+	} else {
+		s.UDP.Add(1)
+	}
+	time.Sleep(s.delay)
+	q := req.Question[0]
+	rep := s.zone[dns.CanonicalName(q.Name)+" "+dns.TypeToString[q.Qtype]]
+	m := new(dns.Msg).SetRcode(req, rep.Rcode)
+	if rep.Question != "" {
+		m.Question[0].Name = rep.Question
+	}
+	if rep.TruncUDP && !tcp {
+		m.Truncated = true
+	} else {
+		m.Answer = RRs(rep.Answer)
+		m.Extra = RRs(rep.Extra)
+	}
+	w.WriteMsg(m)
+}
+
+// RRs parses records written in zone file syntax in a test's tables; it
+// panics on a bad one.
+func RRs(lines []string) []dns.RR {
+	var out []dns.RR
+	for _, l := range lines {
+		rr, err := dns.NewRR(l)
+		if err != nil || rr == nil {
+			panic("bad record in test table: " + l)
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// Rcode is a handler that answers every question with rcode.
+func Rcode(rcode int) dns.Handler {
+	return dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		w.WriteMsg(new(dns.Msg).SetRcode(req, rcode))
+	})
+}
+
+// Serve runs h on UDP and TCP at one free port of 127.0.0.1 until the test
+// ends, and returns "127.0.0.1:port" once both are serving.
+func Serve(tb testing.TB, h dns.Handler) string {
+	tb.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			pc.Close() // the TCP port is taken; try another
+			continue
+		}
+		for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			failed := make(chan error, 1)
+			go func() { failed <- srv.ActivateAndServe() }()
+			select {
+			case <-started:
+			case err := <-failed:
+				tb.Fatalf("starting DNS server: %v", err)
+			}
+			tb.Cleanup(func() { srv.Shutdown() })
+		}
+		return pc.LocalAddr().String()
+	}
+	tb.Fatal("found no port free for both UDP and TCP")
+	return ""
+}
+
+// Blackhole is a UDP socket on 127.0.0.1 that reads queries and never
+// answers, until the test ends. Each query read is signalled on the returned
+// channel when it has room.
+func Blackhole(tb testing.TB) (string, <-chan struct{}) {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { pc.Close() })
+	got := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			select {
+			case got <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return pc.LocalAddr().String(), got
+}
