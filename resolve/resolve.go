@@ -251,7 +251,7 @@ func combine(a, b error) error {
 	case b == nil || a.Error() == b.Error():
 		return a
 	}
-	return fmt.Errorf("A: %w; AAAA: %w", a, b)
+	return fmt.Errorf("asking for A: %w; asking for AAAA: %w", a, b)
 }
 
 func arrows(chain []string) string {
