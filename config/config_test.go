@@ -106,15 +106,15 @@ func TestSourceListsAreSplitOnCommas(t *testing.T) {
 	}
 }
 
-func TestEverySettingIsInTheReadmeTable(t *testing.T) {
+func TestEverySettingIsInTheReadmeTableWithItsDefaultAndMeaning(t *testing.T) {
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range config.Settings {
-		row := "| `" + config.Prefix + s.Name + "` |"
+		row := "| `" + config.Prefix + s.Name + "` | " + s.Default + " | " + s.Doc + " |"
 		if !strings.Contains(string(readme), row) {
-			t.Errorf("README.md has no settings row starting %s", row)
+			t.Errorf("README.md has no settings row\n%s", row)
 		}
 	}
 }
