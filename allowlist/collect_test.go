@@ -399,7 +399,7 @@ func TestSourceWarningsAreCollectedPerSourceAndProgressIsReportedOncePerSource(t
 	opts.Env.Warn = func(string, ...any) { t.Error("the caller's Warn was called") }
 	srcs := []sources.Source{
 		{Name: "cached", Fetch: func(_ context.Context, env sources.Env) (sources.Result, error) {
-			env.Warnf("using the cached copy from %s", "2026-01-02")
+			env.Warn("using the cached copy from %s", "2026-01-02")
 			return sources.Result{Prefixes: prefixes("140.82.112.0/20")}, nil
 		}},
 		{Name: "hosts", Fetch: fetched(sources.Result{Hosts: []string{"*.example.com", "example.com/path"}})},

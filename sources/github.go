@@ -51,11 +51,11 @@ type githubMeta struct {
 // that an unchanged document costs nothing. On any failure it falls back to
 // the cached copy with a warning; it fails only when there is none.
 func fetchGitHub(ctx context.Context, env Env) (Result, error) {
-	url := env.URLFor("github", githubMetaURL)
+	url := env.urlFor("github", githubMetaURL)
 	cache := githubCache{dir: env.CacheDir}
 	cached, etag, err := cache.load()
 	if err != nil {
-		env.Warnf("ignoring the cached GitHub meta document: %v", err)
+		env.warnf("ignoring the cached GitHub meta document: %v", err)
 	}
 	ps, notModified, err := getGitHubMeta(ctx, env, url, cache, etag, cached != nil)
 	switch {
@@ -64,7 +64,7 @@ func fetchGitHub(ctx context.Context, env Env) (Result, error) {
 	case err == nil:
 		return Result{Prefixes: ps}, nil
 	case cached != nil:
-		env.Warnf("fetching %s: %v; using the copy cached in %s", url, err, cache.path(githubDocFile))
+		env.warnf("fetching %s: %v; using the copy cached in %s", url, err, cache.path(githubDocFile))
 		return Result{Prefixes: cached}, nil
 	default:
 		return Result{}, fmt.Errorf("%s: %w (and no cached copy in %s to fall back to)", url, err, env.CacheDir)
@@ -114,7 +114,7 @@ func getGitHubMeta(ctx context.Context, env Env, url string, cache githubCache, 
 		return nil, false, err
 	}
 	if err := cache.save(body, resp.Header.Get("ETag")); err != nil {
-		env.Warnf("caching the GitHub meta document: %v", err)
+		env.warnf("caching the GitHub meta document: %v", err)
 	}
 	return ps, false, nil
 }

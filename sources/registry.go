@@ -48,17 +48,17 @@ type Env struct {
 	Warn func(format string, args ...any)
 }
 
-// URLFor returns the address a source should fetch: env.URL[name] when set,
+// urlFor returns the address a source should fetch: env.URL[name] when set,
 // def otherwise.
-func (env Env) URLFor(name, def string) string {
+func (env Env) urlFor(name, def string) string {
 	if u := env.URL[name]; u != "" {
 		return u
 	}
 	return def
 }
 
-// Warnf calls env.Warn when it is set.
-func (env Env) Warnf(format string, args ...any) {
+// warnf calls env.Warn when it is set.
+func (env Env) warnf(format string, args ...any) {
 	if env.Warn != nil {
 		env.Warn(format, args...)
 	}
@@ -125,15 +125,6 @@ func Lookup(n string) (Source, error) {
 		return Source{}, fmt.Errorf("unknown source %q (no sources/%s.go? known: %s)", n, n, strings.Join(Names(), ", "))
 	}
 	return s, nil
-}
-
-// All returns every registered source, sorted by name.
-func All() []Source {
-	out := make([]Source, 0, len(registry))
-	for _, n := range Names() {
-		out = append(out, registry[n])
-	}
-	return out
 }
 
 // Names returns the names of every registered source, sorted.

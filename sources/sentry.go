@@ -54,10 +54,10 @@ type sentryRanges struct {
 // fetchSentry never fails: the built-in copy stands in for a document that
 // cannot be fetched or read, with a warning.
 func fetchSentry(ctx context.Context, env Env) (Result, error) {
-	url := env.URLFor("sentry", sentryURL)
+	url := env.urlFor("sentry", sentryURL)
 	ps, err := getSentryRanges(ctx, env, url)
 	if err != nil {
-		env.Warnf("fetching %s: %v; using the built-in Sentry list", url, err)
+		env.warnf("fetching %s: %v; using the built-in Sentry list", url, err)
 		if ps, err = parseLists(keyedList{"built-in list", &sentryFallback}); err != nil {
 			return Result{}, err
 		}
