@@ -50,7 +50,7 @@ func fetchLocal(ctx context.Context, env Env) (Result, error) {
 				return Result{}, fmt.Errorf("%s: %q would allow every address; remove it", where, entry)
 			}
 			if raw, err := netip.ParsePrefix(entry); err == nil && raw.Masked() != raw {
-				env.Warnf("%s: %q has host bits set; using %s", where, entry, p)
+				env.warnf("%s: %q has host bits set; using %s", where, entry, p)
 			}
 			res.Prefixes = append(res.Prefixes, p)
 			continue
