@@ -57,15 +57,15 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if rep.TruncUDP && !tcp {
 		m.Truncated = true
 	} else {
-		m.Answer = RRs(rep.Answer)
-		m.Extra = RRs(rep.Extra)
+		m.Answer = rrs(rep.Answer)
+		m.Extra = rrs(rep.Extra)
 	}
 	w.WriteMsg(m)
 }
 
-// RRs parses records written in zone file syntax in a test's tables; it
+// rrs parses records written in zone file syntax in a test's tables; it
 // panics on a bad one.
-func RRs(lines []string) []dns.RR {
+func rrs(lines []string) []dns.RR {
 	var out []dns.RR
 	for _, l := range lines {
 		rr, err := dns.NewRR(l)
