@@ -148,9 +148,16 @@ func vet(p netip.Prefix, literal bool) verdict {
 		v.allowed = []netip.Prefix{p}
 		return v
 	}
+	return cutSpecials(v, literal)
+}
 
-	// Walk the special ranges in order. pending is the part of p not yet
-	// named by any of them; result is what survives.
+// cutSpecials cuts the special ranges out of v.entry, which overlaps some:
+// each part is named by the first range that covers it, and kept rather
+// than cut when literal and the range is private.
+func cutSpecials(v verdict, literal bool) verdict {
+	p := v.entry
+	// pending is the part of p not yet named by any range; result is what
+	// survives.
 	var pending, result netipx.IPSetBuilder
 	pending.AddPrefix(p)
 	result.AddPrefix(p)
