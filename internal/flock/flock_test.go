@@ -56,26 +56,27 @@ func TestAWaiterGetsTheLockOnceTheHolderReleasesIt(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
 	unlock := mustLock(t, context.Background(), path)
 	busy := make(chan struct{}, 1)
-	got := make(chan error, 1)
+	type result struct {
+		unlock func()
+		err    error
+	}
+	got := make(chan result, 1)
 	go func() {
-		unlock2, err := lock(context.Background(), path, waiting(busy))
-		if err == nil {
-			defer unlock2()
-			// Held now: a third caller must not get it.
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			if _, err := Lock(ctx, path); err == nil {
-				err = errors.New("a third caller got the lock the waiter holds")
-			} else if errors.Is(err, context.Canceled) {
-				err = nil
-			}
-		}
-		got <- err
+		unlock, err := lock(context.Background(), path, waiting(busy))
+		got <- result{unlock, err}
 	}()
 	<-busy
 	unlock()
-	if err := <-got; err != nil {
-		t.Fatal(err)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.unlock()
+	// The waiter holds it now: a third caller must not get it.
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Lock(ended, path); err != context.Canceled {
+		t.Errorf("a third caller while the waiter holds the lock: err = %v, want context.Canceled", err)
 	}
 }
 
