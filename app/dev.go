@@ -49,14 +49,11 @@ func Dev(ctx context.Context, out io.Writer, workspace string) error {
 }
 
 func (e *env) dev(ctx context.Context) (err error) {
-	if err := e.preflight(ctx); err != nil {
+	if err := checkWorkspace(e.cfg.Workspace); err != nil {
 		return err
 	}
-	n, err := e.network(ctx)
-	if err != nil {
-		return err
-	}
-
+	// The lock is held from the first look at the container to its start,
+	// so that no other run starts or stops it in between.
 	unlock, err := e.sessions.Lock(ctx)
 	if err != nil {
 		return err
@@ -67,6 +64,10 @@ func (e *env) dev(ctx context.Context) (err error) {
 			unlock()
 		}
 	}()
+	w, err := e.survey(ctx)
+	if err != nil {
+		return err
+	}
 	if err := e.sessions.Join(e.pid); err != nil {
 		return fmt.Errorf("recording this session: %w", err)
 	}
@@ -82,21 +83,18 @@ func (e *env) dev(ctx context.Context) (err error) {
 		}
 	}()
 
+	n := w.net
 	p, set, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge)
 	if err != nil {
 		return err
 	}
-	state, err := e.eng.State(ctx, e.cfg.Container)
-	if err != nil {
-		return fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, err)
-	}
-	gated := state != engine.Running && n.Interface == ""
+	gated := w.state != engine.Running && n.Interface == ""
 	if gated {
 		if n, p, err = e.openBridge(ctx, set); err != nil {
 			return err
 		}
 	}
-	if err := e.startContainer(ctx, p, state); err != nil {
+	if err := e.startContainer(ctx, p, w.state); err != nil {
 		return err
 	}
 	if gated {
@@ -105,15 +103,10 @@ func (e *env) dev(ctx context.Context) (err error) {
 			return fmt.Errorf("stopping container %s, which brought the bridge up (the teardown stops it again; if that fails too, the firewall stays up: run `mage reset`): %w", e.gateName(), err)
 		}
 	}
-	// Should the network look different now that the container runs,
-	// reload the rules for what it is.
-	if n2, err := e.eng.Network(ctx, e.cfg.Network); err == nil && n2 != n {
-		e.step("network %s changed (%s): reloading the firewall", n.Name, describe(n2))
-		if _, err := e.loadFirewall(ctx, n2, set); err != nil {
+	if w.state != engine.Running {
+		if err := e.settle(ctx, n, set); err != nil {
 			return err
 		}
-	} else if err != nil {
-		return fmt.Errorf("re-reading network %q: %w", e.cfg.Network, err)
 	}
 	unlock()
 	locked = false
@@ -128,27 +121,46 @@ func (e *env) dev(ctx context.Context) (err error) {
 	return err
 }
 
-// preflight checks the runtime and the image, building the image when it is
-// missing, and the workspace directory.
-func (e *env) preflight(ctx context.Context) error {
+// seen is what dev reads of the runtime before it changes anything.
+type seen struct {
+	net   policy.Network
+	state engine.State // the container's
+}
+
+// survey checks the runtime and reads the image, the network and the
+// container's state, all at once, then builds the image when it is missing
+// and creates the network when it does not exist.
+func (e *env) survey(ctx context.Context) (seen, error) {
 	e.step("checking %s", e.eng.Name())
-	if err := e.eng.EnsureRunning(ctx); err != nil {
-		return err
+	var (
+		w                        seen
+		image                    bool
+		imgErr, netErr, stateErr error
+	)
+	read := func() {
+		together(
+			func() { image, imgErr = e.eng.ImageExists(ctx, e.cfg.Image) },
+			func() { w.net, netErr = e.eng.Network(ctx, e.cfg.Network) },
+			func() { w.state, stateErr = e.eng.State(ctx, e.cfg.Container) },
+		)
 	}
-	if err := checkWorkspace(e.cfg.Workspace); err != nil {
-		return err
+	if err := e.ready(ctx, read); err != nil {
+		return seen{}, err
 	}
-	ok, err := e.eng.ImageExists(ctx, e.cfg.Image)
-	if err != nil {
-		return fmt.Errorf("looking for image %s: %w", e.cfg.Image, err)
-	}
-	if !ok {
+	switch {
+	case imgErr != nil:
+		return seen{}, fmt.Errorf("looking for image %s: %w", e.cfg.Image, imgErr)
+	case stateErr != nil:
+		return seen{}, fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, stateErr)
+	case !image:
 		e.step("image %s is missing: building it (once)", e.cfg.Image)
 		if err := e.build(ctx); err != nil {
-			return err
+			return seen{}, err
 		}
 	}
-	return nil
+	var err error
+	w.net, err = e.orCreate(ctx, w.net, netErr)
+	return w, err
 }
 
 // startContainer makes sure the container, now in state, runs: it is
@@ -166,6 +178,39 @@ func (e *env) startContainer(ctx context.Context, p policy.Policy, state engine.
 		e.step("creating container %s (workspace %s)", e.cfg.Container, e.cfg.Workspace)
 		return e.eng.Create(ctx, e.runSpec(p))
 	}
+}
+
+// settle checks that the container, just started or created, runs, and
+// reads the network at the same time: should it look different now that the
+// container runs, the firewall is reloaded for what it is.
+func (e *env) settle(ctx context.Context, n policy.Network, set *netipx.IPSet) error {
+	var (
+		state        engine.State
+		now          policy.Network
+		sErr, netErr error
+	)
+	together(
+		func() { state, sErr = e.eng.State(ctx, e.cfg.Container) },
+		func() { now, netErr = e.eng.Network(ctx, e.cfg.Network) },
+	)
+	name, rt := e.cfg.Container, e.eng.Name()
+	switch {
+	case sErr != nil:
+		return fmt.Errorf("reading the state of container %s: %w", name, sErr)
+	case state == engine.Absent:
+		return fmt.Errorf("container %s is gone right after it started: %w", name, engine.ErrNotFound)
+	case state != engine.Running:
+		return fmt.Errorf("container %s stopped as soon as it started: its command exited (`%s logs %s` shows its output). "+
+			"A container made by the old claude-dev.sh runs an interactive shell that ends without a terminal: "+
+			"remove it with `%s rm %s` and it is created again, with the same volumes", name, rt, name, rt, name)
+	case netErr != nil:
+		return fmt.Errorf("re-reading network %q: %w", e.cfg.Network, netErr)
+	case now != n:
+		e.step("network %s changed (%s): reloading the firewall", n.Name, describe(now))
+		_, err := e.loadFirewall(ctx, now, set)
+		return err
+	}
+	return nil
 }
 
 // gateName is the container that openBridge starts. Its name is fixed so
@@ -214,6 +259,10 @@ func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (policy.Network
 		}
 	}
 	if n.Interface == "" {
+		if st, err := e.eng.State(ctx, gate); err == nil && st != engine.Running {
+			return policy.Network{}, policy.Policy{}, fmt.Errorf("container %s, started to bring up network %s's bridge, stopped as soon as it started "+
+				"(it runs %s from image %s), so %s was not started", gate, e.cfg.Network, strings.Join(engine.KeepAlive, " "), e.cfg.Image, e.cfg.Container)
+		}
 		return policy.Network{}, policy.Policy{}, fmt.Errorf("network %s still has no bridge interface with container %s running on it "+
 			"(no host interface holds its gateway %s), so the firewall cannot drop packets with made-up source addresses there, "+
 			"and %s was not started. Restart the container service (`container system stop`, then `container system start`) "+

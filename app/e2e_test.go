@@ -592,3 +592,27 @@ func TestE2EStatusSaysWhatIsWrong(t *testing.T) {
 		t.Errorf("status does not name the problem and its fix:\n%s", out.String())
 	}
 }
+
+func TestE2EDevRefusesAContainerThatStopsAsSoonAsItStarts(t *testing.T) {
+	m := newMac(t, "1.2.2")
+	// A container as the old claude-dev.sh made it: its command is the
+	// image's interactive shell, which ends at once without a terminal.
+	for _, args := range [][]string{
+		{"network", "create", "--subnet", "192.168.218.0/24", "claude"},
+		{"create", "--name", "claude-alpine", "--network", "claude", "claudepine:latest"},
+	} {
+		if _, err := (proc.Exec{}).Run(context.Background(), proc.Cmd{Name: "container", Args: args}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	err := Dev(context.Background(), &out, "")
+	if err == nil || !strings.Contains(err.Error(), "stopped as soon as it started") || !strings.Contains(err.Error(), "`container rm claude-alpine`") {
+		t.Fatalf("dev: %v, want an error that says the container stopped and what to do\n%s", err, out.String())
+	}
+	if index2(m.calls(), "container exec") >= 0 {
+		t.Errorf("a shell was attached to a stopped container:\n%s", strings.Join(m.calls(), "\n"))
+	}
+	m.assertCallsSafe()
+	m.assertDown()
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"go4.org/netipx"
@@ -51,10 +52,43 @@ func (e *env) note(format string, args ...any) {
 	fmt.Fprintf(e.out, "    "+format+"\n", args...)
 }
 
+// ready checks the runtime, starting its service when it is down, while
+// read reads from it. When the service had to be started, read reads again:
+// what it read meanwhile may be out of date.
+func (e *env) ready(ctx context.Context, read func()) error {
+	var started bool
+	var err error
+	together(func() { started, err = e.eng.EnsureRunning(ctx) }, read)
+	if err == nil && started {
+		read()
+	}
+	return err
+}
+
+// together runs fs at the same time and returns once they all have.
+func together(fs ...func()) {
+	var wg sync.WaitGroup
+	for _, f := range fs[1:] {
+		wg.Go(f)
+	}
+	fs[0]()
+	wg.Wait()
+}
+
 // network finds the container network, creating it with the configured
 // subnet when it does not exist.
 func (e *env) network(ctx context.Context) (policy.Network, error) {
-	n, err := e.eng.Network(ctx, e.cfg.Network)
+	var n policy.Network
+	var nerr error
+	if err := e.ready(ctx, func() { n, nerr = e.eng.Network(ctx, e.cfg.Network) }); err != nil {
+		return policy.Network{}, err
+	}
+	return e.orCreate(ctx, n, nerr)
+}
+
+// orCreate returns the network n that was read with error err, creating it
+// with the configured subnet when err says it does not exist.
+func (e *env) orCreate(ctx context.Context, n policy.Network, err error) (policy.Network, error) {
 	if err == nil {
 		return n, nil
 	}

@@ -24,9 +24,6 @@ func Subnet(ctx context.Context, out io.Writer) error {
 }
 
 func (e *env) subnet(ctx context.Context) error {
-	if err := e.eng.EnsureRunning(ctx); err != nil {
-		return err
-	}
 	n, err := e.network(ctx)
 	if err != nil {
 		return err
@@ -59,9 +56,6 @@ func Up(ctx context.Context, out io.Writer) error {
 }
 
 func (e *env) up(ctx context.Context) (err error) {
-	if err := e.eng.EnsureRunning(ctx); err != nil {
-		return err
-	}
 	n, err := e.network(ctx)
 	if err != nil {
 		return err

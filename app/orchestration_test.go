@@ -87,8 +87,10 @@ func (f memFW) IsUp(context.Context) (bool, error) {
 
 type memEngine struct{ w *world }
 
-func (m memEngine) Name() string                        { return "mem" }
-func (m memEngine) EnsureRunning(context.Context) error { return m.w.call("EnsureRunning") }
+func (m memEngine) Name() string { return "mem" }
+func (m memEngine) EnsureRunning(context.Context) (bool, error) {
+	return false, m.w.call("EnsureRunning")
+}
 func (m memEngine) ImageExists(context.Context, string) (bool, error) {
 	return m.w.image, m.w.call("ImageExists")
 }

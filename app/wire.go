@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -70,7 +71,9 @@ func nftConfig(c config.Config) nft.Config {
 func (e *env) newEngine() (engine.Engine, error) {
 	switch e.cfg.Runtime {
 	case "container":
-		return apple.New(e.runner), nil
+		eng := apple.New(e.runner)
+		eng.VersionFile = filepath.Join(e.cfg.StateDir, "container-version.json")
+		return eng, nil
 	case "podman", "docker":
 		prog := e.cfg.Runtime
 		// Unless the runtime was chosen explicitly, podman is preferred and

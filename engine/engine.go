@@ -26,9 +26,10 @@ const (
 type Engine interface {
 	// Name is the runtime's setting value: "container", "podman" or "docker".
 	Name() string
-	// EnsureRunning starts the runtime's background service when it is down
-	// (never prompting).
-	EnsureRunning(ctx context.Context) error
+	// EnsureRunning checks that the runtime can be used and starts its
+	// background service when it is down (never prompting). started reports
+	// that it had to: what was read of the runtime before may be out of date.
+	EnsureRunning(ctx context.Context) (started bool, err error)
 
 	// Network returns the named network, or an error wrapping ErrNotFound.
 	Network(ctx context.Context, name string) (policy.Network, error)
@@ -41,9 +42,12 @@ type Engine interface {
 	State(ctx context.Context, name string) (State, error)
 	// RunningOn lists the running containers attached to the network.
 	RunningOn(ctx context.Context, network string) ([]string, error)
-	// Create creates and starts the container detached, running its default
-	// command, so that shells can be exec'd into it.
+	// Create creates and starts the container detached, running KeepAlive,
+	// so that shells can be exec'd into it. Whether it still runs a moment
+	// later is State's to tell.
 	Create(ctx context.Context, r RunSpec) error
+	// Start starts a stopped container; the error wraps ErrNotFound when
+	// there is none.
 	Start(ctx context.Context, name string) error
 	// Exec runs an interactive command in the container on this terminal.
 	Exec(ctx context.Context, name string, argv ...string) error

@@ -36,12 +36,18 @@ type Engine struct {
 	// terminal; nil means checking os.Stdin. Tests set it.
 	StdinIsTerminal func() bool
 
+	// VersionFile, when set, is where release records what `container
+	// --version` printed, with the identity of the program file that
+	// printed it, so that later runs skip asking while the file is the same.
+	VersionFile string
+
 	// poll is the pause between looks at a container that is stopping, and
 	// stopWait how long State waits for it to finish.
 	poll, stopWait time.Duration
 
-	mu      sync.Mutex
-	version *Version
+	mu         sync.Mutex // guards version and versionErr
+	version    *Version
+	versionErr error
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -79,28 +85,4 @@ func explain(err error) error {
 		return fmt.Errorf("%w\ninstall Apple's container tool (a signed installer is on https://github.com/apple/container/releases) and make sure `container` is on PATH", err)
 	}
 	return err
-}
-
-// release returns the installed release, asking `container --version`
-// once per Engine. A release older than 1.0.0 is an error that says to
-// upgrade.
-func (e *Engine) release(ctx context.Context) (Version, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.version != nil {
-		return *e.version, nil
-	}
-	out, err := e.run(ctx, "--version")
-	if err != nil {
-		return Version{}, err
-	}
-	v, err := ParseVersion(out)
-	if err != nil {
-		return Version{}, err
-	}
-	if err := v.supported(); err != nil {
-		return Version{}, err
-	}
-	e.version = &v
-	return v, nil
 }

@@ -124,7 +124,7 @@ func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
 		}
 		return fmt.Errorf("creating container %s: %w", r.Name, err)
 	}
-	return e.checkRunning(ctx, r.Name, "was created")
+	return nil
 }
 
 // runArgs checks r and returns the `container run` argv.
@@ -189,31 +189,18 @@ func runArgs(r engine.RunSpec) (args []string, err error) {
 	return append(args, engine.KeepAlive...), nil
 }
 
-// checkRunning confirms that a container just created or started runs.
-func (e *Engine) checkRunning(ctx context.Context, name, what string) error {
-	st, err := e.State(ctx, name)
-	switch {
-	case err != nil:
-		return err
-	case st == engine.Running:
-		return nil
-	case st == engine.Absent:
-		return fmt.Errorf("container %s %s but is gone: %w", name, what, engine.ErrNotFound)
-	}
-	return fmt.Errorf("container %s %s but stopped at once: its command exited (`container logs %s` shows its output). "+
-		"A container made by the old claude-dev.sh runs an interactive shell that ends without a terminal: "+
-		"remove it with `container rm %s` and it is created again, with the same volumes", name, what, name, name)
-}
-
-// Start starts a stopped container and checks that it keeps running.
+// Start starts a stopped container.
 func (e *Engine) Start(ctx context.Context, name string) error {
+	if _, err := e.release(ctx); err != nil {
+		return err
+	}
 	if _, err := e.run(ctx, "start", name); err != nil {
 		if st, serr := e.State(ctx, name); serr == nil && st == engine.Absent {
 			return fmt.Errorf("starting container %s: %w", name, engine.ErrNotFound)
 		}
 		return fmt.Errorf("starting container %s: %w", name, err)
 	}
-	return e.checkRunning(ctx, name, "was started")
+	return nil
 }
 
 // Stop stops the container; stopping one that is already stopped does

@@ -113,7 +113,7 @@ func TestEnsureRunningFallsBackOnTheExitCodeForAnUnknownStatusShape(t *testing.T
 				"container system status --format json":          {tt.status, {stdout: `{"status":"running"}`}},
 				"container system start --enable-kernel-install": {{stdout: "Verifying apiserver is running...\n"}},
 			})
-			if err := e.EnsureRunning(context.Background()); err != nil {
+			if _, err := e.EnsureRunning(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			started := strings.Contains(strings.Join(s.calls, "\n"), "system start")
@@ -128,7 +128,7 @@ func TestEnsureRunningReportsAStatusCommandThatFailsOtherwise(t *testing.T) {
 	e, _ := scripted(t, "1.2.2", map[string][]answer{
 		"container system status --format json": {{code: 64, stderr: "Error: Unknown option '--format'"}},
 	})
-	err := e.EnsureRunning(context.Background())
+	_, err := e.EnsureRunning(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "asking whether the container service runs") {
 		t.Errorf("EnsureRunning error = %v", err)
 	}
@@ -139,7 +139,7 @@ func TestEnsureRunningReportsAServiceThatStaysDown(t *testing.T) {
 		"container system status --format json":          {{stdout: `{"status":"unregistered"}`, code: 1}},
 		"container system start --enable-kernel-install": {{}},
 	})
-	err := e.EnsureRunning(context.Background())
+	_, err := e.EnsureRunning(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "still does not run") {
 		t.Errorf("EnsureRunning error = %v", err)
 	}
@@ -163,7 +163,7 @@ func TestEnsureRunningGivesTheStartNoInput(t *testing.T) {
 		}
 		return proc.Result{Stdout: []byte(`{"status":"running"}`)}, nil
 	}}
-	if err := New(r).EnsureRunning(context.Background()); err != nil {
+	if _, err := New(r).EnsureRunning(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	want := []proc.Cmd{{Name: "container", Args: []string{"--version"}}, status,

@@ -40,34 +40,31 @@ func ParseStatus(data []byte) (string, error) {
 	return "", fmt.Errorf("`container system status` reports unknown status %q", *s.Status)
 }
 
-// EnsureRunning starts the container service when it is down. It passes
-// --enable-kernel-install so that a first start installs the recommended
-// kernel instead of waiting at a [Y/n] prompt, and gives the command no
-// input, so it can never hang on a question.
-func (e *Engine) EnsureRunning(ctx context.Context) error {
+// EnsureRunning starts the container service when it is down, and
+// reports whether it did. It passes --enable-kernel-install so that a first
+// start installs the recommended kernel instead of waiting at a [Y/n]
+// prompt, and gives the command no input, so it can never hang on a
+// question.
+func (e *Engine) EnsureRunning(ctx context.Context) (started bool, err error) {
 	if _, err := e.release(ctx); err != nil {
-		return err
+		return false, err
+	}
+	if up, err := e.serviceRunning(ctx); err != nil || up {
+		return false, err
+	}
+	if _, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: []string{"system", "start", "--enable-kernel-install"}, Stdin: []byte{}}); err != nil {
+		return false, fmt.Errorf("starting the container service: %w\n"+
+			"run `container system start` in a terminal to see what it needs; `container system logs` shows the service's log", err)
 	}
 	up, err := e.serviceRunning(ctx)
 	if err != nil {
-		return err
-	}
-	if up {
-		return nil
-	}
-	if _, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: []string{"system", "start", "--enable-kernel-install"}, Stdin: []byte{}}); err != nil {
-		return fmt.Errorf("starting the container service: %w\n"+
-			"run `container system start` in a terminal to see what it needs; `container system logs` shows the service's log", err)
-	}
-	up, err = e.serviceRunning(ctx)
-	if err != nil {
-		return err
+		return true, err
 	}
 	if !up {
-		return fmt.Errorf("`container system start` succeeded but the container service still does not run: " +
+		return true, fmt.Errorf("`container system start` succeeded but the container service still does not run: " +
 			"check `container system logs`, then try `container system stop` and `container system start`")
 	}
-	return nil
+	return true, nil
 }
 
 // serviceRunning asks `container system status --format json`, which

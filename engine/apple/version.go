@@ -1,11 +1,18 @@
 package apple
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"syscall"
 
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 )
 
 // Version is a parsed `container --version`. Builds between releases
@@ -63,4 +70,116 @@ func (v Version) supported() error {
 	}
 	return fmt.Errorf("container %s is installed; claudecontainer needs 1.0 or later: stop the service (`container system stop`), "+
 		"then install the current release from https://github.com/apple/container/releases (or `brew upgrade container` if Homebrew installed it)", v)
+}
+
+// release returns the installed release, once per Engine: from VersionFile
+// when it was recorded for the program file that PATH finds now, else by
+// asking `container --version` (and then recording the answer). A release
+// older than 1.0.0 is an error that says to upgrade.
+//
+// Skipping the question is safe: the answer is the program's own (the CLI
+// prints its version, compiled in), so the same file gives the same answer,
+// and an upgrade or a downgrade replaces the file, which changes its
+// identity. The release decides only the refusal of releases before 1.0.0
+// and what error messages say: every parser checks each key it reads, so a
+// record that lied could not make the driver accept output it does not know.
+func (e *Engine) release(ctx context.Context) (Version, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.version != nil || e.versionErr != nil {
+		return derefVersion(e.version), e.versionErr
+	}
+	id := programID(Program)
+	if out, ok := e.recordedVersion(id); ok {
+		if v, err := ParseVersion(out); err == nil && v.supported() == nil {
+			e.version = &v
+			return v, nil
+		}
+	}
+	out, err := e.run(ctx, "--version")
+	if err != nil {
+		if ctx.Err() == nil {
+			e.versionErr = err
+		}
+		return Version{}, err
+	}
+	v, err := ParseVersion(out)
+	if err == nil {
+		err = v.supported()
+	}
+	if err != nil {
+		e.versionErr = err
+		return Version{}, err
+	}
+	e.version = &v
+	e.recordVersion(id, out)
+	return v, nil
+}
+
+func derefVersion(v *Version) Version {
+	if v == nil {
+		return Version{}
+	}
+	return *v
+}
+
+// versionRecord is the content of Engine.VersionFile.
+type versionRecord struct {
+	Program string `json:"program"` // programID of the file that printed Output
+	Output  string `json:"output"`  // what `container --version` printed
+}
+
+// recordedVersion returns the recorded `container --version` output when
+// it was recorded for the program with identity id.
+func (e *Engine) recordedVersion(id string) ([]byte, bool) {
+	if e.VersionFile == "" || id == "" {
+		return nil, false
+	}
+	b, err := os.ReadFile(e.VersionFile)
+	if err != nil {
+		return nil, false
+	}
+	var r versionRecord
+	if json.Unmarshal(b, &r) != nil || r.Program != id {
+		return nil, false
+	}
+	return []byte(r.Output), true
+}
+
+// recordVersion records out as the output of the program with identity id.
+// A record that cannot be written only costs the next run the question.
+func (e *Engine) recordVersion(id string, out []byte) {
+	if e.VersionFile == "" || id == "" {
+		return
+	}
+	b, err := json.Marshal(versionRecord{Program: id, Output: string(out)})
+	if err != nil || os.MkdirAll(filepath.Dir(e.VersionFile), 0o700) != nil {
+		return
+	}
+	atomicfile.Write(e.VersionFile, append(b, '\n'), 0o600)
+}
+
+// programID names the file that running name finds on PATH: its path with
+// symbolic links resolved, its size, modification time, device and inode.
+// It is "" when the program cannot be found.
+func programID(name string) string {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return ""
+	}
+	if p, err = filepath.EvalSymlinks(p); err != nil {
+		return ""
+	}
+	if p, err = filepath.Abs(p); err != nil {
+		return ""
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return ""
+	}
+	id := fmt.Sprintf("%s size=%d mtime=%d", p, fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id += fmt.Sprintf(" dev=%d ino=%d", st.Dev, st.Ino)
+	}
+	return id
 }

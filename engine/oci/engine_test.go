@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -549,26 +551,26 @@ func TestExecPassesTheShellsExitStatusThrough(t *testing.T) {
 
 func TestEnsureRunningSaysHowToStartTheDockerDaemon(t *testing.T) {
 	e, _, _ := setup(t, oci.Docker, fakeoci.World{DaemonDown: true})
-	err := e.EnsureRunning(context.Background())
+	_, err := e.EnsureRunning(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "sudo systemctl start docker") {
 		t.Errorf("EnsureRunning with the daemon down: %v", err)
 	}
 	e, _, _ = setup(t, oci.Docker, fakeoci.World{})
-	if err := e.EnsureRunning(context.Background()); err != nil {
+	if _, err := e.EnsureRunning(context.Background()); err != nil {
 		t.Errorf("EnsureRunning with the daemon up: %v", err)
 	}
 }
 
 func TestEnsureRunningChecksThatPodmanWorks(t *testing.T) {
 	e, calls, _ := setup(t, oci.Podman, fakeoci.World{})
-	if err := e.EnsureRunning(context.Background()); err != nil {
+	if _, err := e.EnsureRunning(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff([]string{"podman info --format json"}, calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 	t.Setenv(fakeoci.FailEnv, "info")
-	if err := e.EnsureRunning(context.Background()); err == nil || !strings.Contains(err.Error(), "podman cannot run") {
+	if _, err := e.EnsureRunning(context.Background()); err == nil || !strings.Contains(err.Error(), "podman cannot run") {
 		t.Errorf("EnsureRunning with podman failing: %v", err)
 	}
 }
@@ -577,7 +579,7 @@ func TestEnsureRunningRefusesARootlessRuntime(t *testing.T) {
 	for _, program := range programs {
 		t.Run(program, func(t *testing.T) {
 			e, _, _ := setup(t, program, fakeoci.World{Rootless: true})
-			err := e.EnsureRunning(context.Background())
+			_, err := e.EnsureRunning(context.Background())
 			if err == nil || !strings.Contains(err.Error(), "rootless") || !strings.Contains(err.Error(), "host firewall cannot see them") {
 				t.Errorf("EnsureRunning with a rootless %s: %v; want a refusal that says why", program, err)
 			}
@@ -637,4 +639,61 @@ func TestNewRefusesOtherPrograms(t *testing.T) {
 		}
 	}()
 	oci.New(proc.Exec{}, "container")
+}
+
+// overlap is a Runner that notes, for each command, how many others were
+// running while it ran. Each command lasts a moment, so that commands
+// started together overlap.
+type overlap struct {
+	mu     sync.Mutex
+	active map[int]bool // commands running, by index in seen
+	seen   []int        // per command in order of start: the most others seen running
+}
+
+func (o *overlap) Run(_ context.Context, c proc.Cmd) (proc.Result, error) {
+	o.mu.Lock()
+	if o.active == nil {
+		o.active = map[int]bool{}
+	}
+	i := len(o.seen)
+	o.seen = append(o.seen, len(o.active))
+	for j := range o.active {
+		o.seen[j] = max(o.seen[j], len(o.active))
+	}
+	o.active[i] = true
+	o.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	o.mu.Lock()
+	delete(o.active, i)
+	o.mu.Unlock()
+	return proc.Result{Stdout: []byte("[]")}, nil
+}
+
+func (o *overlap) Interactive(ctx context.Context, c proc.Cmd) error {
+	_, err := o.Run(ctx, c)
+	return err
+}
+
+func TestTheFirstPrivilegedCommandRunsAlone(t *testing.T) {
+	// Through sudo, it may ask for a password: commands started together
+	// must not each ask at the same time.
+	o := &overlap{}
+	e := oci.New(o, oci.Podman)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 2 { // two rounds of four commands started together
+		for range 4 {
+			wg.Go(func() { e.RunningOn(ctx, "claude") })
+		}
+		wg.Wait()
+	}
+	if len(o.seen) != 8 {
+		t.Fatalf("ran %d commands, want 8", len(o.seen))
+	}
+	if o.seen[0] != 0 {
+		t.Errorf("the first privileged command ran beside %d others", o.seen[0])
+	}
+	if slices.Max(o.seen[4:]) == 0 {
+		t.Errorf("commands started together after the first never ran at the same time: %v", o.seen)
+	}
 }

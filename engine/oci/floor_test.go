@@ -34,7 +34,7 @@ func TestEnsureRunningRefusesReleasesOlderThanSupported(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e, calls, _ := setup(t, tt.program, tt.world)
-			err := e.EnsureRunning(context.Background())
+			_, err := e.EnsureRunning(context.Background())
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("EnsureRunning = %v, want an error containing %q", err, tt.want)
 			}
@@ -56,7 +56,7 @@ func TestEnsureRunningAcceptsTheOldestSupportedReleases(t *testing.T) {
 		{oci.Docker, fakeoci.World{Version: "28.2.2"}},
 	} {
 		e, _, _ := setup(t, tt.program, tt.world)
-		if err := e.EnsureRunning(context.Background()); err != nil {
+		if _, err := e.EnsureRunning(context.Background()); err != nil {
 			t.Errorf("%s %s: EnsureRunning = %v", tt.program, tt.world.Version, err)
 		}
 	}

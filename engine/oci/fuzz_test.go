@@ -114,7 +114,7 @@ func FuzzInfo(f *testing.F) {
 		for _, program := range []string{Podman, Docker} {
 			e := New(output(data), program)
 			ctx := context.Background()
-			if err := e.EnsureRunning(ctx); err != nil {
+			if _, err := e.EnsureRunning(ctx); err != nil {
 				continue
 			}
 			if rootless, err := e.Rootless(ctx); err != nil || rootless {

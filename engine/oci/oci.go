@@ -24,6 +24,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
@@ -49,6 +51,12 @@ type Engine struct {
 	// StdinIsTerminal reports whether this process's standard input is a
 	// terminal; nil means checking os.Stdin. Tests set it.
 	StdinIsTerminal func() bool
+
+	// first is held while the first privileged command runs: through sudo
+	// it may ask for a password, and commands started together would each
+	// ask at once. firstDone is set once it has returned.
+	first     sync.Mutex
+	firstDone atomic.Bool
 }
 
 // Interface guard.
@@ -71,8 +79,18 @@ func (e *Engine) cmd(args ...string) proc.Cmd {
 	return proc.Cmd{Name: e.program, Args: args, Privileged: e.Privileged}
 }
 
-// output runs the program and returns its standard output.
+// output runs the program and returns its standard output. The first
+// privileged command runs alone.
 func (e *Engine) output(ctx context.Context, args ...string) ([]byte, error) {
+	if e.Privileged && !e.firstDone.Load() {
+		e.first.Lock()
+		if e.firstDone.Load() {
+			e.first.Unlock()
+		} else {
+			defer e.first.Unlock()
+			defer e.firstDone.Store(true)
+		}
+	}
 	res, err := e.run.Run(ctx, e.cmd(args...))
 	return res.Stdout, err
 }
@@ -184,31 +202,31 @@ func (e *Engine) supported(i info) error {
 	return nil
 }
 
-// EnsureRunning checks that the runtime answers and runs as root. podman has
-// no daemon, so this only checks that `podman info` works; docker's daemon is
-// a system service that claudecontainer does not start (it would need a
-// password prompt), so a stopped daemon is an error that says how to start
-// it. A release older than claudecontainer supports is refused, and so is a
+// EnsureRunning checks that the runtime answers and runs as root; it never
+// starts anything (started is always false). podman has no daemon, so this
+// only checks that `podman info` works; docker's daemon is a system service
+// that claudecontainer does not start (it would need a password prompt), so
+// a stopped daemon is an error that says how to start it. A release older than claudecontainer supports is refused, and so is a
 // rootless runtime: its networks live in a network namespace of its own,
 // where the host firewall can neither see nor filter them, so the container
 // would run unguarded.
-func (e *Engine) EnsureRunning(ctx context.Context) error {
+func (e *Engine) EnsureRunning(ctx context.Context) (started bool, err error) {
 	i, err := e.info(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := e.supported(i); err != nil {
-		return err
+		return false, err
 	}
 	if !i.rootless() {
-		return nil
+		return false, nil
 	}
 	if i.Host != nil {
-		return fmt.Errorf("%s runs podman rootless: its networks live in a network namespace of its own, "+
+		return false, fmt.Errorf("%s runs podman rootless: its networks live in a network namespace of its own, "+
 			"where the host firewall cannot see them, so claudecontainer refuses to run the container; "+
 			"podman must run as root (claudecontainer runs it through sudo unless told otherwise)", e.program)
 	}
-	return errors.New("docker runs rootless (dockerd-rootless): its networks live in a network namespace of its own, " +
+	return false, errors.New("docker runs rootless (dockerd-rootless): its networks live in a network namespace of its own, " +
 		"where the host firewall cannot see them, so claudecontainer refuses to run the container; " +
 		"use the system daemon (`docker context use default`, `sudo systemctl start docker`) or podman")
 }

@@ -193,7 +193,7 @@ func realSession(t *testing.T, program, path string, subnet netip.Prefix, busybo
 		raw("volume", "rm", "-f", "cctest-home-"+program)
 	})
 
-	if err := e.EnsureRunning(ctx); err != nil {
+	if _, err := e.EnsureRunning(ctx); err != nil {
 		t.Skipf("%s does not work on this machine: %v", program, err)
 	}
 	if rootless, err := e.Rootless(ctx); err != nil || rootless {
