@@ -79,20 +79,18 @@ type Report struct {
 	Set       *netipx.IPSet  // the merged allowlist; nil when the run failed
 	Prefixes  []netip.Prefix // Set as a minimal CIDR list, IPv4 first, sorted
 	Generated time.Time      // UTC
-	Elapsed   time.Duration
 }
 
 // Collect runs srcs and returns the merged, vetted allowlist. The error
 // names every required source that failed and why (the report still says
 // what the others did); an empty allowlist is an error too.
 func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report, error) {
-	start := time.Now()
 	if opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, opts.Timeout)
 		defer cancel()
 	}
-	c := &collector{opts: opts, start: start, dns: &lookups{r: opts.Resolver, m: map[string]*lookup{}}}
+	c := &collector{opts: opts, start: time.Now(), dns: &lookups{r: opts.Resolver, m: map[string]*lookup{}}}
 
 	type done struct {
 		i   int
@@ -121,7 +119,6 @@ func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report,
 	}
 	rep.Entries = len(all)
 	rep.Generated = time.Now().UTC()
-	rep.Elapsed = time.Since(start)
 	if err := errors.Join(errs...); err != nil {
 		return rep, err
 	}
