@@ -154,67 +154,11 @@ type check struct {
 }
 
 func (e *env) status(ctx context.Context) error {
-	var checks []check
-	add := func(c check) { checks = append(checks, c) }
-
-	fwUp, err := e.fw.IsUp(ctx)
-	if err != nil {
-		add(check{what: "firewall", detail: err.Error(), fix: "see the error; `mage reset` then `mage up` reloads everything"})
-	}
-	for _, c := range e.fw.Status(ctx) {
-		add(check{what: c.What, ok: c.OK, detail: c.Detail, fix: c.Fix})
-	}
-
-	if fi, err := os.Stat(e.cfg.AllowlistFile); err != nil {
-		add(check{what: "allowlist file", detail: err.Error(), fix: "run `mage allowlist`"})
-	} else {
-		age := time.Since(fi.ModTime()).Round(time.Second)
-		c := check{what: "allowlist file", ok: true, detail: fmt.Sprintf("%s, %v old", e.cfg.AllowlistFile, age)}
-		if age > e.cfg.AllowlistMaxAge {
-			c.detail += fmt.Sprintf(" (older than %v: `mage dev` will refetch it)", e.cfg.AllowlistMaxAge)
-		}
-		add(c)
-	}
-
-	n, nerr := e.eng.Network(ctx, e.cfg.Network)
-	if nerr != nil {
-		add(check{what: "network " + e.cfg.Network, detail: nerr.Error(), fix: "run `mage subnet` to create it"})
-	} else {
-		add(check{what: "network " + e.cfg.Network, ok: true, detail: describe(n)})
-		switch l, ok, err := e.readLoaded(); {
-		case err != nil:
-			add(check{what: "rules match the network", detail: err.Error(), fix: "run `mage up` to reload the rules"})
-		case ok && fwUp && !l.same(n):
-			add(check{what: "rules match the network", detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
-				fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
-		case ok && fwUp:
-			add(check{what: "rules match the network", ok: true, detail: "rendered for " + l.String()})
-		}
-	}
-
-	state, serr := e.eng.State(ctx, e.cfg.Container)
-	switch {
-	case serr != nil:
-		add(check{what: "container " + e.cfg.Container, detail: serr.Error(), fix: "check the runtime (`" + e.eng.Name() + "`)"})
-	case state == engine.Running && !fwUp:
-		add(check{what: "container " + e.cfg.Container, detail: "running WITHOUT the firewall", fix: "run `mage up` now, or `mage reset -stop` to stop it"})
-	default:
-		add(check{what: "container " + e.cfg.Container, ok: true, detail: string(state)})
-	}
-
-	live, _ := e.sessions.Live()
-	held := e.sessions.Held()
-	c := check{what: "sessions", ok: true, detail: fmt.Sprintf("%d attached", len(live))}
-	if held {
-		c.detail += ", held up by `mage up`"
-	}
-	if fwUp && len(live) == 0 && !held && state != engine.Running {
-		c.ok = false
-		c.detail += "; the firewall is up with nothing attached (a crashed run?)"
-		c.fix = "run `mage reset`"
-	}
-	add(c)
-
+	fwUp, checks := e.firewallChecks(ctx)
+	checks = append(checks, e.allowlistCheck())
+	checks = append(checks, e.networkChecks(ctx, fwUp)...)
+	state, c := e.containerCheck(ctx, fwUp)
+	checks = append(checks, c, e.sessionsCheck(fwUp, state))
 	bad := 0
 	for _, c := range checks {
 		if c.ok {
@@ -231,4 +175,80 @@ func (e *env) status(ctx context.Context) error {
 		return fmt.Errorf("%d problem(s) found", bad)
 	}
 	return nil
+}
+
+// firewallChecks reports whether the firewall is up, with the backend's
+// own checks.
+func (e *env) firewallChecks(ctx context.Context) (bool, []check) {
+	var checks []check
+	fwUp, err := e.fw.IsUp(ctx)
+	if err != nil {
+		checks = append(checks, check{what: "firewall", detail: err.Error(), fix: "see the error; `mage reset` then `mage up` reloads everything"})
+	}
+	for _, c := range e.fw.Status(ctx) {
+		checks = append(checks, check{what: c.What, ok: c.OK, detail: c.Detail, fix: c.Fix})
+	}
+	return fwUp, checks
+}
+
+func (e *env) allowlistCheck() check {
+	fi, err := os.Stat(e.cfg.AllowlistFile)
+	if err != nil {
+		return check{what: "allowlist file", detail: err.Error(), fix: "run `mage allowlist`"}
+	}
+	age := time.Since(fi.ModTime()).Round(time.Second)
+	c := check{what: "allowlist file", ok: true, detail: fmt.Sprintf("%s, %v old", e.cfg.AllowlistFile, age)}
+	if age > e.cfg.AllowlistMaxAge {
+		c.detail += fmt.Sprintf(" (older than %v: `mage dev` will refetch it)", e.cfg.AllowlistMaxAge)
+	}
+	return c
+}
+
+// networkChecks reads the network and, while the firewall is up, compares
+// it with what the rules were loaded for.
+func (e *env) networkChecks(ctx context.Context, fwUp bool) []check {
+	what := "network " + e.cfg.Network
+	n, err := e.eng.Network(ctx, e.cfg.Network)
+	if err != nil {
+		return []check{{what: what, detail: err.Error(), fix: "run `mage subnet` to create it"}}
+	}
+	checks := []check{{what: what, ok: true, detail: describe(n)}}
+	const match = "rules match the network"
+	switch l, ok, err := e.readLoaded(); {
+	case err != nil:
+		checks = append(checks, check{what: match, detail: err.Error(), fix: "run `mage up` to reload the rules"})
+	case ok && fwUp && !l.same(n):
+		checks = append(checks, check{what: match, detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
+			fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
+	case ok && fwUp:
+		checks = append(checks, check{what: match, ok: true, detail: "rendered for " + l.String()})
+	}
+	return checks
+}
+
+func (e *env) containerCheck(ctx context.Context, fwUp bool) (engine.State, check) {
+	what := "container " + e.cfg.Container
+	state, err := e.eng.State(ctx, e.cfg.Container)
+	switch {
+	case err != nil:
+		return state, check{what: what, detail: err.Error(), fix: "check the runtime (`" + e.eng.Name() + "`)"}
+	case state == engine.Running && !fwUp:
+		return state, check{what: what, detail: "running WITHOUT the firewall", fix: "run `mage up` now, or `mage reset -stop` to stop it"}
+	}
+	return state, check{what: what, ok: true, detail: string(state)}
+}
+
+func (e *env) sessionsCheck(fwUp bool, state engine.State) check {
+	live, _ := e.sessions.Live()
+	held := e.sessions.Held()
+	c := check{what: "sessions", ok: true, detail: fmt.Sprintf("%d attached", len(live))}
+	if held {
+		c.detail += ", held up by `mage up`"
+	}
+	if fwUp && len(live) == 0 && !held && state != engine.Running {
+		c.ok = false
+		c.detail += "; the firewall is up with nothing attached (a crashed run?)"
+		c.fix = "run `mage reset`"
+	}
+	return c
 }

@@ -481,32 +481,74 @@ func (c *cli) run(args []string, start bool) *exit {
 	if e != nil {
 		return e
 	}
-	if len(p.args) == 0 {
-		return usage(path, "Missing expected argument '<image>'")
+	ct, e := c.newCtr(path, p)
+	if e != nil {
+		return e
 	}
-	ref := normalize(p.args[0])
+	foreground := false
+	e = c.locked(func(s *state) (bool, *exit) {
+		if e := c.admit(s, ct, p); e != nil {
+			return false, e
+		}
+		s.Containers = append(s.Containers, ct)
+		if !start {
+			fmt.Fprintln(c.stdout, ct.ID)
+			return true, nil
+		}
+		s.start(ct)
+		if exitsAtOnce(ct.entry, ct.command, ct.Terminal) {
+			s.stop(ct)
+		}
+		if p.has("-d") {
+			fmt.Fprintln(c.stdout, ct.ID)
+		} else {
+			foreground = ct.Status == "running"
+		}
+		return true, nil
+	})
+	if e != nil || !foreground {
+		return e
+	}
+	// Attached: the process runs on this terminal until it ends, and the
+	// container stops with it.
+	e = c.session(ct.ID, append([]string{ct.Executable}, ct.Args...))
+	c.locked(func(s *state) (bool, *exit) {
+		if ct := s.container(ct.ID); ct != nil && ct.Status == "running" {
+			s.stop(ct)
+		}
+		return true, nil
+	})
+	return e
+}
+
+// newCtr makes the container `run` or `create` (path) asks for with the
+// flags and arguments p, before anything is checked against the state.
+func (c *cli) newCtr(path string, p parsed) (*ctr, *exit) {
+	if len(p.args) == 0 {
+		return nil, usage(path, "Missing expected argument '<image>'")
+	}
 	id := p.last("--name")
 	if id == "" {
 		id = fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, os.Getpid())
 	}
 	if !containerNameRE.MatchString(id) || (c.v.atLeast(1, 1, 0) && len(id) > 63) {
-		return fail("invalid container name %s", id)
+		return nil, fail("invalid container name %s", id)
 	}
-	ct := &ctr{ID: id, Image: ref, Status: "stopped", CPUs: 4, Memory: 1 << 30, Workdir: "/",
+	ct := &ctr{ID: id, Image: normalize(p.args[0]), Status: "stopped", CPUs: 4, Memory: 1 << 30, Workdir: "/",
 		Terminal: p.has("-t"), Remove: p.has("--rm"), DNS: p.opts["--dns"], Labels: map[string]string{},
 		DNSDomain: p.last("--dns-domain"), Created: now(),
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
 	if m := p.last("-m"); m != "" {
 		n, ok := memoryBytes(m)
 		if !ok {
-			return fail("invalid size")
+			return nil, fail("invalid size")
 		}
 		ct.Memory = n
 	}
 	if cpus := p.last("-c"); cpus != "" {
 		n, err := strconv.Atoi(cpus)
 		if err != nil || n < 1 {
-			return usage(path, "The value '%s' is invalid for '-c <cpus>'", cpus)
+			return nil, usage(path, "The value '%s' is invalid for '-c <cpus>'", cpus)
 		}
 		ct.CPUs = n
 	}
@@ -531,80 +573,55 @@ func (c *cli) run(args []string, start bool) *exit {
 			ct.Networks = append(ct.Networks, name)
 		}
 	}
-	foreground := false
-	e = c.locked(func(s *state) (bool, *exit) {
-		if !s.Kernel {
-			return false, fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
-		}
-		if s.container(id) != nil {
-			return false, fail("container with id %s already exists", id)
-		}
-		img := s.image(ref)
-		if img == nil {
-			return false, fail(`notFound: "image %s not found in the local store and it could not be pulled"`, ref)
-		}
-		ct.ImageDigest, ct.ImageSize = img.Digest, 9218
-		// 1.2.2:Sources/Services/ContainerAPIService/Server/Containers/ContainersService.swift, create.
-		if ct.Memory < 200<<20 {
-			return false, fail("invalidArgument: \"minimum memory amount allowed is 200 MiB (got %d bytes)\"", ct.Memory)
-		}
-		for _, n := range ct.Networks {
-			if c.macos == 15 && n != "default" {
-				return false, fail("non-default network configuration requires macOS 26 or newer")
-			}
-			if s.network(n) == nil {
-				return false, fail(`notFound: "network %s not found"`, n)
-			}
-		}
-		for _, spec := range p.opts["-v"] {
-			m, e := parseVolume(spec)
-			if e != nil {
-				return false, e
-			}
-			ct.Mounts = append(ct.Mounts, m)
-		}
-		entry := img.Entrypoint
-		if ep := p.last("--entrypoint"); ep != "" {
-			entry = []string{ep}
-		}
-		command := img.Cmd
-		if len(p.args) > 1 {
-			command = p.args[1:]
-		}
-		argv := append(append([]string(nil), entry...), command...)
-		if len(argv) == 0 {
-			argv = []string{"/bin/sh"}
-		}
-		ct.Executable, ct.Args = argv[0], argv[1:]
-		s.Containers = append(s.Containers, ct)
-		if !start {
-			fmt.Fprintln(c.stdout, id)
-			return true, nil
-		}
-		s.start(ct)
-		if exitsAtOnce(entry, command, ct.Terminal) {
-			s.stop(ct)
-		}
-		if p.has("-d") {
-			fmt.Fprintln(c.stdout, id)
-		} else {
-			foreground = ct.Status == "running"
-		}
-		return true, nil
-	})
-	if e != nil || !foreground {
-		return e
+	return ct, nil
+}
+
+// admit checks the new container ct against the state as the service
+// does, and completes it from its image: mounts, entrypoint and command.
+func (c *cli) admit(s *state, ct *ctr, p parsed) *exit {
+	if !s.Kernel {
+		return fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
 	}
-	// Attached: the process runs on this terminal until it ends, and the
-	// container stops with it.
-	e = c.session(id, append([]string{ct.Executable}, ct.Args...))
-	c.locked(func(s *state) (bool, *exit) {
-		if ct := s.container(id); ct != nil && ct.Status == "running" {
-			s.stop(ct)
+	if s.container(ct.ID) != nil {
+		return fail("container with id %s already exists", ct.ID)
+	}
+	img := s.image(ct.Image)
+	if img == nil {
+		return fail(`notFound: "image %s not found in the local store and it could not be pulled"`, ct.Image)
+	}
+	ct.ImageDigest, ct.ImageSize = img.Digest, 9218
+	// 1.2.2:Sources/Services/ContainerAPIService/Server/Containers/ContainersService.swift, create.
+	if ct.Memory < 200<<20 {
+		return fail("invalidArgument: \"minimum memory amount allowed is 200 MiB (got %d bytes)\"", ct.Memory)
+	}
+	for _, n := range ct.Networks {
+		if c.macos == 15 && n != "default" {
+			return fail("non-default network configuration requires macOS 26 or newer")
 		}
-		return true, nil
-	})
-	return e
+		if s.network(n) == nil {
+			return fail(`notFound: "network %s not found"`, n)
+		}
+	}
+	for _, spec := range p.opts["-v"] {
+		m, e := parseVolume(spec)
+		if e != nil {
+			return e
+		}
+		ct.Mounts = append(ct.Mounts, m)
+	}
+	ct.entry, ct.command = img.Entrypoint, img.Cmd
+	if ep := p.last("--entrypoint"); ep != "" {
+		ct.entry = []string{ep}
+	}
+	if len(p.args) > 1 {
+		ct.command = p.args[1:]
+	}
+	argv := append(append([]string(nil), ct.entry...), ct.command...)
+	if len(argv) == 0 {
+		argv = []string{"/bin/sh"}
+	}
+	ct.Executable, ct.Args = argv[0], argv[1:]
+	return nil
 }
 
 // exitsAtOnce reports whether the container's process ends as soon as it

@@ -66,6 +66,10 @@ type ctr struct {
 	Remove      bool
 	Created     time.Time
 	Started     time.Time
+
+	// While `run` makes it: the entrypoint and command it was given (not
+	// kept in the state).
+	entry, command []string
 }
 
 type attachment struct {
