@@ -66,18 +66,18 @@ func (e *Engine) Build(ctx context.Context, b engine.BuildSpec) error {
 		file = filepath.Join(dir, "Dockerfile")
 	}
 	if file, err = filepath.Abs(file); err != nil {
-		return fmt.Errorf("Dockerfile %q: %w", b.Dockerfile, err)
+		return fmt.Errorf("the Dockerfile %q: %w", b.Dockerfile, err)
 	}
 	fi, err := os.Stat(file)
 	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("Dockerfile %s does not exist or is not a file", file)
+		return fmt.Errorf("the Dockerfile %s does not exist or is not a file", file)
 	}
 	v, err := e.release(ctx)
 	if err != nil {
 		return err
 	}
 	if fi.Size() >= MaxDockerfile {
-		return fmt.Errorf("Dockerfile %s is %d bytes, but container %s refuses Dockerfiles of 16 KiB or more: "+
+		return fmt.Errorf("the Dockerfile %s is %d bytes, but container %s refuses Dockerfiles of 16 KiB or more: "+
 			"move long scripts into files that the Dockerfile COPYs", file, fi.Size(), v)
 	}
 	args := []string{"build", "-t", b.Tag, "-f", file}

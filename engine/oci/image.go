@@ -56,7 +56,7 @@ func buildArgs(b engine.BuildSpec) ([]string, error) {
 		return nil, fmt.Errorf("build context %q: want a directory", b.Context)
 	}
 	if strings.HasPrefix(b.Dockerfile, "-") {
-		return nil, fmt.Errorf("Dockerfile %q: want a file path", b.Dockerfile)
+		return nil, fmt.Errorf("the Dockerfile %q: want a file path", b.Dockerfile)
 	}
 	args := []string{"build", "-t", b.Tag}
 	if b.Dockerfile != "" {

@@ -196,7 +196,7 @@ func (e *Engine) supported(i info) error {
 	if m := majorVersion.FindStringSubmatch(v); m == nil {
 		return fmt.Errorf("`%s info` reports server version %q, want MAJOR.MINOR.PATCH", e.program, v)
 	} else if n, _ := strconv.Atoi(m[1]); n < minDocker {
-		return fmt.Errorf("Docker Engine %s is installed; claudecontainer needs %d or later: "+
+		return fmt.Errorf("docker: Docker Engine %s is installed; claudecontainer needs %d or later: "+
 			"upgrade it (https://docs.docker.com/engine/install/)", v, minDocker)
 	}
 	return nil
