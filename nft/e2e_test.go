@@ -839,3 +839,58 @@ func (tp *topology) countPackets(r role, open func() (net.PacketConn, error), ke
 		}
 	}()
 }
+
+// TestE2EHostServicesAreNotReachedThroughTheSubnetRouterAnycastAddress sends
+// UDP from a container to the IPv6 subnet's first address, the subnet-router
+// anycast address that a forwarding host joins on the bridge: a host
+// service listening on all addresses receives it and answers.
+func TestE2EHostServicesAreNotReachedThroughTheSubnetRouterAnycastAddress(t *testing.T) {
+	p := propertyPolicy(t)
+	tp := newTopology(t, p, propertyFlows())
+	var received atomic.Int64
+	tp.countPackets(roleHost, func() (net.PacketConn, error) {
+		return net.ListenPacket("udp6", "[::]:5354") // all addresses, as most services listen
+	}, func(net.Addr) bool { return true }, true, &received)
+	anycast := netip.AddrPortFrom(p.Network.IPv6.Addr(), 5354)
+	send := func() bool {
+		var answered bool
+		err := inNS(tp.ns[roleCtr], func() error {
+			c, err := dialer(ctr6, "udp").Dial("udp", anycast.String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			buf := make([]byte, 100)
+			for range 3 {
+				c.Write([]byte("hello"))
+				c.SetReadDeadline(time.Now().Add(time.Second))
+				if _, err := c.Read(buf); err == nil {
+					answered = true
+					return nil
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("sending to %s from the container: %v", anycast, err)
+		}
+		return answered
+	}
+	// The answer comes from the host's unicast address, which the
+	// container's connected socket ignores: what counts is what the
+	// service received.
+	send()
+	if received.Load() == 0 {
+		t.Fatalf("without the firewall the host's service on all addresses received nothing sent to %s; the topology is broken", anycast)
+	}
+	b := tp.backend()
+	if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15", "2001:db8:a::/48")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Down(context.Background()) })
+	received.Store(0)
+	send()
+	if n := received.Load(); n != 0 {
+		t.Errorf("the host's service received %d datagrams sent to %s", n, anycast)
+	}
+}

@@ -250,8 +250,9 @@ func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 			}
 			if dir == "daddr" {
 				// The runtime does not always report the host's IPv6
-				// address: the routing table knows it.
-				return "fib daddr type local", nil
+				// address: the routing table knows it, and the subnet-router
+				// anycast address a forwarding host joins.
+				return "fib daddr type { local, anycast }", nil
 			}
 		case policy.DNS:
 			var as []string
@@ -281,6 +282,11 @@ func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 			return kw + "ff02::2", nil
 		case policy.LinkLocal:
 			return kw + "fe80::/10", nil
+		case policy.NDSource:
+			if n.IPv6.IsValid() {
+				return kw + fmt.Sprintf("{ fe80::/10, ::/128, %s }", n.IPv6), nil
+			}
+			return kw + "{ fe80::/10, ::/128 }", nil
 		}
 		return "", fmt.Errorf("rule %s: no nftables form for %s %s", r.Label, dir, s)
 	}

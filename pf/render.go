@@ -176,6 +176,11 @@ func Render(p policy.Policy, o Options) (string, error) {
 			continue
 		}
 		text, why := printRule(p, r, i == len(rules)-1)
+		if strings.HasPrefix(why, "no pf form") {
+			// A rule the printer does not know must stop the rendering,
+			// never vanish from it.
+			return "", fmt.Errorf("pf: rule %s: %s", r.Label, why)
+		}
 		if why != "" {
 			w("#   (not here: %s)", why)
 			continue
@@ -454,6 +459,11 @@ func setText(p policy.Policy, r policy.Rule, s policy.Set, last bool) (string, s
 		return "ff02::2", ""
 	case policy.LinkLocal:
 		return "fe80::/10", ""
+	case policy.NDSource:
+		if n.IPv6.IsValid() {
+			return "{ fe80::/10 :: $ctr_net6 }", ""
+		}
+		return "{ fe80::/10 :: }", ""
 	case policy.MadeUp:
 		// pf cannot negate a list safely ("! { a b }" matches
 		// everything), so this rule comes last, where only made-up

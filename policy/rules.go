@@ -47,6 +47,12 @@ const (
 	Routers Set = "routers"
 	// LinkLocal is fe80::/10.
 	LinkLocal Set = "link-local"
+	// NDSource is where neighbour discovery may come from: IPv6 link-local
+	// addresses, the unspecified address (duplicate address detection) and
+	// the IPv6 subnet. A made-up source must not get an ND packet past the
+	// firewall: the host would answer its options or hop limit with an
+	// ICMPv6 error to that source.
+	NDSource Set = "nd-source"
 	// MadeUp is a source no container has: outside the subnets and not
 	// IPv6 link-local. (Neighbour discovery from the unspecified address is
 	// passed by an earlier rule.)
@@ -115,9 +121,9 @@ func (p Policy) Rules() []Rule {
 		add(Rule{Label: "spoofed-host", Note: "a container sending as the host itself (the gateway, the broadcasts)",
 			OnBridge: true, Family: IPv4, Src: Host, Dst: Any, Verdict: Drop})
 	}
-	// Neighbour discovery: on the bridge from any source (link-local and
-	// the unspecified address included); without it only from the subnet.
-	ndSrc, ndBridge := Any, true
+	// Neighbour discovery: on the bridge from the sources it uses (link-local
+	// and the unspecified address included); without it only from the subnet.
+	ndSrc, ndBridge := NDSource, true
 	if !hasIf {
 		ndSrc, ndBridge = Net, false
 	}
@@ -255,6 +261,8 @@ func (p Policy) in(s Set, f Flow, a netip.Addr, isSrc bool, sets map[Set]*netipx
 		return a == routers
 	case LinkLocal:
 		return a.Is6() && linkLocal.Contains(a)
+	case NDSource:
+		return a.Is6() && (linkLocal.Contains(a) || a.IsUnspecified() || in6)
 	case MadeUp:
 		return !n.IPv4.Contains(a) && !in6 && !(a.Is6() && linkLocal.Contains(a))
 	}
