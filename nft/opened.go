@@ -10,11 +10,9 @@ import (
 
 	"github.com/google/nftables"
 
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
-
-// MaxOpen is the longest an address may be opened for at once.
-const MaxOpen = 24 * time.Hour
 
 // Opener opens addresses in the opened sets of our table (OpenedSetNames),
 // each for its own time, over netlink: one batch per call, no process
@@ -72,15 +70,11 @@ func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if ttl <= 0 || ttl > MaxOpen {
-		return fmt.Errorf("opening for %v: want more than 0 and at most %v", ttl, MaxOpen)
+	addrs, err := firewall.CheckOpen(addrs, ttl)
+	if err != nil {
+		return err
 	}
 	ttl = ttl.Truncate(time.Millisecond) // the kernel counts milliseconds
-	for _, a := range addrs {
-		if a = a.Unmap(); !a.IsGlobalUnicast() || a.Zone() != "" || a.IsPrivate() {
-			return fmt.Errorf("refusing to open %v: not a public unicast address", a)
-		}
-	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
@@ -106,7 +100,7 @@ func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration
 	}
 	// Renewing is a delete and an add in one batch: an add alone leaves an
 	// existing element's timeout as it was on older kernels.
-	err := errors.Join(o.queue(o.conn.SetDeleteElements, renew, 0), o.queue(o.conn.SetAddElements, append(add, renew...), ttl))
+	err = errors.Join(o.queue(o.conn.SetDeleteElements, renew, 0), o.queue(o.conn.SetAddElements, append(add, renew...), ttl))
 	if err == nil {
 		err = o.conn.Flush()
 	}

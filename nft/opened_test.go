@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
@@ -58,7 +59,7 @@ func TestE2EOpenerOpensForTheTTLAndRenews(t *testing.T) {
 		{[]netip.Addr{netip.MustParseAddr("ff02::1")}, time.Minute},
 		{[]netip.Addr{{}}, time.Minute},
 		{[]netip.Addr{denied4}, 0},
-		{[]netip.Addr{denied4}, MaxOpen + time.Second},
+		{[]netip.Addr{denied4}, firewall.MaxOpen + time.Second},
 	} {
 		if err := o.Open(ctx, bad.addrs, bad.ttl); err == nil {
 			t.Errorf("Open(%v, %v) succeeded", bad.addrs, bad.ttl)

@@ -10,12 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
-
-// MaxOpen is the longest an address may be opened for at once.
-const MaxOpen = 24 * time.Hour
 
 // Opener opens addresses in the DNS filter's table of our anchor
 // (OpenedTable) for the DNS filter, which calls it as root with the
@@ -69,13 +67,9 @@ func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if ttl <= 0 || ttl > MaxOpen {
-		return fmt.Errorf("opening for %v: want more than 0 and at most %v", ttl, MaxOpen)
-	}
-	for _, a := range addrs {
-		if a = a.Unmap(); !a.IsGlobalUnicast() || a.Zone() != "" || a.IsPrivate() {
-			return fmt.Errorf("refusing to open %v: not a public unicast address", a)
-		}
+	addrs, err := firewall.CheckOpen(addrs, ttl)
+	if err != nil {
+		return err
 	}
 	o.mu.Lock()
 	now := o.now()

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go4.org/netipx"
 
+	"github.com/VerilyPete/claudecontainer/firewall"
 	fakepfctl "github.com/VerilyPete/claudecontainer/internal/fakes/pfctl"
 	"github.com/VerilyPete/claudecontainer/policy"
 	"github.com/VerilyPete/claudecontainer/policy/policytest"
@@ -244,7 +245,7 @@ func TestOpenerRefusesWhatIsNotPublicUnicast(t *testing.T) {
 		{[]netip.Addr{addrA, netip.MustParseAddr("10.1.2.3")}, time.Minute},
 		{[]netip.Addr{addrA}, 0},
 		{[]netip.Addr{addrA}, -time.Second},
-		{[]netip.Addr{addrA}, MaxOpen + time.Second},
+		{[]netip.Addr{addrA}, firewall.MaxOpen + time.Second},
 	} {
 		if err := o.Open(context.Background(), bad.addrs, bad.ttl); err == nil {
 			t.Errorf("Open(%v, %v) succeeded", bad.addrs, bad.ttl)
