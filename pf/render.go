@@ -247,7 +247,7 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	if why != "" {
 		return "", why
 	}
-	if r.Label == "ctr-to-ctr6" {
+	if r.Family == policy.IPv6 && r.Src == policy.Net && r.Dst == policy.Net && !r.FromHost {
 		// vmnet's bridge does no member filtering (XNU if_bridge.c,
 		// bridge_pf), so traffic between containers never reaches pf.
 		return "", "it stays on the bridge; no pf rule passes the IPv6 subnet, so the host's own IPv6 address on it stays refused"
