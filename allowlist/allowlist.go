@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"go4.org/netipx"
 
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/resolve"
@@ -63,6 +65,7 @@ type SourceReport struct {
 	Err error
 
 	entries []netip.Prefix // accepted, for the merge
+	names   []string       // for the DNS filter: its hosts and domains
 }
 
 // HostReport is the outcome of one host name.
@@ -74,11 +77,14 @@ type HostReport struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	Sources   []SourceReport // in the order the sources were given
-	Entries   int            // accepted entries before merging, duplicates included
-	Set       *netipx.IPSet  // the merged allowlist; nil when the run failed
-	Prefixes  []netip.Prefix // Set as a minimal CIDR list, IPv4 first, sorted
-	Generated time.Time      // UTC
+	Sources  []SourceReport // in the order the sources were given
+	Entries  int            // accepted entries before merging, duplicates included
+	Set      *netipx.IPSet  // the merged allowlist; nil when the run failed
+	Prefixes []netip.Prefix // Set as a minimal CIDR list, IPv4 first, sorted
+	// Names are the DNS filter's entries (see dnsfilter.Names): every
+	// source's host names and domains, sorted, each once.
+	Names     []string
+	Generated time.Time // UTC
 }
 
 // Collect runs srcs and returns the merged, vetted allowlist. The error
@@ -116,7 +122,10 @@ func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report,
 			errs = append(errs, fmt.Errorf("source %s: %w", s.Name, s.Err))
 		}
 		all = append(all, s.entries...)
+		rep.Names = append(rep.Names, s.names...)
 	}
+	slices.Sort(rep.Names)
+	rep.Names = slices.Compact(rep.Names)
 	rep.Entries = len(all)
 	rep.Generated = time.Now().UTC()
 	if err := errors.Join(errs...); err != nil {
@@ -188,6 +197,7 @@ type collector struct {
 func (c *collector) run(ctx context.Context, s sources.Source) SourceReport {
 	r := &sourceRun{rep: SourceReport{Name: s.Name, Required: s.Required}, timeout: c.opts.Timeout}
 	entries, hosts := c.gather(ctx, s, r)
+	r.rep.names = slices.Concat(hosts, r.rep.names)
 	for _, e := range entries {
 		c.addEntry(r, e)
 	}
@@ -231,6 +241,7 @@ func (c *collector) gather(ctx context.Context, s sources.Source, r *sourceRun) 
 	}
 
 	addHosts(s.Hosts)
+	r.rep.names = append(r.rep.names, s.Domains...)
 	for _, str := range s.Prefixes {
 		p, err := sources.ParsePrefix(str)
 		if err != nil {
@@ -251,6 +262,13 @@ func (c *collector) gather(ctx context.Context, s sources.Source, r *sourceRun) 
 		entries = append(entries, entry{p, res.Literal})
 	}
 	addHosts(res.Hosts)
+	for _, d := range res.Domains {
+		if _, err := dnsfilter.ParseNames([]string{d}); err != nil {
+			r.problem(ctx, "%w", err)
+			continue
+		}
+		r.rep.names = append(r.rep.names, d)
+	}
 	return entries, hosts
 }
 

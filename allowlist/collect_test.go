@@ -425,3 +425,36 @@ func TestSourceWarningsAreCollectedPerSourceAndProgressIsReportedOncePerSource(t
 		t.Errorf("prefixes (-want +got):\n%s", diff)
 	}
 }
+
+func TestTheFileCarriesEveryHostAndDomainForTheDNSFilter(t *testing.T) {
+	path := oldFile(t)
+	r := &fakeResolver{hosts: map[string][]string{"api.example.com": {"160.79.104.10"}}}
+	srcs := []sources.Source{
+		{Name: "one", Hosts: []string{"api.example.com", "gone.example.com"}, Domains: []string{"*.example.org"}},
+		{Name: "two", Prefixes: []string{"192.30.252.0/22"}, Fetch: fetched(sources.Result{
+			Domains: []string{"!gist.example.org", "*.*.bad.example", "api.example.com"}})},
+	}
+	_, err := allowlist.Update(context.Background(), srcs, options(r), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, entries, err := allowlist.LoadNames(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A host that did not resolve is still a name the filter may answer;
+	// a malformed entry from a fetch is left out (with a warning).
+	want := []string{"!gist.example.org", "*.example.org", "api.example.com", "gone.example.com"}
+	if diff := cmp.Diff(want, entries); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	for name, ok := range map[string]bool{"a.example.org": true, "gist.example.org": false, "gone.example.com": true, "example.org": false} {
+		if names.Allowed(name) != ok {
+			t.Errorf("Allowed(%q) = %v, want %v", name, !ok, ok)
+		}
+	}
+	// The names are comments to pfctl: the addresses read back unchanged.
+	if diff := cmp.Diff([]string{"160.79.104.10/32", "192.30.252.0/22"}, cidrs(t, path)); diff != "" {
+		t.Errorf("file (-want +got):\n%s", diff)
+	}
+}

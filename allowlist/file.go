@@ -14,6 +14,7 @@ import (
 	"go4.org/netipx"
 
 	"github.com/VerilyPete/claudecontainer/config"
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/sources"
 )
 
@@ -21,6 +22,12 @@ import (
 // too: comment lines starting with '#', then one CIDR per line in canonical
 // form (masked, IPv4 first, sorted), each line ending in a newline. pfctl
 // loads it with `pfctl -T replace -f FILE`, and ParseFile reads it back.
+// The DNS filter's names ride in the same file as comments that start with
+// namePrefix, one entry a line, so that addresses and names are always
+// replaced together; LoadNames reads them.
+
+// namePrefix starts a line that holds one DNS filter entry.
+const namePrefix = "#name "
 
 // Render returns the allowlist file for rep. It refuses an empty allowlist.
 func Render(rep *Report) ([]byte, error) {
@@ -44,6 +51,11 @@ func Render(rep *Report) ([]byte, error) {
 		for _, l := range s.Lines() {
 			comment(l)
 		}
+	}
+	for _, n := range rep.Names {
+		b.WriteString(namePrefix)
+		b.WriteString(n)
+		b.WriteByte('\n')
 	}
 	for _, p := range prefixes {
 		for _, q := range narrow(p) {
@@ -192,6 +204,29 @@ func Load(path string) (*netipx.IPSet, error) {
 		return nil, fmt.Errorf("reading the allowlist %s: %w (run `mage allowlist` to rewrite it)", path, err)
 	}
 	return set, nil
+}
+
+// LoadNames reads the DNS filter's entries from the allowlist file at path
+// and parses them. The file must be a whole allowlist (ParseFile).
+func LoadNames(path string) (*dnsfilter.Names, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the allowlist: %w (run `mage allowlist`)", err)
+	}
+	if _, err := ParseFile(data); err != nil {
+		return nil, nil, fmt.Errorf("reading the allowlist %s: %w (run `mage allowlist` to rewrite it)", path, err)
+	}
+	var entries []string
+	for line := range strings.Lines(string(data)) {
+		if e, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), namePrefix); ok {
+			entries = append(entries, e)
+		}
+	}
+	names, err := dnsfilter.ParseNames(entries)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the allowlist %s: %w (run `mage allowlist` to rewrite it)", path, err)
+	}
+	return names, entries, nil
 }
 
 // Fresh reports whether the allowlist file at path was written less than

@@ -23,6 +23,7 @@ func init() {
 		Name:     "github",
 		Doc:      "GitHub web, API and git ranges (IPv4 and IPv6) from api.github.com/meta, cached; GITHUB_TOKEN raises the rate limit",
 		Required: true,
+		Domains:  []string{"github.com", "*.github.com", "*.githubusercontent.com"},
 		Fetch:    fetchGitHub,
 	})
 }

@@ -3,6 +3,7 @@ package sources_test
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,7 +68,11 @@ func TestLocalRefusesABadLineNamingTheFileLineAndText(t *testing.T) {
 	tests := []struct {
 		name, line, want string
 	}{
-		{"a wildcard", "*.example.com", `is not a host name, IP address or CIDR`},
+		{"a bare wildcard", "*", `is not a host name, IP address or CIDR`},
+		{"a wildcard inside a name", "a.*.example.com", `is not a host name, IP address or CIDR`},
+		{"a wildcard over a top-level domain", "*.com", `want *.example.com`},
+		{"a deny of nothing", "!", `want *.example.com`},
+		{"a deny of an address", "!10.0.0.1", `want *.example.com`},
 		{"a URL", "https://example.com/", `is not a host name, IP address or CIDR`},
 		{"a host and port", "example.com:443", `is not a host name, IP address or CIDR`},
 		{"two entries on a line", "example.com example.org", `is not a host name, IP address or CIDR`},
@@ -92,6 +97,21 @@ func TestLocalRefusesABadLineNamingTheFileLineAndText(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLocalTakesWildcardsAndDenyEntriesAsDomains(t *testing.T) {
+	env := newEnv(t)
+	writeLocal(t, env, "pypi.org\r\n*.PythonHosted.org.\n!gist.github.com # not this one\n!*.corp.example.com")
+	got, err := fetch(t, "local", env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"pypi.org"}; !slices.Equal(got.Hosts, want) {
+		t.Errorf("hosts = %q, want %q", got.Hosts, want)
+	}
+	if want := []string{"*.pythonhosted.org", "!gist.github.com", "!*.corp.example.com"}; !slices.Equal(got.Domains, want) {
+		t.Errorf("domains = %q, want %q", got.Domains, want)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
 )
 
 // Source is one origin of allowlist entries.
@@ -27,6 +29,11 @@ type Source struct {
 	// something by accident.
 	Prefixes []string
 	Hosts    []string
+	// Domains are names for the DNS filter beyond Hosts (every host is one
+	// already): a name, "*.domain" for every name under domain, or a deny
+	// entry "!name" or "!*.domain" (see dnsfilter.Names). They are not
+	// resolved: the filter opens their addresses as it answers for them.
+	Domains []string
 
 	// Fetch, when set, finds further entries at run time (an HTTP document,
 	// a file). It must honour ctx.
@@ -68,6 +75,7 @@ func (env Env) warnf(format string, args ...any) {
 type Result struct {
 	Prefixes []netip.Prefix
 	Hosts    []string
+	Domains  []string // as Source.Domains
 	// Literal marks prefixes the user wrote by hand (the local file): the
 	// allowlist keeps private ranges from such a source, because the user
 	// asked for them, and says so.
@@ -102,8 +110,8 @@ func registerIn(m map[string]Source, s Source) {
 	if strings.ContainsAny(s.Doc, "\r\n") {
 		panic(fmt.Sprintf("sources: source %q: Doc must be one line", s.Name))
 	}
-	if s.Fetch == nil && len(s.Prefixes) == 0 && len(s.Hosts) == 0 {
-		panic(fmt.Sprintf("sources: source %q has no prefixes, hosts or Fetch", s.Name))
+	if s.Fetch == nil && len(s.Prefixes) == 0 && len(s.Hosts) == 0 && len(s.Domains) == 0 {
+		panic(fmt.Sprintf("sources: source %q has no prefixes, hosts, domains or Fetch", s.Name))
 	}
 	for _, p := range s.Prefixes {
 		if _, err := ParsePrefix(p); err != nil {
@@ -114,6 +122,9 @@ func registerIn(m map[string]Source, s Source) {
 		if !ValidHost(h) {
 			panic(fmt.Sprintf("sources: source %q: invalid host name %q", s.Name, h))
 		}
+	}
+	if _, err := dnsfilter.ParseNames(s.Domains); err != nil {
+		panic(fmt.Sprintf("sources: source %q: %v", s.Name, err))
 	}
 	m[s.Name] = s
 }
