@@ -1,6 +1,7 @@
 package allowlist
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -202,4 +203,19 @@ func cutSpecials(v verdict, literal bool) verdict {
 		v.refused = "nothing left after removing special ranges"
 	}
 	return v
+}
+
+// VetAddr says why a into the live firewall must not be opened (a private,
+// loopback, link-local or other special address: an allowed name that
+// resolves there would become a way into the host's networks), or returns
+// nil. The DNS filter vets every address of every answer with it.
+func VetAddr(a netip.Addr) error {
+	if !a.IsValid() {
+		return errors.New("not a valid address")
+	}
+	a = a.Unmap()
+	if v := vet(netip.PrefixFrom(a, a.BitLen()), false); v.refused != "" {
+		return errors.New(v.refused)
+	}
+	return nil
 }

@@ -144,3 +144,16 @@ func TestSpecialRangesAreListedMostSpecificFirst(t *testing.T) {
 		}
 	}
 }
+
+func TestVetAddrRefusesWhatTheFileWouldRefuse(t *testing.T) {
+	for a, ok := range map[string]bool{
+		"140.82.112.3": true, "2606:50c0:8000::153": true, "::ffff:140.82.112.3": true,
+		"10.0.0.1": false, "127.0.0.1": false, "169.254.169.254": false, "::1": false,
+		"fe80::1": false, "192.168.1.1": false, "0.0.0.0": false, "::ffff:10.0.0.1": false, "fd00::1": false,
+	} {
+		err := VetAddr(netip.MustParseAddr(a))
+		if (err == nil) != ok {
+			t.Errorf("VetAddr(%s) = %v, want allowed %v", a, err, ok)
+		}
+	}
+}

@@ -44,6 +44,12 @@ type Config struct {
 	// DNS lists the only servers the containers may send DNS queries to;
 	// empty means the network's gateway.
 	DNS []netip.Addr
+	// DNSFilter sends the containers' DNS to the DNS filter on the host,
+	// which listens on DNSFilterPort and asks DNSUpstream (empty: the
+	// host's resolvers in /etc/resolv.conf).
+	DNSFilter     bool
+	DNSFilterPort uint16
+	DNSUpstream   []netip.AddrPort
 
 	Anchor string // pf anchor name (loaded as com.apple/<Anchor>) or nftables table name
 	Table  string // allowlist table (pf) or set name prefix (nftables)
@@ -76,6 +82,9 @@ var Settings = []Setting{
 	{"SKIP_SOURCES", "none", "Comma-separated source names to leave out (for example `statsig,vscode`)."},
 	{"FETCH_TIMEOUT", "`30s`", "Upper bound on the whole allowlist fetch (every source and DNS look-up together)."},
 	{"DNS", "the network's gateway", "Comma-separated IP addresses: the only DNS servers the containers may use (and are given). With docker, whose containers ask your upstream servers through docker's own resolver, set it to those servers."},
+	{"DNS_FILTER", "`on`", "`on`: the containers' DNS goes to claudecontainer's DNS filter, which answers only allowlisted names and opens the firewall to each answer; `off`: to the DNS servers above, and only the allowlist's addresses are open."},
+	{"DNS_FILTER_PORT", "`15353`", "Port the DNS filter listens on, on the network's gateway address (nftables) or on loopback (pf)."},
+	{"DNS_UPSTREAM", "the `nameserver` lines of `/etc/resolv.conf`", "Comma-separated `IP` or `IP:port`: the resolvers the DNS filter asks for allowed names."},
 	{"ANCHOR", "`claude_firewall`", "pf anchor (loaded as `com.apple/<name>`) or nftables table name."},
 	{"TABLE", "`allowed_destinations`", "Name of the allowlist table (pf) or the prefix of the allowlist sets (nftables)."},
 }
@@ -106,6 +115,9 @@ func Load(getenv func(string) string, goos string) (Config, error) {
 		SkipSources:     list(l.get("SKIP_SOURCES", "")),
 		FetchTimeout:    l.duration("FETCH_TIMEOUT", "30s"),
 		DNS:             l.dns(),
+		DNSFilter:       l.oneOf("DNS_FILTER", "on", "on", "off") == "on",
+		DNSFilterPort:   l.port("DNS_FILTER_PORT", "15353"),
+		DNSUpstream:     l.upstreams(),
 
 		Anchor: l.match("ANCHOR", "claude_firewall", identifier, identifierWant),
 		Table:  l.match("TABLE", "allowed_destinations", identifier, identifierWant),
@@ -231,6 +243,33 @@ func (l *loader) dns() []netip.Addr {
 			continue
 		}
 		out = append(out, a.Unmap())
+	}
+	return out
+}
+
+func (l *loader) port(name, def string) uint16 {
+	v := l.get(name, def)
+	n, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || n == 0 || n == 53 {
+		l.bad(name, v, "want a port number from 1 to 65535, not 53")
+		return 0
+	}
+	return uint16(n)
+}
+
+func (l *loader) upstreams() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range list(l.get("DNS_UPSTREAM", "")) {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			ap, err = netip.AddrPortFrom(a, 53), aerr
+		}
+		if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" || ap.Addr().IsUnspecified() || ap.Addr().IsMulticast() {
+			l.bad("DNS_UPSTREAM", s, "want IP addresses or IP:port, such as 9.9.9.9 or [2620:fe::fe]:53")
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
 	return out
 }

@@ -37,6 +37,11 @@ type ServerConfig struct {
 	// MaxTCPConns bounds the TCP connections open at once over all Addrs.
 	// Connections beyond it are closed as soon as they are accepted.
 	MaxTCPConns int
+	// FreeBind binds Addrs the host does not have yet (IP_FREEBIND, Linux
+	// only): a network's gateway address appears only once the runtime
+	// creates the network's bridge, which podman does when the first
+	// container starts.
+	FreeBind bool
 }
 
 // Server serves a dns.Handler on UDP and TCP listeners.
@@ -68,7 +73,7 @@ func Start(h dns.Handler, cfg ServerConfig) (*Server, error) {
 		}
 	}
 	for _, ap := range cfg.Addrs {
-		pc, ln, err := bind(ap)
+		pc, ln, err := bind(ap, cfg.FreeBind)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("dnsfilter: serving on %s: %w", ap, err)
@@ -117,17 +122,24 @@ func Start(h dns.Handler, cfg ServerConfig) (*Server, error) {
 }
 
 // bind opens UDP and TCP on ap; with port 0, on one port free for both.
-func bind(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
+func bind(ap netip.AddrPort, freeBind bool) (net.PacketConn, net.Listener, error) {
 	if !ap.IsValid() {
 		return nil, nil, errors.New("not a valid address")
 	}
+	var lc net.ListenConfig
+	if freeBind {
+		if freeBindControl == nil {
+			return nil, nil, errors.New("binding an address the host does not have is possible only on Linux")
+		}
+		lc.Control = freeBindControl
+	}
+	ctx := context.Background()
 	for range 20 {
-		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
+		pc, err := lc.ListenPacket(ctx, "udp", ap.String())
 		if err != nil {
 			return nil, nil, err
 		}
-		tcpAddr := net.TCPAddrFromAddrPort(pc.LocalAddr().(*net.UDPAddr).AddrPort())
-		ln, err := net.ListenTCP("tcp", tcpAddr)
+		ln, err := lc.Listen(ctx, "tcp", pc.LocalAddr().String())
 		if err == nil {
 			return pc, ln, nil
 		}

@@ -101,7 +101,7 @@ func TestStartFailsWholeAndLeavesNothingBound(t *testing.T) {
 // freePort returns a loopback address whose port was free for UDP and TCP.
 func freePort(t *testing.T) netip.AddrPort {
 	t.Helper()
-	pc, ln, err := bind(netip.MustParseAddrPort("127.0.0.1:0"))
+	pc, ln, err := bind(netip.MustParseAddrPort("127.0.0.1:0"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,5 +208,24 @@ func TestShutdownGivesUpWhenItsContextEnds(t *testing.T) {
 	cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("Shutdown with a cancelled context while a query hangs: %v", err)
+	}
+}
+
+func TestFreeBindServesOnAnAddressTheHostDoesNotHaveYet(t *testing.T) {
+	if freeBindControl == nil {
+		t.Skip("IP_FREEBIND is Linux only")
+	}
+	// 192.0.2.1 (TEST-NET-1) is on no interface here: a plain bind fails,
+	// which is what FreeBind is for.
+	ap := netip.MustParseAddrPort("192.0.2.1:15353")
+	if _, _, err := bind(ap, false); err == nil {
+		t.Skip("this host has 192.0.2.1")
+	}
+	s, err := Start(dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {}), ServerConfig{Addrs: []netip.AddrPort{ap}, FreeBind: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
