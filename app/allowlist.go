@@ -41,6 +41,9 @@ func (e *env) refreshAllowlist(ctx context.Context) error {
 	default:
 		e.step("firewall: live allowlist replaced")
 	}
+	if err := e.reloadFilter(ctx); err != nil {
+		return fmt.Errorf("the allowlist file is written, but the DNS filter did not take its names: %w", err)
+	}
 	return nil
 }
 

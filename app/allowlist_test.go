@@ -69,6 +69,7 @@ func newAllowlistWorld(t *testing.T) *allowlistWorld {
 		"FETCH_TIMEOUT":  "10s",
 		"FIREWALL":       "nftables",
 		"RUNTIME":        "podman",
+		"DNS_FILTER":     "off",
 		"WORKSPACE":      dir,
 	} {
 		t.Setenv(config.Prefix+k, v)

@@ -361,6 +361,9 @@ func (e *env) stopAndLift(ctx context.Context, stopContainer bool) error {
 		return nil
 	}
 	e.step("lifting the firewall")
+	if err := e.stopFilter(ctx); err != nil {
+		return fmt.Errorf("%w (the firewall stays up; run `mage reset` to retry)", err)
+	}
 	if err := e.fw.Down(ctx); err != nil {
 		return fmt.Errorf("lifting the firewall (run `mage reset` to retry): %w", err)
 	}

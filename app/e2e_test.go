@@ -112,6 +112,7 @@ func newMac(t *testing.T, version string, knobs ...string) *mac {
 	for k, v := range map[string]string{
 		"FIREWALL": "pf", "RUNTIME": "container", "ALLOWLIST_FILE": allow, "STATE_DIR": m.stateDir,
 		"CACHE_DIR": filepath.Join(dir, "cache"), "LOCAL_FILE": filepath.Join(dir, "local"), "WORKSPACE": t.TempDir(),
+		"DNS_FILTER": "off", // on in TestE2EDevOnAMacWithTheDNSFilter
 	} {
 		t.Setenv(config.Prefix+k, v)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/filterd"
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -27,6 +28,9 @@ type env struct {
 	fw       firewall.Backend
 	eng      engine.Engine
 	sessions *session.Dir
+	// filter runs the DNS filter's daemon; it stops one left running even
+	// when the filter is configured off.
+	filter *filterd.Control
 	// allowlist returns the set to load: the file when it is younger than
 	// maxAge (zero forces a fetch), a fresh fetch otherwise, and the last good
 	// file when a fetch fails.
@@ -42,6 +46,7 @@ type env struct {
 	buildSpec   func(config.Config) (spec engine.BuildSpec, notes []string, err error) // the image build
 	newResolver func() (allowlist.Resolver, error)                                     // resolves the sources' host names
 	sourceURLs  map[string]string                                                      // other document addresses, by source name
+	resolvConf  string                                                                 // where the DNS filter finds its upstreams
 }
 
 func (e *env) step(format string, args ...any) {
@@ -112,6 +117,9 @@ func (e *env) policyFor(n policy.Network) (policy.Policy, error) {
 	if err != nil {
 		return policy.Policy{}, fmt.Errorf("network %q cannot be firewalled as reported: %w", n.Name, err)
 	}
+	if e.filterOn() {
+		p.Filter = &policy.Filter{Port: e.cfg.DNSFilterPort}
+	}
 	if len(e.cfg.DNS) > 0 {
 		p.DNS = e.cfg.DNS
 		if err := p.Validate(); err != nil {
@@ -146,7 +154,7 @@ func (e *env) loadFirewall(ctx context.Context, n policy.Network, set *netipx.IP
 		e.note("warning: recording what the firewall was loaded for: %v", err)
 	}
 	e.note("firewall up and verified")
-	return p, nil
+	return p, e.ensureFilter(ctx, p)
 }
 
 func describe(n policy.Network) string {

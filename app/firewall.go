@@ -75,7 +75,11 @@ func (e *env) up(ctx context.Context) (err error) {
 			e.sessions.SetHold(false)
 		}
 		if live, _ := e.sessions.Live(); len(live) == 0 && !wasHeld {
-			if derr := e.fw.Down(context.WithoutCancel(ctx)); derr != nil {
+			derr := e.stopFilter(context.WithoutCancel(ctx))
+			if derr == nil {
+				derr = e.fw.Down(context.WithoutCancel(ctx))
+			}
+			if derr != nil {
 				err = errors.Join(err, fmt.Errorf("taking the half-loaded firewall down (run `mage reset`): %w", derr))
 			}
 		}
@@ -157,6 +161,7 @@ func (e *env) status(ctx context.Context) error {
 	fwUp, checks := e.firewallChecks(ctx)
 	checks = append(checks, e.allowlistCheck())
 	checks = append(checks, e.networkChecks(ctx, fwUp)...)
+	checks = append(checks, e.filterChecks(ctx, fwUp)...)
 	state, c := e.containerCheck(ctx, fwUp)
 	checks = append(checks, c, e.sessionsCheck(fwUp, state))
 	bad := 0

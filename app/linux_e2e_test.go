@@ -208,7 +208,7 @@ func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) {
 	allow := filepath.Join(tmp, "allowed_destinations")
 	writeFile(t, allow, "# claudecontainer allowlist for the podman end-to-end test\n"+podmanAllowlist+"\n", 0o644)
 	for k, v := range map[string]string{
-		"FIREWALL": "nftables", "RUNTIME": "podman", "NETWORK": network, "SUBNET": podmanSubnet.String(),
+		"FIREWALL": "nftables", "RUNTIME": "podman", "DNS_FILTER": "off", "NETWORK": network, "SUBNET": podmanSubnet.String(),
 		"IMAGE": image, "CONTAINER": container, "MEMORY": "256m", "CPUS": "1",
 		"ALLOWLIST_FILE": allow, "ALLOWLIST_MAX_AGE": "1h", "STATE_DIR": filepath.Join(tmp, "state"),
 		"CACHE_DIR": filepath.Join(tmp, "cache"), "LOCAL_FILE": filepath.Join(tmp, "local"), "WORKSPACE": filepath.Join(tmp, "workspace"),

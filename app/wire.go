@@ -16,6 +16,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/engine/apple"
 	"github.com/VerilyPete/claudecontainer/engine/oci"
+	"github.com/VerilyPete/claudecontainer/filterd"
 	"github.com/VerilyPete/claudecontainer/image"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/nft"
@@ -32,7 +33,7 @@ func newEnv(out io.Writer) (*env, error) {
 		return nil, err
 	}
 	e := &env{cfg: cfg, out: out, pid: os.Getpid(), bridgeWait: 3 * time.Second,
-		runner: proc.Exec{}, lookPath: exec.LookPath, buildSpec: checkoutBuild, newResolver: systemResolver}
+		runner: proc.Exec{}, lookPath: exec.LookPath, buildSpec: checkoutBuild, newResolver: systemResolver, resolvConf: "/etc/resolv.conf"}
 	e.allowlist = e.allowlistFor
 	return e, e.wire()
 }
@@ -55,6 +56,7 @@ func (e *env) wire() error {
 	if e.eng, err = e.newEngine(); err != nil {
 		return err
 	}
+	e.filter = &filterd.Control{Dir: e.cfg.StateDir, Runner: e.runner}
 	e.sessions, err = session.Open(e.cfg.StateDir)
 	return err
 }

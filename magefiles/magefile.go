@@ -10,7 +10,16 @@ import (
 	"os"
 
 	"github.com/VerilyPete/claudecontainer/app"
+	"github.com/VerilyPete/claudecontainer/filterd"
 )
+
+// The DNS filter's daemon is this binary run again as root (see package
+// filterd): such a run never reaches mage's own main.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == filterd.Arg {
+		os.Exit(filterd.Main(os.Args[2:]))
+	}
+}
 
 // There is no Default target: a bare `mage` lists the targets. (mage 1.17.2
 // cannot compile a default target that takes optional flags, and `dev` takes

@@ -123,6 +123,35 @@ func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration
 	return nil
 }
 
+// Reopen adds back, in one pfctl call, every address that is open and whose
+// time is not up, for after the anchor was flushed and loaded again while
+// the filter ran. (A reload alone keeps the table: `table <x> persist`
+// without addresses defines it without PFR_FLAG_ADDRSTOO, which leaves the
+// contents of a live table as they are; parse.y and pfctl_table.c.)
+func (o *Opener) Reopen(ctx context.Context) error {
+	release, err := o.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	o.mu.Lock()
+	now := o.now()
+	args := []string{"-a", o.anchor, "-t", o.table, "-T", "add"}
+	for a, u := range o.until {
+		if u.After(now) {
+			args = append(args, a.String())
+		}
+	}
+	o.mu.Unlock()
+	if len(args) == 6 {
+		return nil
+	}
+	if _, err := runPfctl(ctx, o.run, nil, args...); err != nil {
+		return fmt.Errorf("opening %d addresses again in the pf table <%s>: %w", len(args)-6, o.table, err)
+	}
+	return nil
+}
+
 // Expire deletes from the table, in one pfctl call, every address whose
 // time is up, and anything else the table holds that no Open put there
 // (what an earlier run of the DNS filter left behind). It forgets the

@@ -478,3 +478,43 @@ func TestOpensAndExpiresAtOnceKeepTheTableAndTheirRecordTogether(t *testing.T) {
 		t.Errorf("left after every time is up: %q", got)
 	}
 }
+
+func TestReopenPutsBackWhatTheFirewallLostComingDownAndUp(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	c := newClock()
+	p, o := r.upWithFilter(c)
+	if err := o.Open(ctx, []netip.Addr{addrA}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Open(ctx, []netip.Addr{addrB}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// A reload keeps the table, as pfctl does for `table <x> persist`.
+	if err := r.fw.Up(ctx, p, policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.openedTable(p); len(got) != 2 {
+		t.Fatalf("opened table after a reload = %q, want both addresses", got)
+	}
+	// The firewall comes down and up while the filter runs.
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.fw.Up(ctx, p, policytest.Allowlist()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.openedTable(p); len(got) != 0 {
+		t.Fatalf("opened table after Down and Up = %q, want it empty", got)
+	}
+	c.advance(2 * time.Minute)
+	if err := o.Reopen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{addrA.String()}, r.openedTable(p)); diff != "" {
+		t.Errorf("table after Reopen (-want +got):\n%s", diff)
+	}
+	if v := r.verdict(p, addrA); v != policy.Pass {
+		t.Errorf("%v after Reopen: %s", addrA, v)
+	}
+}

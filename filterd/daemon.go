@@ -1,0 +1,194 @@
+package filterd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/allowlist"
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
+	"github.com/VerilyPete/claudecontainer/internal/proc"
+	"github.com/VerilyPete/claudecontainer/nft"
+	"github.com/VerilyPete/claudecontainer/pf"
+)
+
+// expireEvery is how often the pf daemon deletes the addresses whose time
+// is up (nftables expires its elements itself).
+const expireEvery = 30 * time.Second
+
+// Main runs the daemon with args (STATEDIR TOKEN, what follows Arg) and
+// returns the process's exit status. It serves until SIGTERM or SIGINT; on
+// SIGHUP it reads the names again and opens again what it opened (the
+// firewall may have come down and up meanwhile).
+func Main(args []string) int {
+	logger := log.New(os.Stderr, "dnsfilter: ", log.LstdFlags|log.LUTC)
+	if len(args) != 2 {
+		logger.Printf("usage: <binary> %s STATEDIR TOKEN", Arg)
+		return 2
+	}
+	// Leave mage's session, so that the terminal's signals and its hangup
+	// do not reach the daemon.
+	syscall.Setsid()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := run(ctx, args[0], args[1], hup, logger); err != nil {
+		logger.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// opener is what the daemon needs of a firewall backend's opener.
+type opener interface {
+	dnsfilter.Opener
+	// reopen opens again every address still open, for a firewall that
+	// came down and up while the daemon ran (pf's table is then empty).
+	reopen(ctx context.Context) error
+	close() error
+}
+
+func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *log.Logger) error {
+	spec, err := ReadSpec(dir)
+	if err != nil {
+		return err
+	}
+	if spec.Token != token {
+		return errors.New("the settings in the state directory are for another start of the filter")
+	}
+	names, entries, err := allowlist.LoadNames(spec.AllowlistFile)
+	if err != nil {
+		return err
+	}
+	o, err := newOpener(ctx, spec, logger)
+	if err != nil {
+		return err
+	}
+	defer o.close()
+	refused, err := dnsfilter.OpenLog(filepath.Join(dir, RefusedFile), refusedLimit)
+	if err != nil {
+		return err
+	}
+	defer refused.Close()
+	ups := make([]string, len(spec.Upstreams))
+	for i, u := range spec.Upstreams {
+		ups[i] = u.String()
+	}
+	h, err := dnsfilter.New(dnsfilter.Config{
+		Names:     names,
+		Clients:   spec.Clients,
+		Upstreams: ups,
+		Opener:    o,
+		Vet:       vetFor(spec),
+		Log:       refused,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := dnsfilter.Start(h, dnsfilter.ServerConfig{Addrs: spec.Listen, FreeBind: spec.FreeBind})
+	if err != nil {
+		return err
+	}
+	st := Status{Pid: os.Getpid(), Spec: spec, Names: len(entries)}
+	statusPath := filepath.Join(dir, statusFile)
+	defer removeIfOurs(statusPath, spec.Token)
+	if err := writeJSON(statusPath, st, 0o644); err != nil {
+		srv.Shutdown(context.Background())
+		return fmt.Errorf("recording the filter's status: %w", err)
+	}
+	logger.Printf("serving %d names on %v for %v; upstreams %v", len(entries), spec.Listen, spec.Clients, ups)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Wait() }()
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Print("stopping")
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		case err := <-served:
+			return fmt.Errorf("a listener stopped: %w", err)
+		case <-hup:
+			st.Reloads++
+			st.ReloadError = ""
+			if n, e, err := allowlist.LoadNames(spec.AllowlistFile); err != nil {
+				st.ReloadError = err.Error()
+				logger.Printf("reload: keeping the names before: %v", err)
+			} else {
+				h.SetNames(n)
+				h.Flush()
+				st.Names = len(e)
+			}
+			if err := o.reopen(ctx); err != nil {
+				st.ReloadError = fmt.Sprintf("opening again what was open: %v", err)
+				logger.Print(st.ReloadError)
+			}
+			if err := writeJSON(statusPath, st, 0o644); err != nil {
+				logger.Printf("recording the filter's status: %v", err)
+			}
+			logger.Printf("reloaded: %d names", st.Names)
+		}
+	}
+}
+
+// vetFor refuses what allowlist.VetAddr refuses, and IPv6 when the
+// firewall does not enforce it for the network.
+func vetFor(spec Spec) func(netip.Addr) error {
+	return func(a netip.Addr) error {
+		if a.Is6() && !a.Is4In6() && !spec.IPv6 {
+			return errors.New("IPv6 is not filtered on this network")
+		}
+		return allowlist.VetAddr(a)
+	}
+}
+
+func newOpener(ctx context.Context, spec Spec, logger *log.Logger) (opener, error) {
+	switch spec.Backend {
+	case "nftables":
+		o, err := nft.NewOpener(spec.Table, spec.Set, -1)
+		if err != nil {
+			return nil, err
+		}
+		return nftOpener{o}, nil
+	case "pf":
+		o, err := pf.NewOpener(proc.Exec{}, spec.Table, spec.Set)
+		if err != nil {
+			return nil, err
+		}
+		go o.ExpireEvery(ctx, expireEvery, func(err error) { logger.Printf("expiring opened addresses: %v", err) })
+		return pfOpener{o}, nil
+	}
+	return nil, fmt.Errorf("unknown firewall backend %q", spec.Backend)
+}
+
+type nftOpener struct{ *nft.Opener }
+
+// reopen has nothing to do: the opened sets and their elements outlive a
+// reload of the rules (`flush table` keeps sets), and Down stops the daemon
+// before it deletes the table.
+func (nftOpener) reopen(context.Context) error { return nil }
+func (o nftOpener) close() error               { return o.Close() }
+
+type pfOpener struct{ *pf.Opener }
+
+func (o pfOpener) reopen(ctx context.Context) error { return o.Reopen(ctx) }
+func (pfOpener) close() error                       { return nil }
+
+// removeIfOurs removes the status file when it is the one this daemon
+// wrote (a daemon started after it may have written its own).
+func removeIfOurs(path, token string) {
+	var st Status
+	if err := readJSON(path, &st); err == nil && st.Spec.Token == token {
+		os.Remove(path)
+	}
+}
+
