@@ -191,4 +191,3 @@ func removeIfOurs(path, token string) {
 		os.Remove(path)
 	}
 }
-
