@@ -77,6 +77,10 @@ type Config struct {
 	Upstreams []string
 	// Timeout bounds one attempt at one upstream.
 	Timeout time.Duration
+	// Dial, when set, opens the connections to the upstreams (network is
+	// "udp" or "tcp"); nil dials them from this host as it is. Tests that
+	// run the filter inside a network namespace dial from there.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Opener opens the firewall to the addresses of each answer.
 	Opener Opener
 	// Vet says why an address from an answer must not be handed out (for
@@ -142,6 +146,9 @@ func New(cfg Config) (*Handler, error) {
 		clients = append(clients, p.Masked())
 	}
 	up, err := newUpstreams(cfg.Upstreams, orDefault(cfg.Timeout, DefaultTimeout))
+	if up != nil {
+		up.dial = cfg.Dial
+	}
 	if err != nil {
 		errs = append(errs, err)
 	}

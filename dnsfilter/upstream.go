@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -23,7 +24,8 @@ import (
 type upstreams struct {
 	addrs   []string
 	timeout time.Duration
-	first   atomic.Uint32 // index of the upstream asked first
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error) // nil: the system's
+	first   atomic.Uint32                                                     // index of the upstream asked first
 }
 
 func newUpstreams(addrs []string, timeout time.Duration) (*upstreams, error) {
@@ -91,7 +93,18 @@ func (u *upstreams) once(ctx context.Context, network, addr string, q *dns.Msg) 
 	m := q.Copy()
 	m.Id = dns.Id()
 	c := &dns.Client{Net: network, Timeout: u.timeout}
-	resp, _, err := c.ExchangeContext(ctx, m, addr)
+	var resp *dns.Msg
+	var err error
+	if u.dial == nil {
+		resp, _, err = c.ExchangeContext(ctx, m, addr)
+	} else {
+		var nc net.Conn
+		if nc, err = u.dial(ctx, network, addr); err == nil {
+			conn := &dns.Conn{Conn: nc}
+			resp, _, err = c.ExchangeWithConnContext(ctx, m, conn)
+			conn.Close()
+		}
+	}
 	if err != nil {
 		if resp != nil && resp.Truncated && resp.Id == m.Id && network == "udp" {
 			return resp, err
