@@ -22,6 +22,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/config"
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/engine/apple"
+	"github.com/VerilyPete/claudecontainer/filterd"
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
 	fakecontainer "github.com/VerilyPete/claudecontainer/internal/fakes/container"
 	fakepfctl "github.com/VerilyPete/claudecontainer/internal/fakes/pfctl"
@@ -29,6 +30,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == filterd.Arg {
+		// The DNS filter's daemon, started by a target under test as mage's
+		// binary would start itself.
+		os.Exit(filterd.Main(os.Args[2:]))
+	}
 	if os.Getenv(helperDevEnv) != "" {
 		// Started by a test as a stand-in for a `mage dev` process. The
 		// fakes it runs are this binary too; they must not take the same turn.
