@@ -34,8 +34,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"github.com/VerilyPete/claudecontainer/internal/netns"
 
@@ -69,7 +72,26 @@ const dnsDeadline = 60 * time.Second
 // user at the shell: the allowlisted server answers, the other one and a
 // resolver on the internet are refused at once, the gateway's DNS answers,
 // and when the shell exits the container is stopped and our table is gone.
-func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) {
+func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) { podmanDev(t, false) }
+
+// TestE2EDevWithRealPodmanBehindTheDNSFilter is the same with the DNS
+// filter on (the daemon is this test binary, started by the `mage dev`
+// stand-in in the host namespace): the container's resolver is the
+// gateway, whose port 53 our rules send to the filter; an allowed name
+// resolves through it (asked of an upstream on the internet) and its
+// address, closed before, opens; a blocked name, and a TXT question sent
+// straight to a resolver on the internet, get NXDOMAIN and never reach the
+// upstream; and the daemon is gone when the shell leaves.
+func TestE2EDevWithRealPodmanBehindTheDNSFilter(t *testing.T) { podmanDev(t, true) }
+
+// Addresses of the DNS filter variant: public ones (the filter opens no
+// other), inside the wan namespace like the rest.
+var (
+	podmanNamed    = netip.MustParseAddrPort("23.192.0.10:443") // what allowed.example resolves to
+	podmanUpstream = netip.MustParseAddrPort("23.192.0.53:53")  // the filter's upstream resolver
+)
+
+func podmanDev(t *testing.T, filter bool) {
 	const setupHint = "apt-get install -y podman netavark aardvark-dns iptables runc busybox nftables iproute2 util-linux"
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
@@ -150,6 +172,13 @@ func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) {
 		podmanDenied:   "hello from a host not on the allowlist",
 		podmanResolver: "hello from a resolver on the internet",
 	}
+	var upstream *countingZone
+	if filter {
+		greetings[podmanNamed] = "hello from the host allowed.example names"
+		upstream = &countingZone{asked: map[string]int{}, answer: podmanNamed.Addr()}
+		mustIP(t, "-n", wanNS, "addr", "add", netip.PrefixFrom(podmanUpstream.Addr(), 32).String(), "dev", "lo")
+		serveDNS(t, wanNS, podmanUpstream, upstream)
+	}
 	for ap, greeting := range greetings {
 		mustIP(t, "-n", wanNS, "addr", "add", netip.PrefixFrom(ap.Addr(), 32).String(), "dev", "lo")
 		serveGreeting(t, wanNS, ap, greeting)
@@ -206,9 +235,14 @@ func TestE2EDevWithRealPodmanBehindNftables(t *testing.T) {
 	}
 
 	allow := filepath.Join(tmp, "allowed_destinations")
-	writeFile(t, allow, "# claudecontainer allowlist for the podman end-to-end test\n"+podmanAllowlist+"\n", 0o644)
+	writeFile(t, allow, "# claudecontainer allowlist for the podman end-to-end test\n#name allowed.example\n"+podmanAllowlist+"\n", 0o644)
+	filterSetting := "off"
+	if filter {
+		filterSetting = "on"
+		t.Setenv(config.Prefix+"DNS_UPSTREAM", podmanUpstream.String())
+	}
 	for k, v := range map[string]string{
-		"FIREWALL": "nftables", "RUNTIME": "podman", "DNS_FILTER": "off", "NETWORK": network, "SUBNET": podmanSubnet.String(),
+		"FIREWALL": "nftables", "RUNTIME": "podman", "DNS_FILTER": filterSetting, "NETWORK": network, "SUBNET": podmanSubnet.String(),
 		"IMAGE": image, "CONTAINER": container, "MEMORY": "256m", "CPUS": "1",
 		"ALLOWLIST_FILE": allow, "ALLOWLIST_MAX_AGE": "1h", "STATE_DIR": filepath.Join(tmp, "state"),
 		"CACHE_DIR": filepath.Join(tmp, "cache"), "LOCAL_FILE": filepath.Join(tmp, "local"), "WORKSPACE": filepath.Join(tmp, "workspace"),
@@ -242,6 +276,19 @@ cat /etc/resolv.conf
 exit 7
 `, podmanAllowed.Addr(), podmanAllowed.Port(), podmanDenied.Addr(), podmanDenied.Port(),
 		podmanResolver.Addr(), podmanResolver.Port(), container, int(dnsDeadline/time.Second))
+	if filter {
+		// The filter serves before the container starts: no waiting.
+		script = fmt.Sprintf(`echo "shell: started"
+nc -w 5 %[1]s %[2]d </dev/null 2>&1; echo "named before: exit $?"
+nslookup allowed.example 2>&1; echo "allowed name: exit $?"
+nc -w 5 %[1]s %[2]d </dev/null 2>&1; echo "named: exit $?"
+nslookup secret.blocked.example 2>&1; echo "blocked name: exit $?"
+nslookup -type=txt mfrggzdfmztwq2lk.blocked.example %[3]s 2>&1; echo "direct txt: exit $?"
+nc -w 5 %[4]s %[5]d </dev/null 2>&1; echo "allowed: exit $?"
+cat /etc/resolv.conf
+exit 7
+`, podmanNamed.Addr(), podmanNamed.Port(), podmanResolver.Addr(), podmanAllowed.Addr(), podmanAllowed.Port())
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -282,32 +329,36 @@ exit 7
 	if line("shell: started") == "" {
 		t.Fatal("the shell in the container never ran the script")
 	}
-	if line("allowed: exit 0") == "" || !strings.Contains(output, greetings[podmanAllowed]) {
-		t.Errorf("the allowlisted server %s did not answer the container (%q)", podmanAllowed, line("allowed:"))
-	}
-	for _, c := range []struct {
-		name string
-		ap   netip.AddrPort
-	}{{"denied", podmanDenied}, {"resolver", podmanResolver}} {
-		if strings.Contains(output, greetings[c.ap]) || line(c.name+": exit 0") != "" {
-			t.Errorf("the container reached %s (%s), which is not on the allowlist", c.ap, c.name)
+	if filter {
+		checkFilterSession(t, output, line, upstream, tmp)
+	} else {
+		if line("allowed: exit 0") == "" || !strings.Contains(output, greetings[podmanAllowed]) {
+			t.Errorf("the allowlisted server %s did not answer the container (%q)", podmanAllowed, line("allowed:"))
 		}
-		// A reset, not a timeout: the refusal is told at once.
-		if !regexp.MustCompile(`(?m)^nc: can't connect to remote host \(` + regexp.QuoteMeta(c.ap.Addr().String()) + `\): Connection refused$`).MatchString(output) {
-			t.Errorf("connecting to %s (%s) was not refused with a reset", c.ap, c.name)
+		for _, c := range []struct {
+			name string
+			ap   netip.AddrPort
+		}{{"denied", podmanDenied}, {"resolver", podmanResolver}} {
+			if strings.Contains(output, greetings[c.ap]) || line(c.name+": exit 0") != "" {
+				t.Errorf("the container reached %s (%s), which is not on the allowlist", c.ap, c.name)
+			}
+			// A reset, not a timeout: the refusal is told at once.
+			if !regexp.MustCompile(`(?m)^nc: can't connect to remote host \(` + regexp.QuoteMeta(c.ap.Addr().String()) + `\): Connection refused$`).MatchString(output) {
+				t.Errorf("connecting to %s (%s) was not refused with a reset", c.ap, c.name)
+			}
 		}
-	}
-	if !strings.Contains(output, "nameserver "+gateway.String()) {
-		t.Errorf("the container's resolver is not the gateway %s", gateway)
-	}
-	switch {
-	case line("gateway dns: no answer") != "":
-		t.Errorf("the gateway's DNS server %s did not answer the container within %s (%s; nslookup's last try is in the output above)",
-			gateway, dnsDeadline, strings.TrimPrefix(line("gateway dns: asked"), "gateway dns: "))
-	case line("gateway dns: exit 0") == "":
-		t.Errorf("the gateway's DNS server %s answered the container once, then not (%q)", gateway, line("gateway dns: exit"))
-	default:
-		t.Logf("the gateway's DNS server answered; %s", strings.TrimPrefix(line("gateway dns: asked"), "gateway dns: "))
+		if !strings.Contains(output, "nameserver "+gateway.String()) {
+			t.Errorf("the container's resolver is not the gateway %s", gateway)
+		}
+		switch {
+		case line("gateway dns: no answer") != "":
+			t.Errorf("the gateway's DNS server %s did not answer the container within %s (%s; nslookup's last try is in the output above)",
+				gateway, dnsDeadline, strings.TrimPrefix(line("gateway dns: asked"), "gateway dns: "))
+		case line("gateway dns: exit 0") == "":
+			t.Errorf("the gateway's DNS server %s answered the container once, then not (%q)", gateway, line("gateway dns: exit"))
+		default:
+			t.Logf("the gateway's DNS server answered; %s", strings.TrimPrefix(line("gateway dns: asked"), "gateway dns: "))
+		}
 	}
 	for _, want := range []string{"firewall up and verified", "shell exited with status 7", "stopping container " + container, "lifting the firewall"} {
 		if !strings.Contains(output, want) {
@@ -474,4 +525,96 @@ func elfWithLibraries(path string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// checkFilterSession checks the shell's output of the DNS filter variant,
+// the questions the upstream saw, and that no daemon is left.
+func checkFilterSession(t *testing.T, output string, line func(string) string, upstream *countingZone, tmp string) {
+	t.Helper()
+	if line("named before: exit 0") != "" {
+		t.Errorf("the container reached %s before any answer held it", podmanNamed)
+	}
+	if line("allowed name: exit 0") == "" || !strings.Contains(output, podmanNamed.Addr().String()) {
+		t.Errorf("allowed.example did not resolve to %s through the filter (%q)", podmanNamed.Addr(), line("allowed name:"))
+	}
+	if line("named: exit 0") == "" || !strings.Contains(output, "hello from the host allowed.example names") {
+		t.Errorf("the container could not reach %s right after the filter answered (%q)", podmanNamed, line("named:"))
+	}
+	for _, l := range []string{"blocked name:", "direct txt:"} {
+		if line(l+" exit 0") != "" {
+			t.Errorf("%s answered: %q", l, line(l))
+		}
+	}
+	if !strings.Contains(output, "NXDOMAIN") {
+		t.Error("no NXDOMAIN for the blocked names in the output")
+	}
+	if line("allowed: exit 0") == "" {
+		t.Errorf("the allowlist's own server %s is not reachable with the filter on", podmanAllowed)
+	}
+	if n := upstream.count("allowed.example"); n == 0 {
+		t.Error("the upstream never saw allowed.example: who answered it?")
+	}
+	for _, name := range []string{"secret.blocked.example", "mfrggzdfmztwq2lk.blocked.example"} {
+		if n := upstream.count(name); n != 0 {
+			t.Errorf("the upstream saw %s %d times: a blocked name left the host", name, n)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "state", "dnsfilter.json")); !os.IsNotExist(err) {
+		t.Errorf("the DNS filter's status file is left after the session (%v)", err)
+	}
+	for _, want := range []string{"DNS filter serving on"} {
+		if !strings.Contains(output, want) {
+			t.Errorf("the output lacks %q", want)
+		}
+	}
+}
+
+// countingZone answers every A question with one address and counts the
+// questions by name (lower case, no trailing dot).
+type countingZone struct {
+	mu     sync.Mutex
+	asked  map[string]int
+	answer netip.Addr
+}
+
+func (z *countingZone) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
+	name := strings.TrimSuffix(strings.ToLower(q.Question[0].Name), ".")
+	z.mu.Lock()
+	z.asked[name]++
+	z.mu.Unlock()
+	m := new(dns.Msg).SetReply(q)
+	if q.Question[0].Qtype == dns.TypeA {
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: z.answer.AsSlice()})
+	}
+	w.WriteMsg(m)
+}
+
+func (z *countingZone) count(name string) int {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return z.asked[name]
+}
+
+// serveDNS runs h on UDP and TCP at ap inside namespace ns until the test
+// ends.
+func serveDNS(t *testing.T, ns string, ap netip.AddrPort, h dns.Handler) {
+	t.Helper()
+	var pc net.PacketConn
+	var ln net.Listener
+	if err := inNetns(ns, func() (err error) {
+		if pc, err = net.ListenPacket("udp", ap.String()); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", ap.String())
+		return err
+	}); err != nil {
+		t.Fatalf("serving DNS on %s in %s: %v", ap, ns, err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
 }
