@@ -152,3 +152,45 @@ func TestValidateRefusesWhatCannotBeRenderedSafely(t *testing.T) {
 		t.Errorf("good policy: %v", err)
 	}
 }
+
+func TestDecideWithTheDNSFilter(t *testing.T) {
+	pol, set := dualStack(), allowlist()
+	pol.Filter = &policy.Filter{Port: 15353}
+	var b netipx.IPSetBuilder
+	b.Add(a("93.184.216.34"))
+	b.Add(a("2001:db8::34"))
+	opened, err := b.IPSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctr, ctr6 := a("192.168.64.5"), a("fd5e:9a3b:1c2d:4e5f::5")
+	for _, c := range []struct {
+		name string
+		f    policy.Flow
+		want policy.Verdict
+	}{
+		{"dns to the gateway goes to the filter", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.UDP, Port: 53}, policy.Redirect},
+		{"dns over tcp to the gateway goes to the filter", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.TCP, Port: 53}, policy.Redirect},
+		{"dns to a public resolver goes to the filter", policy.Flow{Src: ctr, Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 53}, policy.Redirect},
+		{"a TXT tunnel over tcp to an allowlisted address goes to the filter", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.TCP, Port: 53}, policy.Redirect},
+		{"ipv6 dns anywhere goes to the filter", policy.Flow{Src: ctr6, Dst: a("2001:4860:4860::8888"), Proto: policy.UDP, Port: 53}, policy.Redirect},
+		{"dns to an opened address still goes to the filter", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.UDP, Port: 53}, policy.Redirect},
+		{"https to an address the filter opened", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.TCP, Port: 443}, policy.Pass},
+		{"udp to an address the filter opened", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.UDP, Port: 443}, policy.Pass},
+		{"ipv6 to an address the filter opened", policy.Flow{Src: ctr6, Dst: a("2001:db8::34"), Proto: policy.TCP, Port: 443}, policy.Pass},
+		{"icmp to an address the filter opened", policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.ICMP}, policy.Refuse},
+		{"https to an address it did not open", policy.Flow{Src: ctr, Dst: a("93.184.216.35"), Proto: policy.TCP, Port: 443}, policy.Refuse},
+		{"the filter's port on the gateway, asked directly", policy.Flow{Src: ctr, Dst: a("192.168.64.1"), Proto: policy.UDP, Port: 15353, ToHost: true}, policy.Refuse},
+		{"the allowlist still passes", policy.Flow{Src: ctr, Dst: a("140.82.113.4"), Proto: policy.TCP, Port: 443}, policy.Pass},
+		{"dns on another port to a public resolver", policy.Flow{Src: ctr, Dst: a("8.8.8.8"), Proto: policy.UDP, Port: 5353}, policy.Refuse},
+	} {
+		if got := pol.DecideOpened(c.f, set, opened); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Without the filter, what it opened is nothing.
+	pol.Filter = nil
+	if got := pol.DecideOpened(policy.Flow{Src: ctr, Dst: a("93.184.216.34"), Proto: policy.TCP, Port: 443}, set, opened); got != policy.Refuse {
+		t.Errorf("an opened address without the filter: %v, want Refuse", got)
+	}
+}
