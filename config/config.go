@@ -75,7 +75,7 @@ var Settings = []Setting{
 	{"CPUS", "`4`", "CPU limit of the container."},
 	{"ALLOWLIST_FILE", "`/etc/pf.anchors/allowed_destinations` with pf, `/etc/claudecontainer/allowed_destinations` with nftables", "Where the merged allowlist is written."},
 	{"ALLOWLIST_MAX_AGE", "`1h`", "`mage dev` refetches the allowlist only when the file is older than this (`mage allowlist` always refetches)."},
-	{"LOCAL_FILE", "`<config dir>/claudecontainer/allowlist.local`", "Your own additions: host names and CIDRs, one per line, `#` comments."},
+	{"LOCAL_FILE", "`<config dir>/claudecontainer/allowlist.local`", "Your own additions: host names, `*.domain` and `!name` entries, and CIDRs, one per line, `#` comments."},
 	{"CACHE_DIR", "`<cache dir>/claudecontainer`", "Cached source documents (the last good GitHub meta document and its ETag)."},
 	{"STATE_DIR", "`<config dir>/claudecontainer/state`", "What the firewall loaded and which sessions are attached, so a crashed run can be repaired."},
 	{"SOURCES", "all registered sources", "Comma-separated source names to use."},
