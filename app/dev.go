@@ -16,6 +16,7 @@ import (
 	"go4.org/netipx"
 
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
@@ -367,7 +368,7 @@ func (e *env) stopAndLift(ctx context.Context, stopContainer bool) error {
 	if err := e.fw.Down(ctx); err != nil {
 		return fmt.Errorf("lifting the firewall (run `mage reset` to retry): %w", err)
 	}
-	return e.forgetLoaded()
+	return firewall.ForgetLoaded(e.cfg.StateDir)
 }
 
 // runSpec is the container the old script ran, with DNS pointed where the

@@ -150,7 +150,7 @@ func (e *env) loadFirewall(ctx context.Context, n policy.Network, set *netipx.IP
 	if err := e.fw.Up(ctx, p, set); err != nil {
 		return p, fmt.Errorf("bringing the firewall up: %w", err)
 	}
-	if err := e.recordLoaded(n); err != nil {
+	if err := firewall.RecordLoaded(e.cfg.StateDir, n); err != nil {
 		e.note("warning: recording what the firewall was loaded for: %v", err)
 	}
 	e.note("firewall up and verified")

@@ -35,6 +35,7 @@ func (e *env) filterSpec(p policy.Policy) (filterd.Spec, error) {
 		Clients:       []netip.Prefix{n.IPv4, netip.PrefixFrom(loop4, 8), netip.PrefixFrom(loop6, 128)},
 		AllowlistFile: e.cfg.AllowlistFile,
 		IPv6:          n.IPv6.IsValid(),
+		Watch:         &p,
 	}
 	if n.IPv6.IsValid() {
 		spec.Clients = append(spec.Clients, n.IPv6)

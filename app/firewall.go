@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/engine"
+	"github.com/VerilyPete/claudecontainer/firewall"
 )
 
 // Subnet finds (or creates) the container network and prints the firewall
@@ -219,10 +220,10 @@ func (e *env) networkChecks(ctx context.Context, fwUp bool) []check {
 	}
 	checks := []check{{what: what, ok: true, detail: describe(n)}}
 	const match = "rules match the network"
-	switch l, ok, err := e.readLoaded(); {
+	switch l, ok, err := firewall.ReadLoaded(e.cfg.StateDir); {
 	case err != nil:
 		checks = append(checks, check{what: match, detail: err.Error(), fix: "run `mage up` to reload the rules"})
-	case ok && fwUp && !l.same(n):
+	case ok && fwUp && !l.Same(n):
 		checks = append(checks, check{what: match, detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
 			fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
 	case ok && fwUp:

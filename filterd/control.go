@@ -124,7 +124,10 @@ func (c *Control) Ensure(ctx context.Context, spec Spec) (started bool, err erro
 	}
 	if ok {
 		spec.Token = st.Spec.Token
-		if reflect.DeepEqual(spec, st.Spec) {
+		if sameServing(spec, st.Spec) {
+			if err := writeJSON(filepath.Join(c.Dir, specFile), spec, 0o600); err != nil {
+				return false, fmt.Errorf("writing the DNS filter's settings: %w", err)
+			}
 			return false, c.reload(ctx, st)
 		}
 		if err := c.Stop(ctx); err != nil {
@@ -132,6 +135,13 @@ func (c *Control) Ensure(ctx context.Context, spec Spec) (started bool, err erro
 		}
 	}
 	return true, c.start(ctx, spec)
+}
+
+// sameServing reports whether a and b differ at most in what a reload
+// takes up (Watch).
+func sameServing(a, b Spec) bool {
+	a.Watch, b.Watch = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 func (c *Control) start(ctx context.Context, spec Spec) error {

@@ -106,6 +106,9 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 	}
 	logger.Printf("serving %d names on %v for %v; upstreams %v", len(entries), spec.Listen, spec.Clients, ups)
 
+	w := newWatcher(dir, spec, logger.Printf)
+	go w.run(ctx, watchEvery)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Wait() }()
 	for {
@@ -120,6 +123,10 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		case <-hup:
 			st.Reloads++
 			st.ReloadError = ""
+			if now, err := ReadSpec(dir); err == nil && now.Token == spec.Token {
+				st.Spec.Watch = now.Watch
+				w.set(now.Watch)
+			}
 			if n, e, err := allowlist.LoadNames(spec.AllowlistFile); err != nil {
 				st.ReloadError = err.Error()
 				logger.Printf("reload: keeping the names before: %v", err)

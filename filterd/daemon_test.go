@@ -22,6 +22,7 @@ import (
 
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/filterd"
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/internal/netns"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
@@ -104,8 +105,9 @@ func newRig(t *testing.T) *rig {
 	}
 
 	r.p = policytest.IPv4Only()
+	r.p.Network.Interface = "" // no container yet: the bridge is not there
 	r.p.Filter = &policy.Filter{Port: listenPort}
-	fw, err := nft.New(nsRunner{r.ns}, nft.Config{StateDir: filepath.Join(r.dir, "nft")})
+	fw, err := nft.New(nsRunner{r.ns}, nft.Config{StateDir: filepath.Join(r.dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +284,52 @@ func TestTheDaemonAnswersOpensRefusesReloadsAndStopsLeavingNothing(t *testing.T)
 		if _, err := os.Stat(filepath.Join(r.ctl.Dir, f)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after Stop (%v)", f, err)
 		}
+	}
+}
+
+func TestTheDaemonLoadsTheRulesForTheBridgeWhenItAppears(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	spec := r.spec
+	spec.Watch = &r.p
+	if _, err := r.ctl.Ensure(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	ruleset := func() string {
+		out, err := exec.Command("ip", "netns", "exec", r.ns, "nft", "list", "table", nft.Family, nft.DefaultTable).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return string(out)
+	}
+	if strings.Contains(ruleset(), "br-agent") {
+		t.Fatal("the rules name the bridge before it exists")
+	}
+	// The runtime makes the bridge, with the gateway's address, as podman
+	// does when the first container starts.
+	for _, args := range [][]string{
+		{"link", "add", "br-agent", "type", "bridge"},
+		{"addr", "add", r.p.Network.Gateway4.String() + "/24", "dev", "br-agent"},
+		{"link", "set", "br-agent", "up"},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", r.ns}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	var l firewall.Loaded
+	for range 250 {
+		var ok bool
+		l, ok, _ = firewall.ReadLoaded(r.ctl.Dir)
+		if ok && l.Interface == "br-agent" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l.Interface != "br-agent" {
+		t.Fatalf("the daemon did not load the rules for the bridge within 5 s (recorded: %+v)", l)
+	}
+	if rs := ruleset(); !strings.Contains(rs, `"br-agent"`) {
+		t.Errorf("the live rules do not name the bridge:\n%s", rs)
 	}
 }
 

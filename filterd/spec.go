@@ -71,6 +71,13 @@ type Spec struct {
 	// enforces IPv6 for the network. Without it AAAA answers come back
 	// empty.
 	IPv6 bool `json:"ipv6,omitempty"`
+	// Watch, when set, is the policy the firewall was last loaded for:
+	// the daemon watches the host's interfaces and loads the rules again
+	// when the network's bridge appears (or appears under another name),
+	// since until then pf cannot tell the bridge's packets apart, and an
+	// nftables ingress chain may not attach. Changing only Watch does not
+	// restart a running daemon: it reads Watch again on SIGHUP.
+	Watch *policy.Policy `json:"watch,omitempty"`
 }
 
 // Validate checks everything the daemon will act on.
@@ -111,6 +118,11 @@ func (s Spec) Validate() error {
 		}
 		if slices.Contains(s.Listen, ap) {
 			bad("upstream %s is the filter itself", ap)
+		}
+	}
+	if s.Watch != nil {
+		if err := s.Watch.Validate(); err != nil {
+			bad("the policy to watch for: %v", err)
 		}
 	}
 	if !filepath.IsAbs(s.AllowlistFile) {
