@@ -219,3 +219,17 @@ func VetAddr(a netip.Addr) error {
 	}
 	return nil
 }
+
+// VetLiteral says why the allowlist would refuse p, written by hand in the
+// local file, as a whole, or returns nil. Private ranges pass, as the user
+// asked for them; loopback, link-local and the like do not.
+func VetLiteral(p netip.Prefix) error {
+	v := vet(p, true)
+	if v.refused != "" {
+		return errors.New(v.refused)
+	}
+	if len(v.allowed) == 0 {
+		return fmt.Errorf("it lies wholly in special ranges (%v)", v.removed)
+	}
+	return nil
+}

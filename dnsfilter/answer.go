@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -89,6 +90,9 @@ func (h *Handler) fetch(ctx context.Context, q query, k key) (*entry, error) {
 	if len(e.addrs) > 0 {
 		if err := h.opener.Open(ctx, e.addrs, e.openFor); err != nil {
 			return nil, fmt.Errorf("%w: %w", errFirewall, err)
+		}
+		if h.answered != nil {
+			h.answered(strings.TrimSuffix(k.name, "."), e.addrs)
 		}
 	}
 	h.cache.put(k, e, gen)

@@ -99,6 +99,10 @@ type Config struct {
 	// first. An answer of a CNAME and two A records takes about 500 bytes,
 	// so the default of 100,000 answers takes about 50 MB.
 	CacheSize int
+	// Answered, when set, is told the addresses of each answer fetched
+	// from an upstream, once they are open (not for cached answers). It
+	// must not block.
+	Answered func(name string, addrs []netip.Addr)
 	// Log receives every refused query as one JSON line (a Record), one
 	// Write per line; nil discards them. Write errors are ignored: a
 	// refusal is answered whether or not it could be logged.
@@ -108,16 +112,17 @@ type Config struct {
 // Handler is a dns.Handler that answers queries from the container
 // networks; see Config and ServeDNS. It is safe for concurrent use.
 type Handler struct {
-	names   atomic.Pointer[Names]
-	clients []netip.Prefix
-	up      *upstreams
-	opener  Opener
-	vet     func(netip.Addr) error
-	minTTL  time.Duration
-	maxTTL  time.Duration
-	cache   *cache
-	flights flights
-	slots   chan struct{} // one per upstream lookup under way
+	names    atomic.Pointer[Names]
+	clients  []netip.Prefix
+	up       *upstreams
+	opener   Opener
+	vet      func(netip.Addr) error
+	answered func(string, []netip.Addr)
+	minTTL   time.Duration
+	maxTTL   time.Duration
+	cache    *cache
+	flights  flights
+	slots    chan struct{} // one per upstream lookup under way
 
 	logMu sync.Mutex
 	log   io.Writer
@@ -163,16 +168,17 @@ func New(cfg Config) (*Handler, error) {
 		return nil, fmt.Errorf("dnsfilter: %w", errors.Join(errs...))
 	}
 	h := &Handler{
-		clients: clients,
-		up:      up,
-		opener:  cfg.Opener,
-		vet:     cfg.Vet,
-		minTTL:  minTTL,
-		maxTTL:  maxTTL,
-		cache:   newCache(orDefault(cfg.CacheSize, DefaultCacheSize)),
-		slots:   make(chan struct{}, maxFetches),
-		log:     cfg.Log,
-		now:     time.Now,
+		clients:  clients,
+		up:       up,
+		opener:   cfg.Opener,
+		vet:      cfg.Vet,
+		answered: cfg.Answered,
+		minTTL:   minTTL,
+		maxTTL:   maxTTL,
+		cache:    newCache(orDefault(cfg.CacheSize, DefaultCacheSize)),
+		slots:    make(chan struct{}, maxFetches),
+		log:      cfg.Log,
+		now:      time.Now,
 	}
 	h.names.Store(cfg.Names)
 	return h, nil

@@ -148,7 +148,18 @@ func (l *LogFile) Close() error {
 // skipped silently. A rotation while ReadLog runs may make it miss or
 // repeat some records.
 func ReadLog(path string, warn func(error)) ([]Record, error) {
-	var out []Record
+	return ReadLines(path, warn, func(r Record) error {
+		if r.Time.IsZero() {
+			return errors.New("no time")
+		}
+		return nil
+	})
+}
+
+// ReadLines reads a log of JSON lines of type T, kept as LogFile keeps it,
+// as ReadLog does; check says why a decoded line is not a record.
+func ReadLines[T any](path string, warn func(error), check func(T) error) ([]T, error) {
+	var out []T
 	for _, p := range []string{path + ".1", path} {
 		data, err := os.ReadFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -157,26 +168,26 @@ func ReadLog(path string, warn func(error)) ([]Record, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dnsfilter: reading the log: %w", err)
 		}
-		out = append(out, parseLog(p, data, warn)...)
+		out = append(out, parseLines(p, data, warn, check)...)
 	}
 	return out, nil
 }
 
-func parseLog(file string, data []byte, warn func(error)) []Record {
-	var out []Record
+func parseLines[T any](file string, data []byte, warn func(error), check func(T) error) []T {
+	var out []T
 	r := bufio.NewReader(bytes.NewReader(data))
 	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
 		if err == io.EOF {
 			return out // a last line without newline is still being written
 		}
-		var rec Record
-		if err := json.Unmarshal(line, &rec); err != nil || rec.Time.IsZero() {
+		var rec T
+		if err := json.Unmarshal(line, &rec); err != nil || check(rec) != nil {
 			if warn != nil {
 				if err == nil {
-					err = errors.New("no time")
+					err = check(rec)
 				}
-				warn(fmt.Errorf("%s:%d: not a refusal record: %w", file, n, err))
+				warn(fmt.Errorf("%s:%d: not a record: %w", file, n, err))
 			}
 			continue
 		}

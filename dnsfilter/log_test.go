@@ -103,11 +103,11 @@ func TestReadLogSkipsMalformedLinesWithAWarning(t *testing.T) {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
 	want := []string{
-		"refusals.jsonl.1:2: not a refusal record",
-		"refusals.jsonl:2: not a refusal record",
-		"refusals.jsonl:3: not a refusal record: no time",
-		"refusals.jsonl:4: not a refusal record",
-		"refusals.jsonl:5: not a refusal record",
+		"refusals.jsonl.1:2: not a record",
+		"refusals.jsonl:2: not a record",
+		"refusals.jsonl:3: not a record: no time",
+		"refusals.jsonl:4: not a record",
+		"refusals.jsonl:5: not a record",
 	}
 	if len(warnings) != len(want) {
 		t.Fatalf("warnings %q, want %d", warnings, len(want))

@@ -78,6 +78,19 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		return err
 	}
 	defer refused.Close()
+	answered := &recent{}
+	if spec.Backend == "nftables" {
+		conns, err := dnsfilter.OpenLog(filepath.Join(dir, ConnsFile), refusedLimit)
+		if err != nil {
+			return err
+		}
+		defer conns.Close()
+		if err := watchRefused(ctx, conns, answered, logger.Printf); err != nil {
+			// Not fatal: the firewall refuses all the same; only `mage
+			// blocked` misses the addresses.
+			logger.Printf("refused connections are not logged: %v", err)
+		}
+	}
 	ups := make([]string, len(spec.Upstreams))
 	for i, u := range spec.Upstreams {
 		ups[i] = u.String()
@@ -89,6 +102,7 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		Opener:    o,
 		Vet:       vetFor(spec),
 		Log:       refused,
+		Answered:  answered.add,
 	})
 	if err != nil {
 		return err

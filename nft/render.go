@@ -59,6 +59,11 @@ const (
 	chainInput   = "input"
 	chainJudge   = "judge"
 	chainRefuse  = "refuse"
+
+	// LogGroup is the NFLOG group that the refuse chain logs to when the
+	// DNS filter is on, with LogPrefix as the prefix.
+	LogGroup     = 2708
+	LogPrefix    = "claude-refused"
 	chainIngress = "ingress"
 	chainPre     = "prerouting"
 	chainFilter  = "dnsfilter"
@@ -160,13 +165,20 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 	input := chain{name: chainInput, hook: "input", rules: append(append([]rule{
 		{"the host talking to itself is not ours to judge", `iifname "lo" accept`},
 	}, nd...), match...)}
-	refuse := chain{name: chainRefuse, rules: []rule{
+	var logged []rule
+	if p.Filter != nil {
+		// The DNS filter's daemon reads this group (NFLOG) for `mage
+		// blocked`: it sees the connections refused, at most 20 a second.
+		logged = append(logged, rule{"tell the DNS filter what is refused (mage blocked), at most 20 packets a second",
+			fmt.Sprintf("limit rate 20/second burst 40 packets log prefix %q group %d", LogPrefix, LogGroup)})
+	}
+	refuse := chain{name: chainRefuse, rules: append(logged, []rule{
 		{"fail fast. TCP with a link-local address gets an ICMPv6 error: a reset is routed by its address alone and can leave by another interface",
 			"meta l4proto tcp ip6 saddr fe80::/10 reject with icmpv6 type admin-prohibited"},
 		{"", "meta l4proto tcp ip6 daddr fe80::/10 reject with icmpv6 type admin-prohibited"},
 		{"a reset for other TCP, administratively prohibited for the rest", "meta l4proto tcp reject with tcp reset"},
 		{"", "reject with icmpx type admin-prohibited"},
-	}}
+	}...)}
 	cs := spoofChains(n, drops, ingress)
 	if len(nat) > 0 {
 		// Before the runtime's own DNAT (dstnat), so that ours is the

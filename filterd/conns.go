@@ -1,0 +1,149 @@
+package filterd
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
+)
+
+// ConnsFile is the log of connections the firewall refused, JSON lines
+// (ConnRecord), kept as RefusedFile is. The daemon writes it from the
+// firewall's own log (nftables: NFLOG group nft.LogGroup).
+const ConnsFile = "dnsfilter-refused-conns.log"
+
+// ConnRecord is one packet the firewall refused.
+type ConnRecord struct {
+	Time   time.Time  `json:"time"`
+	Client netip.Addr `json:"client"` // the container's address
+	Addr   netip.Addr `json:"addr"`   // where it went
+	Proto  string     `json:"proto"`  // tcp, udp, icmp, ipv6-icmp or the protocol number
+	Port   uint16     `json:"port,omitempty"`
+	// Names are the names the filter answered with Addr lately, if any.
+	Names []string `json:"names,omitempty"`
+}
+
+// ReadConns reads the log of refused connections at path, as
+// dnsfilter.ReadLog reads refused names.
+func ReadConns(path string, warn func(error)) ([]ConnRecord, error) {
+	return dnsfilter.ReadLines(path, warn, func(r ConnRecord) error {
+		if r.Time.IsZero() || !r.Addr.IsValid() {
+			return errors.New("no time or address")
+		}
+		return nil
+	})
+}
+
+// parsePacket reads the addresses, the protocol and the destination port
+// of an IPv4 or IPv6 packet (the port only from an unfragmented or first
+// fragment). ok is false when the packet is too short to hold them.
+func parsePacket(b []byte) (src, dst netip.Addr, proto string, port uint16, ok bool) {
+	if len(b) < 1 {
+		return
+	}
+	var next byte
+	var rest []byte
+	switch b[0] >> 4 {
+	case 4:
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl {
+			return
+		}
+		src, dst = netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+		next = b[9]
+		if binary.BigEndian.Uint16(b[6:8])&0x1fff == 0 { // fragment offset 0
+			rest = b[ihl:]
+		}
+	case 6:
+		if len(b) < 40 {
+			return
+		}
+		src, dst = netip.AddrFrom16([16]byte(b[8:24])), netip.AddrFrom16([16]byte(b[24:40]))
+		next, rest = b[6], b[40:]
+		for i := 0; i < 8 && rest != nil; i++ {
+			switch next {
+			case 0, 43, 60: // hop-by-hop, routing, destination options
+				if len(rest) < 2 || len(rest) < (int(rest[1])+1)*8 {
+					rest = nil
+					break
+				}
+				next, rest = rest[0], rest[(int(rest[1])+1)*8:]
+				continue
+			case 44: // fragment
+				if len(rest) < 8 {
+					rest = nil
+					break
+				}
+				first := binary.BigEndian.Uint16(rest[2:4])&0xfff8 == 0
+				next, rest = rest[0], rest[8:]
+				if !first {
+					rest = nil
+				}
+				continue
+			}
+			break
+		}
+	default:
+		return
+	}
+	switch next {
+	case 6:
+		proto = "tcp"
+	case 17:
+		proto = "udp"
+	case 1:
+		proto = "icmp"
+	case 58:
+		proto = "ipv6-icmp"
+	default:
+		proto = strconv.Itoa(int(next))
+	}
+	if (next == 6 || next == 17) && len(rest) >= 4 {
+		port = binary.BigEndian.Uint16(rest[2:4])
+	}
+	return src, dst, proto, port, true
+}
+
+// recent remembers which names the filter answered with each address, for
+// the log of refused connections: an address that was answered and then
+// refused (its time ran out) is worth naming.
+type recent struct {
+	mu    sync.Mutex
+	names map[netip.Addr][]string
+}
+
+// maxRecent bounds recent; past it, it starts afresh.
+const maxRecent = 8192
+
+func (r *recent) add(name string, addrs []netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.names == nil || len(r.names) > maxRecent {
+		r.names = map[netip.Addr][]string{}
+	}
+	for _, a := range addrs {
+		ns := r.names[a]
+		if len(ns) < 8 && !contains(ns, name) {
+			r.names[a] = append(ns, name)
+		}
+	}
+}
+
+func (r *recent) of(a netip.Addr) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.names[a]...)
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
