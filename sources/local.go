@@ -8,12 +8,12 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 	"github.com/VerilyPete/claudecontainer/internal/flock"
-	"path/filepath"
 )
 
 func init() {
