@@ -30,7 +30,7 @@ func Allow(ctx context.Context, out io.Writer, list string, remove, deny bool) e
 
 func (e *env) allow(ctx context.Context, list string, remove, deny bool) error {
 	if remove && deny {
-		return errors.New("-remove and -deny do not go together: `mage allow -remove ENTRY` takes an entry out, `mage allow -deny ENTRY` refuses a name")
+		return errors.New("-remove and -deny do not go together: `mage allow ENTRY -remove` takes an entry out, `mage allow NAME -deny` refuses a name")
 	}
 	words := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 	if len(words) == 0 {
@@ -63,7 +63,7 @@ func (e *env) allow(ctx context.Context, list string, remove, deny bool) error {
 		e.note("%s is in the file already", s)
 	}
 	for _, s := range ed.Missing {
-		e.note("%s is not in the file (entries from the built-in sources cannot be taken out; deny a name with `mage allow -deny NAME`)", s)
+		e.note("%s is not in the file (entries from the built-in sources cannot be taken out; deny a name with `mage allow NAME -deny`)", s)
 	}
 	if !ed.Changed() {
 		return nil
@@ -97,11 +97,7 @@ func parseAllowEntries(words []string, remove, deny bool) ([]sources.Entry, erro
 			errs = append(errs, err)
 			continue
 		}
-		switch {
-		case deny && en.Prefix.IsValid():
-			errs = append(errs, fmt.Errorf("%q: only names can be denied (an address is simply not allowed)", w))
-			continue
-		case en.Prefix.IsValid() && !remove:
+		if en.Prefix.IsValid() && !remove {
 			if err := allowlist.VetLiteral(en.Prefix); err != nil {
 				errs = append(errs, fmt.Errorf("%q: %v: the allowlist would refuse it", w, err))
 				continue

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/VerilyPete/claudecontainer/app"
 	"github.com/VerilyPete/claudecontainer/filterd"
@@ -54,3 +55,17 @@ func Reset(ctx context.Context, stop *bool) error {
 
 // Status checks the firewall, the allowlist, the network and the container, and says how to fix what is wrong.
 func Status(ctx context.Context) error { return app.Status(ctx, os.Stdout) }
+
+// Allow adds names, *.domains, addresses or CIDRs (comma-separated; quote wildcards) to your local allowlist file and applies them at once; -remove takes them out, -deny refuses names that a wider entry allows.
+func Allow(ctx context.Context, entries string, remove, deny *bool) error {
+	return app.Allow(ctx, os.Stdout, entries, remove != nil && *remove, deny != nil && *deny)
+}
+
+// Blocked lists the names and addresses that were refused, newest first, each with the command that allows it; -since=DURATION leaves out older ones, -json prints JSON.
+func Blocked(ctx context.Context, since *time.Duration, json *bool) error {
+	var d time.Duration
+	if since != nil {
+		d = *since
+	}
+	return app.Blocked(ctx, os.Stdout, d, json != nil && *json)
+}

@@ -155,6 +155,9 @@ func EditLocal(ctx context.Context, path, lockPath string, add, remove []Entry) 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return ed, err
 	}
+	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
+		return ed, err
+	}
 	unlock, err := flock.Lock(ctx, lockPath)
 	if err != nil {
 		return ed, fmt.Errorf("waiting for another edit of %s: %w", path, err)

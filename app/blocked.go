@@ -1,0 +1,195 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VerilyPete/claudecontainer/dnsfilter"
+	"github.com/VerilyPete/claudecontainer/filterd"
+)
+
+// Blocked lists what the DNS filter refused and what the firewall refused,
+// grouped, newest first, each with the command that would allow it. since,
+// when not zero, leaves out what is older; asJSON prints JSON.
+func Blocked(ctx context.Context, out io.Writer, since time.Duration, asJSON bool) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return e.blocked(ctx, since, asJSON, time.Now())
+}
+
+// BlockedGroup is one line of `mage blocked`: a name or an address, and how
+// often and when it was refused.
+type BlockedGroup struct {
+	Kind   string    `json:"kind"` // "name" or "address"
+	Name   string    `json:"name,omitempty"`
+	Addr   string    `json:"address,omitempty"`
+	Detail string    `json:"detail"` // query types, or protocols and ports
+	Count  int       `json:"count"`
+	First  time.Time `json:"first"`
+	Last   time.Time `json:"last"`
+	Reason string    `json:"reason,omitempty"`
+	// Names are what the filter answered with the address lately.
+	Names []string `json:"names,omitempty"`
+	// Allow is the command that would allow it, when there is one.
+	Allow string `json:"allow,omitempty"`
+}
+
+func (e *env) blocked(ctx context.Context, since time.Duration, asJSON bool, now time.Time) error {
+	warn := func(err error) { fmt.Fprintf(e.out, "    warning: %v (skipped)\n", err) }
+	if asJSON {
+		warn = func(error) {}
+	}
+	names, err := dnsfilter.ReadLog(filepath.Join(e.cfg.StateDir, filterd.RefusedFile), warn)
+	if err != nil {
+		return err
+	}
+	conns, err := filterd.ReadConns(filepath.Join(e.cfg.StateDir, filterd.ConnsFile), warn)
+	if err != nil {
+		return err
+	}
+	var from time.Time
+	if since > 0 {
+		from = now.Add(-since)
+	}
+	groups := groupBlocked(names, conns, from)
+	if asJSON {
+		enc := json.NewEncoder(e.out)
+		enc.SetIndent("", "  ")
+		if groups == nil {
+			groups = []BlockedGroup{}
+		}
+		return enc.Encode(groups)
+	}
+	if e.filter != nil {
+		if _, running, err := e.filter.Running(ctx); err == nil && !running {
+			if e.cfg.DNSFilter {
+				e.note("the DNS filter is not running (the firewall is down?): this is what it logged before")
+			} else {
+				e.note("the DNS filter is off (%sDNS_FILTER=off): nothing new is logged", "CLAUDECONTAINER_")
+			}
+		}
+	}
+	if len(groups) == 0 {
+		e.step("nothing refused%s", sinceText(from))
+		return nil
+	}
+	e.step("refused%s, newest first:", sinceText(from))
+	for _, g := range groups {
+		what := g.Name
+		if g.Kind == "address" {
+			what = g.Addr
+		}
+		line := fmt.Sprintf("%-40s %-14s %4d× %s – %s", what, g.Detail, g.Count, g.First.Local().Format("Jan 2 15:04:05"), g.Last.Local().Format("15:04:05"))
+		fmt.Fprintln(e.out, "    "+line)
+		if len(g.Names) > 0 {
+			fmt.Fprintf(e.out, "        answered lately for %s\n", strings.Join(g.Names, ", "))
+		}
+		switch {
+		case g.Allow != "":
+			fmt.Fprintf(e.out, "        allow: %s\n", g.Allow)
+		case g.Reason != "":
+			fmt.Fprintf(e.out, "        %s\n", g.Reason)
+		}
+	}
+	return nil
+}
+
+func sinceText(from time.Time) string {
+	if from.IsZero() {
+		return ""
+	}
+	return " since " + from.Local().Format("Jan 2 15:04:05")
+}
+
+// groupBlocked groups the records from from on by name and by address,
+// newest last seen first.
+func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from time.Time) []BlockedGroup {
+	byKey := map[string]*BlockedGroup{}
+	details := map[string][]string{}
+	touch := func(key string, g BlockedGroup, t time.Time, detail string) *BlockedGroup {
+		cur := byKey[key]
+		if cur == nil {
+			g.First, g.Last = t, t
+			cur = &g
+			byKey[key] = cur
+		}
+		cur.Count++
+		if t.Before(cur.First) {
+			cur.First = t
+		}
+		if t.After(cur.Last) {
+			cur.Last = t
+		}
+		if !slices.Contains(details[key], detail) {
+			details[key] = append(details[key], detail)
+		}
+		return cur
+	}
+	for _, r := range names {
+		if r.Time.Before(from) {
+			continue
+		}
+		name := strings.ToLower(strings.TrimSuffix(r.Name, "."))
+		if name == statusProbeName {
+			continue // `mage status` asking
+		}
+		g := BlockedGroup{Kind: "name", Name: name}
+		switch {
+		case r.Reason == "not on the allowlist":
+			g.Allow = "mage allow " + shellWord(name)
+		case strings.HasPrefix(r.Reason, "denied by "):
+			g.Reason = r.Reason + "; to answer it, take the deny entry out of your local file (`mage allow '" + strings.TrimPrefix(r.Reason, "denied by ") + "' -remove`) if it is there"
+		default:
+			g.Reason = r.Reason
+		}
+		touch("name "+name+" "+g.Reason, g, r.Time, r.Type)
+	}
+	for _, r := range conns {
+		if r.Time.Before(from) {
+			continue
+		}
+		addr := r.Addr.String()
+		detail := r.Proto
+		if r.Port != 0 {
+			detail += " " + strconv.Itoa(int(r.Port))
+		}
+		cur := touch("addr "+addr, BlockedGroup{Kind: "address", Addr: addr, Allow: "mage allow " + addr}, r.Time, detail)
+		for _, n := range r.Names {
+			if !slices.Contains(cur.Names, n) {
+				cur.Names = append(cur.Names, n)
+			}
+		}
+	}
+	out := make([]BlockedGroup, 0, len(byKey))
+	for key, g := range byKey {
+		d := details[key]
+		slices.Sort(d)
+		g.Detail = strings.Join(d, ", ")
+		out = append(out, *g)
+	}
+	slices.SortFunc(out, func(a, b BlockedGroup) int {
+		return cmp.Or(b.Last.Compare(a.Last), cmp.Compare(a.Name+a.Addr, b.Name+b.Addr))
+	})
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// shellWord quotes a name for a shell when it needs it (a wildcard).
+func shellWord(s string) string {
+	if strings.ContainsAny(s, "*!?[] ") {
+		return "'" + s + "'"
+	}
+	return s
+}
