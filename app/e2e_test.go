@@ -35,6 +35,27 @@ func TestMain(m *testing.M) {
 		// binary would start itself.
 		os.Exit(filterd.Main(os.Args[2:]))
 	}
+	if t := os.Getenv(helperTargetEnv); t != "" {
+		// Started by a test as a stand-in for `mage blocked` or `mage
+		// allow` in another network namespace.
+		os.Unsetenv(helperTargetEnv)
+		var err error
+		switch verb, arg, _ := strings.Cut(t, ":"); verb {
+		case "blocked":
+			err = Blocked(context.Background(), os.Stdout, 0, false)
+		case "allow":
+			err = Allow(context.Background(), os.Stdout, arg, false, false)
+		case "remove":
+			err = Allow(context.Background(), os.Stdout, arg, true, false)
+		default:
+			err = fmt.Errorf("unknown helper target %q", t)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "Error:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(helperDevEnv) != "" {
 		// Started by a test as a stand-in for a `mage dev` process. The
 		// fakes it runs are this binary too; they must not take the same turn.
@@ -54,6 +75,10 @@ func TestMain(m *testing.M) {
 }
 
 const helperDevEnv = "CLAUDECONTAINER_TEST_HELPER_DEV"
+
+// helperTargetEnv makes this test binary run one target, named by its
+// value: "blocked", "allow:ENTRIES" or "remove:ENTRIES".
+const helperTargetEnv = "CLAUDECONTAINER_TEST_HELPER_TARGET"
 
 // spoofDropNote starts the line pfctlNotingTheSpoofDrop adds to the call log.
 const spoofDropNote = "pf now holds: "

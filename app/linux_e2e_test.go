@@ -88,6 +88,7 @@ func TestE2EDevWithRealPodmanBehindTheDNSFilter(t *testing.T) { podmanDev(t, tru
 // other), inside the wan namespace like the rest.
 var (
 	podmanNamed    = netip.MustParseAddrPort("23.192.0.10:443") // what allowed.example resolves to
+	podmanLater    = netip.MustParseAddrPort("23.192.0.20:443") // refused until `mage allow`
 	podmanUpstream = netip.MustParseAddrPort("23.192.0.53:53")  // the filter's upstream resolver
 )
 
@@ -175,6 +176,7 @@ func podmanDev(t *testing.T, filter bool) {
 	var upstream *countingZone
 	if filter {
 		greetings[podmanNamed] = "hello from the host allowed.example names"
+		greetings[podmanLater] = "hello from the host allowed later"
 		upstream = &countingZone{asked: map[string]int{}, answer: podmanNamed.Addr()}
 		mustIP(t, "-n", wanNS, "addr", "add", netip.PrefixFrom(podmanUpstream.Addr(), 32).String(), "dev", "lo")
 		serveDNS(t, wanNS, podmanUpstream, upstream)
@@ -240,6 +242,10 @@ func podmanDev(t *testing.T, filter bool) {
 	if filter {
 		filterSetting = "on"
 		t.Setenv(config.Prefix+"DNS_UPSTREAM", podmanUpstream.String())
+		// `mage allow` refetches: from the local file alone here (no
+		// network), which holds one address for ever.
+		t.Setenv(config.Prefix+"SOURCES", "local")
+		writeFile(t, filepath.Join(tmp, "local"), "# the test's own\n23.192.0.99\n", 0o644)
 	}
 	for k, v := range map[string]string{
 		"FIREWALL": "nftables", "RUNTIME": "podman", "DNS_FILTER": filterSetting, "NETWORK": network, "SUBNET": podmanSubnet.String(),
@@ -285,9 +291,19 @@ nc -w 5 %[1]s %[2]d </dev/null 2>&1; echo "named: exit $?"
 nslookup secret.blocked.example 2>&1; echo "blocked name: exit $?"
 nslookup -type=txt mfrggzdfmztwq2lk.blocked.example %[3]s 2>&1; echo "direct txt: exit $?"
 nc -w 5 %[4]s %[5]d </dev/null 2>&1; echo "allowed: exit $?"
+nslookup late.allowed2.example 2>&1; echo "late name before: exit $?"
+nc -w 5 %[6]s %[7]d </dev/null 2>&1; echo "later before: exit $?"
+echo "waiting for allow"
+i=0; until [ -e /workspace/allowed ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done
+nslookup late.allowed2.example 2>&1; echo "late name after: exit $?"
+nc -w 5 %[6]s %[7]d </dev/null 2>&1; echo "later after: exit $?"
+echo "waiting for remove"
+i=0; until [ -e /workspace/removed ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i+1)); done
+nslookup other.allowed2.example 2>&1; echo "late name removed: exit $?"
+nc -w 5 %[6]s %[7]d </dev/null 2>&1; echo "later removed: exit $?"
 cat /etc/resolv.conf
 exit 7
-`, podmanNamed.Addr(), podmanNamed.Port(), podmanResolver.Addr(), podmanAllowed.Addr(), podmanAllowed.Port())
+`, podmanNamed.Addr(), podmanNamed.Port(), podmanResolver.Addr(), podmanAllowed.Addr(), podmanAllowed.Port(), podmanLater.Addr(), podmanLater.Port())
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -307,7 +323,14 @@ exit 7
 	// A file, not a pipe: conmon, which outlives podman run, must not keep
 	// the test waiting for the end of its output.
 	cmd.Stdout, cmd.Stderr = outFile, outFile
-	runErr := cmd.Run()
+	var steps stepsOutput
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if filter {
+		steps = allowWhileAttached(t, outFile.Name(), hostNS, filepath.Join(tmp, "workspace"))
+	}
+	runErr := cmd.Wait()
 	b, err := os.ReadFile(outFile.Name())
 	if err != nil {
 		t.Fatal(err)
@@ -331,6 +354,7 @@ exit 7
 	}
 	if filter {
 		checkFilterSession(t, output, line, upstream, tmp)
+		checkAllowSession(t, line, steps)
 	} else {
 		if line("allowed: exit 0") == "" || !strings.Contains(output, greetings[podmanAllowed]) {
 			t.Errorf("the allowlisted server %s did not answer the container (%q)", podmanAllowed, line("allowed:"))
@@ -616,5 +640,84 @@ func serveDNS(t *testing.T, ns string, ap netip.AddrPort, h dns.Handler) {
 		go srv.ActivateAndServe()
 		<-started
 		t.Cleanup(func() { srv.Shutdown() })
+	}
+}
+
+// stepsOutput is what `mage blocked` and `mage allow` printed during the
+// session.
+type stepsOutput struct{ blocked, allow, remove string }
+
+// allowWhileAttached waits for the shell to reach its first wait, runs
+// `mage blocked` and `mage allow` in the host namespace as a user would in
+// another terminal, lets the shell go on, and does the same with `mage
+// allow -remove`.
+func allowWhileAttached(t *testing.T, outPath, hostNS, workspace string) stepsOutput {
+	t.Helper()
+	var s stepsOutput
+	target := func(what string) string {
+		cmd := exec.Command("nsenter", "--net=/run/netns/"+hostNS, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), helperTargetEnv+"="+what)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("mage %s: %v\n%s", what, err, out)
+		}
+		return string(out)
+	}
+	waitFor := func(marker string) bool {
+		for range 1200 {
+			if b, _ := os.ReadFile(outPath); strings.Contains(string(b), marker) {
+				return true
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("the shell never printed %q", marker)
+		return false
+	}
+	if !waitFor("waiting for allow") {
+		return s
+	}
+	// NFLOG is asynchronous: give the daemon a moment to write the refusal.
+	for range 50 {
+		if s.blocked = target("blocked"); strings.Contains(s.blocked, podmanLater.Addr().String()) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.allow = target("allow:*.allowed2.example," + podmanLater.Addr().String())
+	writeFile(t, filepath.Join(workspace, "allowed"), "", 0o644)
+	if !waitFor("waiting for remove") {
+		return s
+	}
+	s.remove = target("remove:*.allowed2.example," + podmanLater.Addr().String())
+	writeFile(t, filepath.Join(workspace, "removed"), "", 0o644)
+	return s
+}
+
+// checkAllowSession checks the blocked → allow → remove round.
+func checkAllowSession(t *testing.T, line func(string) string, s stepsOutput) {
+	t.Helper()
+	t.Logf("mage blocked:\n%s\nmage allow:\n%s\nmage allow -remove:\n%s", s.blocked, s.allow, s.remove)
+	for _, want := range []string{"late.allowed2.example", "mage allow late.allowed2.example", podmanLater.Addr().String(), "tcp 443", "mage allow " + podmanLater.Addr().String()} {
+		if !strings.Contains(s.blocked, want) {
+			t.Errorf("mage blocked lacks %q", want)
+		}
+	}
+	if line("late name before: exit 0") != "" || line("later before: exit 0") != "" {
+		t.Error("the name or the address worked before `mage allow`")
+	}
+	if !strings.Contains(s.allow, "live allowlist replaced") {
+		t.Error("mage allow did not apply the change to the live firewall")
+	}
+	if line("late name after: exit 0") == "" {
+		t.Errorf("late.allowed2.example did not resolve right after `mage allow` (%q)", line("late name after:"))
+	}
+	if line("later after: exit 0") == "" {
+		t.Errorf("%s was not reachable right after `mage allow` (%q)", podmanLater, line("later after:"))
+	}
+	if line("late name removed: exit 0") != "" {
+		t.Error("a name under *.allowed2.example still resolved after `mage allow -remove`")
+	}
+	if line("later removed: exit 0") != "" {
+		t.Errorf("%s was still reachable after `mage allow -remove`", podmanLater)
 	}
 }
