@@ -406,6 +406,12 @@ func TestTheCheckVerdicts(t *testing.T) {
 			wantLine: "FAIL 1 allowlisted host(s) did not answer: run 'mage status' on the host, or check them with -a.",
 		},
 		{
+			name:     "a missing host says how to see and allow what was refused",
+			answers:  "api.anthropic.com=200 api.github.com=200 registry.npmjs.org=exit6 example.com=exit7 1.1.1.1=exit7",
+			wantCode: 2,
+			wantLine: "     On the host, 'mage blocked' lists what was refused and 'mage allow NAME' allows it at once.",
+		},
+		{
 			name:     "a leak outweighs a missing allowlisted host",
 			answers:  "api.anthropic.com=exit7 api.github.com=200 registry.npmjs.org=200 example.com=301 1.1.1.1=exit7",
 			wantCode: 1,
