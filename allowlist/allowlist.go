@@ -126,6 +126,7 @@ func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report,
 	}
 	slices.Sort(rep.Names)
 	rep.Names = slices.Compact(rep.Names)
+	all = rep.leaveOutDenied(all)
 	rep.Entries = len(all)
 	rep.Generated = time.Now().UTC()
 	if err := errors.Join(errs...); err != nil {
@@ -182,6 +183,41 @@ func Merge(prefixes []netip.Prefix) (*netipx.IPSet, error) {
 		return nil, fmt.Errorf("merging the allowlist: %w", err)
 	}
 	return set, nil
+}
+
+// leaveOutDenied drops from all the addresses that only a denied host
+// name gave: a deny entry ("!statsig.com") wins over a source that lists
+// the name, in the firewall's table as in the DNS filter. Prefixes wider
+// than one address stay.
+func (rep *Report) leaveOutDenied(all []netip.Prefix) []netip.Prefix {
+	names, err := dnsfilter.ParseNames(rep.Names)
+	if err != nil {
+		return all // every entry was checked as it came: cannot happen
+	}
+	denied := map[netip.Addr]bool{}
+	for i := range rep.Sources {
+		s := &rep.Sources[i]
+		for _, h := range s.Hosts {
+			if names.Allowed(h.Host) || len(h.Addrs) == 0 {
+				continue
+			}
+			for _, a := range h.Addrs {
+				denied[a] = true
+			}
+			s.Notes = append(s.Notes, fmt.Sprintf("%s is denied: its addresses are left out", h.Host))
+		}
+	}
+	if len(denied) == 0 {
+		return all
+	}
+	kept := all[:0]
+	for _, p := range all {
+		if p.IsSingleIP() && denied[p.Addr()] {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	return kept
 }
 
 // collector is one run of Collect.

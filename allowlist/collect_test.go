@@ -458,3 +458,22 @@ func TestTheFileCarriesEveryHostAndDomainForTheDNSFilter(t *testing.T) {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
 }
+
+func TestADeniedHostLeavesItsAddressesOut(t *testing.T) {
+	path := oldFile(t)
+	r := &fakeResolver{hosts: map[string][]string{"statsig.com": {"34.120.214.181"}, "api.example.com": {"160.79.104.10"}}}
+	srcs := []sources.Source{
+		{Name: "statsig", Hosts: []string{"statsig.com", "api.example.com"}},
+		{Name: "local", Fetch: fetched(sources.Result{Domains: []string{"!statsig.com"}, Literal: true})},
+	}
+	rep, err := allowlist.Update(context.Background(), srcs, options(r), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"160.79.104.10/32"}, cidrs(t, path)); diff != "" {
+		t.Errorf("file (-want +got):\n%s", diff)
+	}
+	if got := notes(rep); !slices.Contains(got, "statsig: statsig.com is denied: its addresses are left out") {
+		t.Errorf("notes = %q", got)
+	}
+}
