@@ -82,12 +82,6 @@ func (z *upstreamZone) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
 	w.WriteMsg(m)
 }
 
-func (z *upstreamZone) count(name string) int {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return z.asked[name]
-}
-
 func (z *upstreamZone) total() int {
 	z.mu.Lock()
 	defer z.mu.Unlock()
