@@ -2,15 +2,10 @@ package filterd
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/allowlist"
@@ -115,7 +110,6 @@ func (w *watcher) reload(ctx context.Context, p policy.Policy) error {
 	if err != nil {
 		return err
 	}
-	defer giveBack(w.dir)
 	if up, err := fw.IsUp(ctx); err != nil || !up {
 		return fmt.Errorf("the firewall is not up (%v)", err)
 	}
@@ -145,36 +139,4 @@ func bridgeHolding(addr netip.Addr) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// giveBack gives the files the daemon, as root, wrote in the state
-// directory to the directory's owner, so that mage, run as that user, can
-// read and replace them.
-func giveBack(dir string) {
-	if os.Geteuid() != 0 {
-		return
-	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || st.Uid == 0 {
-		return
-	}
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if s, ok := info.Sys().(*syscall.Stat_t); ok && s.Uid == 0 && d.Type()&fs.ModeSymlink == 0 {
-			if err := os.Lchown(path, int(st.Uid), int(st.Gid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-		}
-		return nil
-	})
 }
