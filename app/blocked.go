@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/filterd"
+	"github.com/VerilyPete/claudecontainer/sources"
 )
 
 // Blocked lists what the DNS filter refused and what the firewall refused,
@@ -143,12 +145,23 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 		if name == statusProbeName {
 			continue // `mage status` asking
 		}
+		// The name is what the container asked, so whatever it holds is the
+		// agent's choice: a command is offered only for a name the local
+		// file would take, whose characters are letters, digits, '-' and
+		// '.', so that pasting it runs nothing else.
 		g := BlockedGroup{Kind: "name", Name: name}
+		en, err := sources.ParseEntry(name)
+		valid := err == nil && !en.Prefix.IsValid() && !en.IsDomain()
 		switch {
+		case !valid:
+			g.Reason = "not a name the allowlist can hold"
 		case r.Reason == "not on the allowlist":
-			g.Allow = "mage allow " + shellWord(name)
+			g.Allow = "mage allow " + en.Name
 		case strings.HasPrefix(r.Reason, "denied by "):
-			g.Reason = r.Reason + "; to answer it, take the deny entry out of your local file (`mage allow '" + strings.TrimPrefix(r.Reason, "denied by ") + "' -remove`) if it is there"
+			g.Reason = r.Reason
+			if d, err := sources.ParseEntry(strings.TrimPrefix(r.Reason, "denied by ")); err == nil && d.IsDomain() {
+				g.Reason += "; to answer it, take the deny entry out of your local file, if it is there: mage allow '" + d.Name + "' -remove"
+			}
 		default:
 			g.Reason = r.Reason
 		}
@@ -163,7 +176,13 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 		if r.Port != 0 {
 			detail += " " + strconv.Itoa(int(r.Port))
 		}
-		cur := touch("addr "+addr, BlockedGroup{Kind: "address", Addr: addr, Allow: "mage allow " + addr}, r.Time, detail)
+		g := BlockedGroup{Kind: "address", Addr: addr, Allow: "mage allow " + addr}
+		if err := allowlist.VetAddr(r.Addr); err != nil {
+			// An address the agent chose to knock on, such as the LAN's
+			// router: not something to suggest opening.
+			g.Allow, g.Reason = "", fmt.Sprintf("%s: not an address to open (%v)", addr, err)
+		}
+		cur := touch("addr "+addr, g, r.Time, detail)
 		for _, n := range r.Names {
 			if !slices.Contains(cur.Names, n) {
 				cur.Names = append(cur.Names, n)
@@ -184,12 +203,4 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 		return nil
 	}
 	return out
-}
-
-// shellWord quotes a name for a shell when it needs it (a wildcard).
-func shellWord(s string) string {
-	if strings.ContainsAny(s, "*!?[] ") {
-		return "'" + s + "'"
-	}
-	return s
 }
