@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -131,6 +132,22 @@ func (r *recent) add(name string, addrs []netip.Addr) {
 			r.names[a] = append(ns, name)
 		}
 	}
+}
+
+// drop returns the addresses none of whose names allowed still allows,
+// and forgets them: after a reload, what the filter handed out for names it
+// no longer answers is closed at once.
+func (r *recent) drop(allowed func(string) bool) []netip.Addr {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []netip.Addr
+	for a, ns := range r.names {
+		if !slices.ContainsFunc(ns, allowed) {
+			out = append(out, a)
+			delete(r.names, a)
+		}
+	}
+	return out
 }
 
 func (r *recent) of(a netip.Addr) []string {

@@ -236,7 +236,7 @@ func (c *Control) reload(ctx context.Context, st Status) error {
 			return errors.New("the DNS filter stopped while reading the names again; `mage dev` starts it again")
 		case now.Reloads > st.Reloads:
 			if now.ReloadError != "" {
-				return fmt.Errorf("the DNS filter kept its names: %s", now.ReloadError)
+				return fmt.Errorf("the DNS filter, reading the names again: %s", now.ReloadError)
 			}
 			return nil
 		case time.Now().After(deadline):

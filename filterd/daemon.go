@@ -53,6 +53,8 @@ type opener interface {
 	// reopen opens again every address still open, for a firewall that
 	// came down and up while the daemon ran (pf's table is then empty).
 	reopen(ctx context.Context) error
+	// revoke closes addrs at once.
+	revoke(ctx context.Context, addrs []netip.Addr) error
 	close() error
 }
 
@@ -148,6 +150,17 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 				h.SetNames(n)
 				h.Flush()
 				st.Names = len(e)
+				// What was handed out for names no longer answered
+				// (`mage allow NAME -remove`, a new deny) closes now, not
+				// when its time runs out.
+				if gone := answered.drop(n.Allowed); len(gone) > 0 {
+					if err := o.revoke(ctx, gone); err != nil {
+						st.ReloadError = fmt.Sprintf("closing what the names taken out had opened: %v", err)
+						logger.Print(st.ReloadError)
+					} else {
+						logger.Printf("closed %d addresses of names no longer allowed", len(gone))
+					}
+				}
 			}
 			if err := o.reopen(ctx); err != nil {
 				st.ReloadError = fmt.Sprintf("opening again what was open: %v", err)
@@ -198,11 +211,17 @@ type nftOpener struct{ *nft.Opener }
 // before it deletes the table.
 func (nftOpener) reopen(context.Context) error { return nil }
 func (o nftOpener) close() error               { return o.Close() }
+func (o nftOpener) revoke(ctx context.Context, addrs []netip.Addr) error {
+	return o.Revoke(ctx, addrs)
+}
 
 type pfOpener struct{ *pf.Opener }
 
 func (o pfOpener) reopen(ctx context.Context) error { return o.Reopen(ctx) }
 func (pfOpener) close() error                       { return nil }
+func (o pfOpener) revoke(ctx context.Context, addrs []netip.Addr) error {
+	return o.Revoke(ctx, addrs)
+}
 
 // removeIfOurs removes the status file when it is the one this daemon
 // wrote (a daemon started after it may have written its own).

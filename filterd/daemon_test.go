@@ -76,8 +76,12 @@ type rig struct {
 
 const listenPort = 15353
 
-// upstreamAddr is what the upstream answers every A question with.
-var upstreamAddr = netip.MustParseAddr("140.82.112.9")
+// upstreamAddr is what the upstream answers A questions with, wildAddr
+// for names under wild.example.
+var (
+	upstreamAddr = netip.MustParseAddr("140.82.112.9")
+	wildAddr     = netip.MustParseAddr("140.82.112.10")
+)
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
@@ -120,7 +124,11 @@ func newRig(t *testing.T) *rig {
 			r.asked.Add(1)
 			m := new(dns.Msg).SetReply(q)
 			if q.Question[0].Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: upstreamAddr.AsSlice()})
+				a := upstreamAddr
+				if strings.HasSuffix(q.Question[0].Name, ".wild.example.") {
+					a = wildAddr
+				}
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: a.AsSlice()})
 			}
 			w.WriteMsg(m)
 		})))
@@ -227,14 +235,14 @@ func TestTheDaemonAnswersOpensRefusesReloadsAndStopsLeavingNothing(t *testing.T)
 	}
 
 	// An allowed name and a wildcard: answered, and opened before.
-	for _, name := range []string{"allowed.example", "a.b.wild.example"} {
+	for name, want := range map[string]netip.Addr{"allowed.example": upstreamAddr, "a.b.wild.example": wildAddr} {
 		a, err := r.ask(name)
-		if err != nil || a.Rcode != dns.RcodeSuccess || len(a.Addrs) != 1 || a.Addrs[0] != upstreamAddr {
-			t.Errorf("%s: %+v, %v; want %v", name, a, err, upstreamAddr)
+		if err != nil || a.Rcode != dns.RcodeSuccess || len(a.Addrs) != 1 || a.Addrs[0] != want {
+			t.Errorf("%s: %+v, %v; want %v", name, a, err, want)
 		}
 	}
-	if set := r.opened(); !strings.Contains(set, upstreamAddr.String()) {
-		t.Errorf("the opened set does not hold %v:\n%s", upstreamAddr, set)
+	if set := r.opened(); !strings.Contains(set, upstreamAddr.String()) || !strings.Contains(set, wildAddr.String()) {
+		t.Errorf("the opened set does not hold %v and %v:\n%s", upstreamAddr, wildAddr, set)
 	}
 
 	// New names: the same settings read the file again, in the same process.
@@ -247,6 +255,11 @@ func TestTheDaemonAnswersOpensRefusesReloadsAndStopsLeavingNothing(t *testing.T)
 	}
 	if a, _ := r.ask("x.wild.example"); a.Rcode != dns.RcodeNameError {
 		t.Errorf("x.wild.example after its entry went: %s, want NXDOMAIN", dns.RcodeToString[a.Rcode])
+	}
+	// What the wildcard opened closed with it; what a name still allowed
+	// opened stays.
+	if set := r.opened(); strings.Contains(set, wildAddr.String()) || !strings.Contains(set, upstreamAddr.String()) {
+		t.Errorf("after *.wild.example went, the opened set should hold %v and not %v:\n%s", upstreamAddr, wildAddr, set)
 	}
 	if now, _, _ := r.ctl.Running(ctx); now.Pid != st.Pid || now.Reloads != 1 || now.Names != 2 {
 		t.Errorf("after the reload: %+v, want pid %d, 1 reload, 2 names", now, st.Pid)

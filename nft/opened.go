@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
 
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/policy"
@@ -127,6 +128,34 @@ func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration
 		o.until[a] = until
 	}
 	return nil
+}
+
+// Revoke closes addrs at once: the DNS filter calls it for the addresses of
+// names it no longer answers (`mage allow NAME -remove`, a new deny). Each
+// address is deleted on its own, so that one that expired meanwhile does
+// not keep the others open.
+func (o *Opener) Revoke(ctx context.Context, addrs []netip.Addr) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.lookup(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range addrs {
+		a = a.Unmap()
+		if _, ok := o.until[a]; !ok {
+			continue
+		}
+		delete(o.until, a)
+		if err := o.queue(o.conn.SetDeleteElements, []netip.Addr{a}, 0); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := o.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("closing %s in nftables table %s: %w", a, o.table.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // lookup finds the opened sets, with their flags: a set without its timeout

@@ -24,3 +24,8 @@ func (o *Opener) Close() error { return nil }
 func (o *Opener) Open(ctx context.Context, addrs []netip.Addr, ttl time.Duration) error {
 	return errors.New("nftables exists only on Linux")
 }
+
+// Revoke fails outside Linux.
+func (o *Opener) Revoke(ctx context.Context, addrs []netip.Addr) error {
+	return errors.New("nftables exists only on Linux")
+}

@@ -152,6 +152,17 @@ func (o *Opener) Reopen(ctx context.Context) error {
 	return nil
 }
 
+// Revoke closes addrs at once (one Expire): the DNS filter calls it for
+// the addresses of names it no longer answers.
+func (o *Opener) Revoke(ctx context.Context, addrs []netip.Addr) error {
+	o.mu.Lock()
+	for _, a := range addrs {
+		delete(o.until, a.Unmap())
+	}
+	o.mu.Unlock()
+	return o.Expire(ctx)
+}
+
 // Expire deletes from the table, in one pfctl call, every address whose
 // time is up, and anything else the table holds that no Open put there
 // (what an earlier run of the DNS filter left behind). It forgets the

@@ -518,3 +518,21 @@ func TestReopenPutsBackWhatTheFirewallLostComingDownAndUp(t *testing.T) {
 		t.Errorf("%v after Reopen: %s", addrA, v)
 	}
 }
+
+func TestRevokeClosesAtOnce(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	p, o := r.upWithFilter(newClock())
+	if err := o.Open(ctx, []netip.Addr{addrA, addrB}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Revoke(ctx, []netip.Addr{addrA}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{addrB.String()}, r.openedTable(p)); diff != "" {
+		t.Errorf("table after Revoke (-want +got):\n%s", diff)
+	}
+	if v := r.verdict(p, addrA); v != policy.Refuse {
+		t.Errorf("%v after Revoke: %s", addrA, v)
+	}
+}
