@@ -29,6 +29,14 @@ func Allowlist(ctx context.Context, out io.Writer) error {
 }
 
 func (e *env) refreshAllowlist(ctx context.Context) error {
+	// The sessions lock keeps the file, the live table and the DNS filter's
+	// names changing together, apart from a `mage dev` loading the rules
+	// and from the filter's own reload when the bridge appears.
+	unlock, err := e.sessions.Lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	set, err := e.fetchAllowlist(ctx)
 	if err != nil {
 		return err

@@ -29,7 +29,12 @@ import (
 	"github.com/VerilyPete/claudecontainer/nft"
 	"github.com/VerilyPete/claudecontainer/policy"
 	"github.com/VerilyPete/claudecontainer/policy/policytest"
+	"github.com/VerilyPete/claudecontainer/session"
 )
+
+// watchWait is how often the daemon looks at the interfaces (filterd's
+// watchEvery).
+const watchWait = time.Second
 
 // The daemon in these tests is this test binary run again with filterd.Arg,
 // as mage's binary is, inside a network namespace the test makes, with the
@@ -318,6 +323,15 @@ func TestTheDaemonLoadsTheRulesForTheBridgeWhenItAppears(t *testing.T) {
 	if strings.Contains(ruleset(), "br-agent") {
 		t.Fatal("the rules name the bridge before it exists")
 	}
+	// mage holds the sessions lock while it loads rules: the daemon waits.
+	sessions, err := session.Open(r.ctl.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := sessions.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The runtime makes the bridge, with the gateway's address, as podman
 	// does when the first container starts.
 	for _, args := range [][]string{
@@ -329,6 +343,11 @@ func TestTheDaemonLoadsTheRulesForTheBridgeWhenItAppears(t *testing.T) {
 			t.Fatalf("ip %v: %v: %s", args, err, out)
 		}
 	}
+	time.Sleep(2 * watchWait) // what the daemon would need, and more; the assertion follows
+	if l, ok, _ := firewall.ReadLoaded(r.ctl.Dir); ok && l.Interface == "br-agent" {
+		t.Fatal("the daemon loaded the rules while mage held the sessions lock")
+	}
+	unlock()
 	var l firewall.Loaded
 	for range 250 {
 		var ok bool

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/firewall"
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/nft"
 	"github.com/VerilyPete/claudecontainer/pf"
@@ -66,21 +69,41 @@ func (w *watcher) run(ctx context.Context, interval time.Duration) {
 
 // look reloads the rules when the bridge has appeared since the last look,
 // or holds the gateway under another name than the rules were loaded for.
+// The reload holds the sessions lock that mage holds while it loads the
+// rules or the allowlist, so that the two never interleave, and is skipped
+// when mage has loaded the rules for the bridge meanwhile.
 func (w *watcher) look(ctx context.Context) {
+	name, ok := w.due()
+	if !ok {
+		return
+	}
+	lockPath := filepath.Join(w.dir, "sessions", ".lock")
+	if _, err := os.Stat(lockPath); err != nil {
+		return // made by mage, as the user; never by root
+	}
+	lctx, cancel := context.WithTimeout(ctx, watchEvery/2)
+	defer cancel()
+	unlock, err := flock.Lock(lctx, lockPath)
+	if err != nil {
+		return // mage is at work: the next look
+	}
+	defer unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.p == nil {
 		return
 	}
-	name, err := w.bridge(w.p.Network.Gateway4)
-	if err != nil || name == "" {
-		w.seen = false
-		return
-	}
-	if name == w.p.Network.Interface && w.seen {
-		return
-	}
 	p := *w.p
+	if l, ok, _ := firewall.ReadLoaded(w.dir); ok {
+		switch {
+		case l.Network != p.Network.Name || l.IPv4 != p.Network.IPv4.String():
+			return // mage loaded the rules for another network: its reload of the filter follows
+		case l.Interface == name:
+			p.Network.Interface = name
+			w.p, w.seen = &p, true
+			return // mage loaded them for the bridge already
+		}
+	}
 	p.Network.Interface = name
 	if err := w.reload(ctx, p); err != nil {
 		if msg := err.Error(); msg != w.failed {
@@ -91,6 +114,24 @@ func (w *watcher) look(ctx context.Context) {
 	}
 	w.log("the network's bridge %s appeared: rules loaded for it", name)
 	w.p, w.seen, w.failed = &p, true, ""
+}
+
+// due returns the bridge's name when the rules should be loaded for it.
+func (w *watcher) due() (string, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.p == nil {
+		return "", false
+	}
+	name, err := w.bridge(w.p.Network.Gateway4)
+	if err != nil || name == "" {
+		w.seen = false
+		return "", false
+	}
+	if name == w.p.Network.Interface && w.seen {
+		return "", false
+	}
+	return name, true
 }
 
 // reload loads the rules for p with the allowlist file, as `mage up`
