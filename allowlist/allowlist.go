@@ -187,25 +187,41 @@ func Merge(prefixes []netip.Prefix) (*netipx.IPSet, error) {
 
 // leaveOutDenied drops from all the addresses that only a denied host
 // name gave: a deny entry ("!statsig.com") wins over a source that lists
-// the name, in the firewall's table as in the DNS filter. Prefixes wider
-// than one address stay.
+// the name, in the firewall's table as in the DNS filter. An address that
+// an allowed host gave too, or that a source gave as such, stays, and so do
+// prefixes wider than one address.
 func (rep *Report) leaveOutDenied(all []netip.Prefix) []netip.Prefix {
 	names, err := dnsfilter.ParseNames(rep.Names)
 	if err != nil {
 		return all // every entry was checked as it came: cannot happen
 	}
 	denied := map[netip.Addr]bool{}
+	keep := map[netip.Addr]bool{} // given by an allowed host, or written as such
 	for i := range rep.Sources {
 		s := &rep.Sources[i]
+		fromHosts := map[netip.Addr]bool{}
 		for _, h := range s.Hosts {
-			if names.Allowed(h.Host) || len(h.Addrs) == 0 {
-				continue
-			}
+			allowed := names.Allowed(h.Host)
 			for _, a := range h.Addrs {
-				denied[a] = true
+				fromHosts[a] = true
+				if allowed {
+					keep[a] = true
+				} else {
+					denied[a] = true
+				}
 			}
-			s.Notes = append(s.Notes, fmt.Sprintf("%s is denied: its addresses are left out", h.Host))
+			if !allowed && len(h.Addrs) > 0 {
+				s.Notes = append(s.Notes, fmt.Sprintf("%s is denied: its addresses are left out", h.Host))
+			}
 		}
+		for _, p := range s.entries {
+			if p.IsSingleIP() && !fromHosts[p.Addr()] {
+				keep[p.Addr()] = true
+			}
+		}
+	}
+	for a := range keep {
+		delete(denied, a)
 	}
 	if len(denied) == 0 {
 		return all

@@ -461,16 +461,20 @@ func TestTheFileCarriesEveryHostAndDomainForTheDNSFilter(t *testing.T) {
 
 func TestADeniedHostLeavesItsAddressesOut(t *testing.T) {
 	path := oldFile(t)
-	r := &fakeResolver{hosts: map[string][]string{"statsig.com": {"34.120.214.181"}, "api.example.com": {"160.79.104.10"}}}
+	r := &fakeResolver{hosts: map[string][]string{
+		"statsig.com":     {"34.120.214.181", "104.16.2.34"},
+		"api.example.com": {"160.79.104.10"},
+		"cdn.example.com": {"104.16.2.34"}, // shares an address with the denied host
+	}}
 	srcs := []sources.Source{
-		{Name: "statsig", Hosts: []string{"statsig.com", "api.example.com"}},
+		{Name: "statsig", Hosts: []string{"statsig.com", "api.example.com", "cdn.example.com"}},
 		{Name: "local", Fetch: fetched(sources.Result{Domains: []string{"!statsig.com"}, Literal: true})},
 	}
 	rep, err := allowlist.Update(context.Background(), srcs, options(r), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"160.79.104.10/32"}, cidrs(t, path)); diff != "" {
+	if diff := cmp.Diff([]string{"104.16.2.34/32", "160.79.104.10/32"}, cidrs(t, path)); diff != "" {
 		t.Errorf("file (-want +got):\n%s", diff)
 	}
 	if got := notes(rep); !slices.Contains(got, "statsig: statsig.com is denied: its addresses are left out") {

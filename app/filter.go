@@ -65,7 +65,9 @@ func (e *env) filterSpec(p policy.Policy) (filterd.Spec, error) {
 			if err != nil {
 				return filterd.Spec{}, fmt.Errorf("%s: nameserver %q: %w", e.resolvConf, s, err)
 			}
-			ups = append(ups, netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port()))
+			// A link-local resolver (an IPv6 router's, fe80::1%en0) keeps
+			// its zone: without it, it cannot be reached.
+			ups = append(ups, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 		}
 	}
 	spec.Upstreams = ups

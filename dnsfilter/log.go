@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"syscall"
 )
 
 // minLogLimit is the smallest size limit OpenLog accepts: room for a few
@@ -69,7 +70,9 @@ func OpenLog(path string, limit int64) (*LogFile, error) {
 // open opens l.path with flag (os.O_APPEND, or os.O_TRUNC after a
 // rotation) and notes its size.
 func (l *LogFile) open(flag int) error {
-	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_RDWR|os.O_APPEND|flag, 0o644)
+	// O_NOFOLLOW: the daemon is root and the directory is the user's; a
+	// link planted there must not make it write elsewhere.
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_RDWR|os.O_APPEND|syscall.O_NOFOLLOW|flag, 0o644)
 	if err != nil {
 		return fmt.Errorf("dnsfilter: opening the log: %w", err)
 	}

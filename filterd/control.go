@@ -86,14 +86,20 @@ func (c *Control) Running(ctx context.Context) (st Status, ok bool, err error) {
 
 // ours reports whether pid runs and its command line carries token.
 func (c *Control) ours(ctx context.Context, pid int, token string) (bool, error) {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+	kerr := syscall.Kill(pid, 0)
+	if errors.Is(kerr, syscall.ESRCH) {
 		return false, nil
 	}
 	var cmdline []byte
 	if runtime.GOOS == "linux" {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if errors.Is(err, fs.ErrNotExist) && kerr == nil {
+			return false, nil // gone between the two looks
+		}
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
+			// It runs (EPERM) but /proc hides it (hidepid): whether it is
+			// the filter cannot be told, so it is left alone and said so.
+			return false, fmt.Errorf("process %d runs, but /proc does not show whose it is (mounted with hidepid?): cannot tell whether it is the DNS filter", pid)
 		}
 		if err != nil {
 			return false, fmt.Errorf("reading the command line of process %d: %w", pid, err)
@@ -194,16 +200,38 @@ func (c *Control) start(ctx context.Context, spec Spec) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("the DNS filter stopped as it started (%v): %s", err, tail(logPath, logStart))
+			why := tail(logPath, logStart)
+			if strings.Contains(why, "password is required") {
+				why += " (sudo wants your password again: run `sudo -v`, then the same mage command)"
+			}
+			return fmt.Errorf("the DNS filter stopped as it started (%v): %s", err, why)
 		case <-ctx.Done():
-			cmd.Process.Kill()
+			c.abandon(cmd.Process.Pid, spec.Token, exited)
 			return ctx.Err()
 		case <-time.After(pollEvery):
 		}
 		if time.Now().After(deadline) {
-			c.signal(ctx, cmd.Process.Pid, syscall.SIGKILL)
+			c.abandon(cmd.Process.Pid, spec.Token, exited)
 			return fmt.Errorf("the DNS filter did not start serving within %s: %s", startWait, tail(logPath, logStart))
 		}
+	}
+}
+
+// abandon ends a start that is given up. The process started is sudo when
+// this process is not root, which passes SIGTERM on to the daemon (not
+// SIGKILL), so the daemon gets SIGTERM: by its own pid when it recorded
+// itself, through sudo otherwise, and SIGKILL only when that is not enough.
+func (c *Control) abandon(pid int, token string, exited <-chan error) {
+	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	if st, ok, _ := c.Running(ctx); ok && st.Spec.Token == token {
+		c.signal(ctx, st.Pid, syscall.SIGTERM)
+	}
+	c.signal(ctx, pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-ctx.Done():
+		c.signal(context.Background(), pid, syscall.SIGKILL)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -123,7 +124,11 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 	logger.Printf("serving %d names on %v for %v; upstreams %v", len(entries), spec.Listen, spec.Clients, ups)
 
 	w := newWatcher(dir, spec, logger.Printf)
-	go w.run(ctx, watchEvery)
+	var watching sync.WaitGroup
+	watching.Go(func() { w.run(ctx, watchEvery) })
+	// A reload under way finishes before the daemon ends (look's reload
+	// does not stop with ctx): pf's enable reference must be recorded.
+	defer watching.Wait()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Wait() }()

@@ -105,7 +105,11 @@ func (w *watcher) look(ctx context.Context) {
 		}
 	}
 	p.Network.Interface = name
-	if err := w.reload(ctx, p); err != nil {
+	// Not cut short by the daemon's end: a half-done load would leave what
+	// `mage reset` must repair.
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer rcancel()
+	if err := w.reload(rctx, p); err != nil {
 		if msg := err.Error(); msg != w.failed {
 			w.failed = msg
 			w.log("the network's bridge %s appeared, but the rules were not loaded for it (run `mage up`): %v", name, err)

@@ -106,7 +106,8 @@ func (e Entry) String() string {
 // ParseEntry parses one entry of the local file, its comment taken off: a
 // host name, an IP address or CIDR, "*.domain", "!name" or "!*.domain".
 func ParseEntry(entry string) (Entry, error) {
-	entry = strings.TrimSpace(entry)
+	// A byte order mark, which some Windows editors put first in a file.
+	entry = strings.TrimSpace(strings.TrimPrefix(entry, "\ufeff"))
 	if p, err := ParsePrefix(entry); err == nil {
 		if p.Bits() == 0 {
 			return Entry{}, fmt.Errorf("%q would allow every address; remove it", entry)
@@ -148,10 +149,16 @@ func (e Edit) Changed() bool { return len(e.Added) > 0 || len(e.Removed) > 0 }
 // deny of the same name replace each other: adding "x" takes out "!x", and
 // adding "!x" takes out "x". Everything else (comments, blank lines, lines
 // that do not parse, the order, Windows line endings) is kept, and the file
-// is replaced atomically. lockPath is locked for the whole edit, so that
+// is replaced atomically (a link is followed to the file it names).
+// lockPath is locked for the whole edit, so that
 // edits made at once lose nothing. A missing file (or directory) is created.
 func EditLocal(ctx context.Context, path, lockPath string, add, remove []Entry) (Edit, error) {
 	var ed Edit
+	// A local file kept elsewhere (a dotfiles manager's link) is edited
+	// where it is, not replaced by a copy.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return ed, err
 	}

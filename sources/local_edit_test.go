@@ -94,3 +94,31 @@ func TestEditLocalAtOnceLosesNoLine(t *testing.T) {
 }
 
 func splitLines(s string) []string { return strings.Split(s, "\n") }
+
+func TestEditLocalFollowsALinkAndToleratesAByteOrderMark(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "dotfiles", "allowlist.local")
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(real, []byte("\ufeffpypi.org\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "allowlist.local")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	ed, err := EditLocal(context.Background(), link, filepath.Join(dir, "lock"), entries(t, "pypi.org", "files.pythonhosted.org"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ed.Already, []string{"pypi.org"}) {
+		t.Errorf("edit = %+v: the first entry, after a byte order mark, was not recognised", ed)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced by a file (%v)", err)
+	}
+	if got, _ := os.ReadFile(real); string(got) != "\ufeffpypi.org\nfiles.pythonhosted.org\n" {
+		t.Errorf("the linked file = %q", got)
+	}
+}
