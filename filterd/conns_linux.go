@@ -14,7 +14,7 @@ import (
 
 // watchRefused reads the packets the nftables rules log (NFLOG group
 // nft.LogGroup) and writes a ConnRecord a packet to w until ctx ends.
-func watchRefused(ctx context.Context, w io.Writer, names *recent, logf func(string, ...any)) error {
+func watchRefused(ctx context.Context, anchor string, w io.Writer, names *recent, logf func(string, ...any)) error {
 	nf, err := nflog.Open(&nflog.Config{Group: nft.LogGroup, Copymode: nflog.CopyPacket, Bufsize: 128})
 	if err != nil {
 		return fmt.Errorf("reading the firewall's log (NFLOG group %d): %w", nft.LogGroup, err)

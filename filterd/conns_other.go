@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package filterd
 
@@ -8,8 +8,7 @@ import (
 	"io"
 )
 
-// watchRefused is not there yet outside Linux: pf logs to pflog0, which
-// needs a BPF reader.
-func watchRefused(ctx context.Context, w io.Writer, names *recent, logf func(string, ...any)) error {
-	return errors.New("the log of refused connections is read only on Linux (nftables) so far")
+// watchRefused has no firewall log to read on this system.
+func watchRefused(ctx context.Context, anchor string, w io.Writer, names *recent, logf func(string, ...any)) error {
+	return errors.New("the log of refused connections is read only on Linux and macOS")
 }

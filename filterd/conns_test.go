@@ -1,6 +1,7 @@
 package filterd
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"net/netip"
 	"strings"
@@ -60,6 +61,60 @@ func FuzzParsePacket(f *testing.F) {
 		src, dst, _, _, ok := parsePacket(b)
 		if ok && (!src.IsValid() || !dst.IsValid()) {
 			t.Errorf("ok with invalid addresses %v %v", src, dst)
+		}
+	})
+}
+
+// bpfRecord lays out one BPF record as XNU's bpf_hdr does (timeval32,
+// caplen, datalen, hdrlen, then the packet at hdrlen, the next record at a
+// 4-byte boundary), in this machine's byte order.
+func bpfRecord(pkt []byte) []byte {
+	const hdrlen = 20 // 18, padded as XNU pads it
+	b := make([]byte, hdrlen+len(pkt))
+	binary.NativeEndian.PutUint32(b[8:], uint32(len(pkt)))
+	binary.NativeEndian.PutUint32(b[12:], uint32(len(pkt)))
+	binary.NativeEndian.PutUint16(b[16:], hdrlen)
+	copy(b[hdrlen:], pkt)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// pflogRecord is a pfloghdr (61 bytes and 3 of padding) and ip.
+func pflogRecord(action byte, ruleset string, ip []byte) []byte {
+	h := make([]byte, 64)
+	h[0], h[1], h[2] = 61, 2, action
+	copy(h[4:], "bridge100")
+	copy(h[20:36], ruleset)
+	return append(h, ip...)
+}
+
+func TestRefusedByPfReadsWhatOurAnchorDropped(t *testing.T) {
+	syn := mustHex(t, "45000028 0001 4000 4006 0000 c0a84005 5db8d822 1f4a01bb 00000000 00000000 50020000 00000000")
+	var buf []byte
+	buf = append(buf, bpfRecord(pflogRecord(1, "claude_firewall", syn))...)
+	buf = append(buf, bpfRecord(pflogRecord(0, "claude_firewall", syn))...) // a pass
+	buf = append(buf, bpfRecord(pflogRecord(1, "other_anchor", syn))...)    // not ours
+	buf = append(buf, bpfRecord(pflogRecord(1, "claude_firewall", syn[:10]))...)
+	buf = append(buf, 1, 2, 3) // a torn record at the end
+	got := refusedByPf(buf, "claude_firewall")
+	if len(got) != 1 {
+		t.Fatalf("got %+v, want one record", got)
+	}
+	r := got[0]
+	if r.Client != netip.MustParseAddr("192.168.64.5") || r.Addr != netip.MustParseAddr("93.184.216.34") || r.Proto != "tcp" || r.Port != 443 {
+		t.Errorf("record = %+v", r)
+	}
+}
+
+func FuzzRefusedByPf(f *testing.F) {
+	f.Add(bpfRecord(pflogRecord(1, "claude_firewall", mustHex(f, "45000028 0001 4000 4006 0000 c0a84005 5db8d822 1f4a01bb"))))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, r := range refusedByPf(b, "claude_firewall") {
+			if !r.Addr.IsValid() || !r.Client.IsValid() {
+				t.Errorf("invalid addresses in %+v", r)
+			}
 		}
 	})
 }

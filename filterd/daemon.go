@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -82,13 +83,14 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 	}
 	defer refused.Close()
 	answered := &recent{}
-	if spec.Backend == "nftables" {
-		conns, err := dnsfilter.OpenLog(filepath.Join(dir, ConnsFile), refusedLimit)
-		if err != nil {
-			return err
-		}
-		defer conns.Close()
-		if err := watchRefused(ctx, conns, answered, logger.Printf); err != nil {
+	conns, err := dnsfilter.OpenLog(filepath.Join(dir, ConnsFile), refusedLimit)
+	if err != nil {
+		return err
+	}
+	defer conns.Close()
+	// pf's log on macOS, nftables' on Linux (pf on Linux is the tests').
+	if (spec.Backend == "pf") == (runtime.GOOS == "darwin") {
+		if err := watchRefused(ctx, spec.Table, conns, answered, logger.Printf); err != nil {
 			// Not fatal: the firewall refuses all the same; only `mage
 			// blocked` misses the addresses.
 			logger.Printf("refused connections are not logged: %v", err)

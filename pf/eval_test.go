@@ -208,6 +208,9 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 	if !translation && (peek() == "in" || peek() == "out") {
 		r.dir = next()
 	}
+	if !translation && peek() == "log" {
+		next() // logging changes no verdict
+	}
 	if !translation && peek() == "quick" {
 		next()
 		r.quick = true

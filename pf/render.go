@@ -230,6 +230,11 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	} else {
 		add("in")
 	}
+	if r.Verdict == policy.Refuse && p.Filter != nil && !r.FromHost {
+		// The DNS filter reads pflog0 for `mage blocked`: what the
+		// containers are refused, logged by the rule that refused it.
+		add("log")
+	}
 	add("quick", iface(r.OnBridge), family(r.Family))
 	switch {
 	case len(r.ICMP6) > 0:
