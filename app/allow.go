@@ -114,6 +114,12 @@ func parseAllowEntries(words []string, remove, deny bool) ([]sources.Entry, erro
 // describeEntries says what each entry opens: the addresses a name
 // resolves to now, and how wide a wildcard is.
 func (e *env) describeEntries(ctx context.Context, entries []sources.Entry) {
+	cdns := map[string]*netipx.IPSet{"Cloudflare": cdnRanges["Cloudflare"], "Fastly": cdnRanges["Fastly"]}
+	if needsCDNs(entries) {
+		if cf := e.cloudFront(ctx); cf != nil {
+			cdns["CloudFront"] = cf
+		}
+	}
 	var hosts []string
 	for _, en := range entries {
 		switch {
@@ -128,7 +134,7 @@ func (e *env) describeEntries(ctx context.Context, entries []sources.Entry) {
 				e.note("warning: %sDNS_FILTER is off, so a wildcard allows nothing", config.Prefix)
 			}
 		case en.Prefix.IsValid():
-			e.warnCDN(en.String(), []netip.Prefix{en.Prefix})
+			warnCDN(e, cdns, en.String(), []netip.Prefix{en.Prefix})
 		default:
 			hosts = append(hosts, en.Name)
 		}
@@ -151,18 +157,30 @@ func (e *env) describeEntries(ctx context.Context, entries []sources.Entry) {
 		for _, ad := range a.Addrs {
 			ps = append(ps, netip.PrefixFrom(ad, ad.BitLen()))
 		}
-		e.warnCDN(a.Host, ps)
+		warnCDN(e, cdns, a.Host, ps)
 	}
+}
+
+// needsCDNs reports whether an entry opens addresses: a name or a prefix.
+func needsCDNs(entries []sources.Entry) bool {
+	for _, en := range entries {
+		if !en.IsDomain() {
+			return true
+		}
+	}
+	return false
 }
 
 // warnCDN warns when prefixes lie in a shared CDN's published ranges:
 // allowing such an address lets the container connect to every site behind
 // it (the DNS filter still answers only the names allowed).
-func (e *env) warnCDN(what string, prefixes []netip.Prefix) {
+func warnCDN(e *env, cdns map[string]*netipx.IPSet, what string, prefixes []netip.Prefix) {
 	for _, p := range prefixes {
-		if cdn := sharedCDN(p); cdn != "" {
-			e.note("warning: %s is in %s's published ranges, which front many other sites: an address there lets the container connect to all of them, not only to %s", what, cdn, what)
-			return
+		for _, name := range []string{"Cloudflare", "Fastly", "CloudFront"} {
+			if set := cdns[name]; set != nil && set.OverlapsPrefix(p) {
+				e.note("warning: %s is in %s's published ranges, which front many other sites: an address there lets the container connect to all of them, not only to %s", what, name, what)
+				return
+			}
 		}
 	}
 }
@@ -179,15 +197,6 @@ var cdnRanges = map[string]*netipx.IPSet{
 		"104.156.80.0/20", "140.248.64.0/18", "140.248.128.0/17", "146.75.0.0/17", "151.101.0.0/16", "157.52.64.0/18",
 		"167.82.0.0/17", "167.82.128.0/20", "167.82.160.0/20", "167.82.224.0/20", "172.111.64.0/18", "185.31.16.0/22",
 		"199.27.72.0/21", "199.232.0.0/16", "2a04:4e40::/32", "2a04:4e42::/32"),
-}
-
-func sharedCDN(p netip.Prefix) string {
-	for _, name := range []string{"Cloudflare", "Fastly"} {
-		if cdnRanges[name].OverlapsPrefix(p) {
-			return name
-		}
-	}
-	return ""
 }
 
 func mustSet(ss ...string) *netipx.IPSet {

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +25,16 @@ func allowEnv(t *testing.T, local string) (*env, *bytes.Buffer) {
 	dir := t.TempDir()
 	e.cfg.LocalFile = filepath.Join(dir, "allowlist.local")
 	e.cfg.StateDir = filepath.Join(dir, "state")
+	e.cfg.CacheDir = filepath.Join(dir, "cache")
+	// AWS's list, as ip-ranges.json has it, trimmed to three entries.
+	aws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"syncToken": "1764547200", "createDate": "2026-12-01-00-00-00",
+ "prefixes": [{"ip_prefix": "13.32.0.0/15", "region": "GLOBAL", "service": "CLOUDFRONT", "network_border_group": "GLOBAL"},
+              {"ip_prefix": "3.5.140.0/22", "region": "ap-northeast-2", "service": "AMAZON", "network_border_group": "ap-northeast-2"}],
+ "ipv6_prefixes": [{"ipv6_prefix": "2600:9000::/28", "region": "GLOBAL", "service": "CLOUDFRONT", "network_border_group": "GLOBAL"}]}`)
+	}))
+	t.Cleanup(aws.Close)
+	e.sourceURLs = map[string]string{"cloudfront": aws.URL}
 	e.cfg.DNSFilter = true
 	if local != "" {
 		if err := os.WriteFile(e.cfg.LocalFile, []byte(local), 0o644); err != nil {
@@ -90,12 +103,21 @@ func TestAllowWithTheFirewallDownEditsTheFileAndSaysWhen(t *testing.T) {
 }
 
 func TestAllowWarnsOfASharedCDN(t *testing.T) {
+	for addr, cdn := range map[string]string{"104.16.2.34": "Cloudflare", "151.101.1.1": "Fastly", "13.32.5.6": "CloudFront", "2600:9000:1::1": "CloudFront"} {
+		e, out := allowEnv(t, "")
+		if err := e.allow(context.Background(), addr, false, false); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), cdn+"'s published ranges") {
+			t.Errorf("%s: no warning about %s:\n%s", addr, cdn, out.String())
+		}
+	}
 	e, out := allowEnv(t, "")
-	if err := e.allow(context.Background(), "104.16.2.34", false, false); err != nil {
+	if err := e.allow(context.Background(), "3.5.140.1", false, false); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "Cloudflare's published ranges") {
-		t.Errorf("no warning about Cloudflare:\n%s", out.String())
+	if strings.Contains(out.String(), "published ranges") {
+		t.Errorf("a warning for an address of no CDN:\n%s", out.String())
 	}
 }
 

@@ -246,6 +246,9 @@ func podmanDev(t *testing.T, filter bool) {
 		// network), which holds one address for ever.
 		t.Setenv(config.Prefix+"SOURCES", "local")
 		writeFile(t, filepath.Join(tmp, "local"), "# the test's own\n23.192.0.99\n", 0o644)
+		// A fresh copy of CloudFront's ranges, so that `mage allow` does
+		// not fetch AWS's list.
+		writeFile(t, filepath.Join(tmp, "cache", "cloudfront-ranges.txt"), "13.32.0.0/15\n", 0o644)
 	}
 	for k, v := range map[string]string{
 		"FIREWALL": "nftables", "RUNTIME": "podman", "DNS_FILTER": filterSetting, "NETWORK": network, "SUBNET": podmanSubnet.String(),

@@ -1,0 +1,136 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bitfield/script"
+	"go4.org/netipx"
+
+	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+)
+
+// CloudFront's ranges are in AWS's published list (service CLOUDFRONT),
+// which `mage allow` reads for its warning and keeps for a week.
+const (
+	awsRangesURL   = "https://ip-ranges.amazonaws.com/ip-ranges.json"
+	awsRangesLimit = 16 << 20 // the 2026 document is a few MB
+	cloudFrontFile = "cloudfront-ranges.txt"
+	cloudFrontAge  = 7 * 24 * time.Hour
+)
+
+// awsRanges is the part of ip-ranges.json read here.
+type awsRanges struct {
+	Prefixes []struct {
+		IPPrefix string `json:"ip_prefix"`
+		Service  string `json:"service"`
+	} `json:"prefixes"`
+	IPv6Prefixes []struct {
+		IPv6Prefix string `json:"ipv6_prefix"`
+		Service    string `json:"service"`
+	} `json:"ipv6_prefixes"`
+}
+
+// cloudFront returns CloudFront's ranges: from the cache directory when the
+// copy there is younger than a week, fetched otherwise (and kept), the old
+// copy when the fetch fails, nil when there is none.
+func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
+	path := filepath.Join(e.cfg.CacheDir, cloudFrontFile)
+	fi, err := os.Stat(path)
+	if err != nil || time.Since(fi.ModTime()) > cloudFrontAge {
+		if ps, ferr := fetchCloudFront(ctx, e.urlFor("cloudfront", awsRangesURL)); ferr == nil {
+			var b strings.Builder
+			for _, p := range ps {
+				b.WriteString(p.String() + "\n")
+			}
+			if os.MkdirAll(e.cfg.CacheDir, 0o700) == nil {
+				atomicfile.Write(path, []byte(b.String()), 0o600)
+			}
+		} else {
+			e.note("cannot read CloudFront's ranges (%v): no warning for them", ferr)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var b netipx.IPSetBuilder
+	for _, l := range strings.Fields(string(data)) {
+		if p, err := netip.ParsePrefix(l); err == nil {
+			b.AddPrefix(p.Masked())
+		}
+	}
+	set, err := b.IPSet()
+	if err != nil {
+		return nil
+	}
+	return set
+}
+
+func (e *env) urlFor(name, def string) string {
+	if u := e.sourceURLs[name]; u != "" {
+		return u
+	}
+	return def
+}
+
+// fetchCloudFront reads AWS's list and returns CloudFront's prefixes; a
+// malformed prefix is an error, as is a document with none.
+func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	p := script.NewPipe().WithHTTPClient(&http.Client{Timeout: 10 * time.Second}).Do(req)
+	defer p.Close()
+	body, err := io.ReadAll(io.LimitReader(p, awsRangesLimit+1))
+	if err == nil {
+		err = p.Error()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > awsRangesLimit {
+		return nil, fmt.Errorf("document larger than %d bytes", awsRangesLimit)
+	}
+	var doc awsRanges
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("malformed document: %v", err)
+	}
+	var out []netip.Prefix
+	add := func(s, service string) error {
+		if service != "CLOUDFRONT" {
+			return nil
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			return fmt.Errorf("malformed document: prefix %q", s)
+		}
+		out = append(out, p.Masked())
+		return nil
+	}
+	for _, x := range doc.Prefixes {
+		if err := add(x.IPPrefix, x.Service); err != nil {
+			return nil, err
+		}
+	}
+	for _, x := range doc.IPv6Prefixes {
+		if err := add(x.IPv6Prefix, x.Service); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no CLOUDFRONT prefix in the document")
+	}
+	return out, nil
+}
