@@ -140,7 +140,11 @@ func (e *env) filterChecks(ctx context.Context, fwUp bool) []check {
 	case !e.filterOn() && running:
 		return []check{{what: what, detail: fmt.Sprintf("process %d runs, but %sDNS_FILTER is off", st.Pid, "CLAUDECONTAINER_"), fix: "run `mage reset`"}}
 	case !e.filterOn():
-		return []check{{what: what, ok: true, detail: "off: the containers' DNS goes to " + fmt.Sprint(e.cfg.DNS) + " (or the gateway), and only the allowlist's addresses are open"}}
+		to := "the network's gateway"
+		if len(e.cfg.DNS) > 0 {
+			to = fmt.Sprint(e.cfg.DNS)
+		}
+		return []check{{what: what, ok: true, detail: "off: the containers' DNS goes to " + to + ", and only the allowlist's addresses are open"}}
 	case !fwUp && running:
 		return []check{{what: what, detail: fmt.Sprintf("process %d runs with the firewall down", st.Pid), fix: "run `mage reset`"}}
 	case !fwUp:
