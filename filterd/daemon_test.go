@@ -25,7 +25,6 @@ import (
 	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/internal/netns"
-	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/nft"
 	"github.com/VerilyPete/claudecontainer/policy"
 	"github.com/VerilyPete/claudecontainer/policy/policytest"
@@ -45,23 +44,6 @@ func TestMain(m *testing.M) {
 		os.Exit(filterd.Main(os.Args[2:]))
 	}
 	os.Exit(m.Run())
-}
-
-// nsRunner runs programs inside a network namespace.
-type nsRunner struct{ ns string }
-
-func (r nsRunner) wrap(c proc.Cmd) proc.Cmd {
-	c.Args = append([]string{"netns", "exec", r.ns, c.Name}, c.Args...)
-	c.Name = "ip"
-	return c
-}
-
-func (r nsRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, error) {
-	return proc.Exec{}.Run(ctx, r.wrap(c))
-}
-
-func (r nsRunner) Interactive(ctx context.Context, c proc.Cmd) error {
-	return proc.Exec{}.Interactive(ctx, r.wrap(c))
 }
 
 // rig is one namespace with our nftables table loaded with the DNS filter's
@@ -116,7 +98,7 @@ func newRig(t *testing.T) *rig {
 	r.p = policytest.IPv4Only()
 	r.p.Network.Interface = "" // no container yet: the bridge is not there
 	r.p.Filter = &policy.Filter{Port: listenPort}
-	fw, err := nft.New(nsRunner{r.ns}, nft.Config{StateDir: filepath.Join(r.dir, "state")})
+	fw, err := nft.New(netns.Runner{NS: r.ns}, nft.Config{StateDir: filepath.Join(r.dir, "state")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func benchBackend(b *testing.B, n4, n6 int) *Backend {
 		b.Skipf("cannot create a network namespace: %v: %s", err, out)
 	}
 	b.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
-	be, err := New(nsRunner{ns}, Config{StateDir: b.TempDir()})
+	be, err := New(nsRunner(ns), Config{StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,6 @@ package nft
 // it was created in and can be used from any goroutine afterwards.
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -44,7 +43,6 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 
-	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
@@ -93,35 +91,7 @@ var inNS = netns.Do
 
 // nsRunner runs host programs inside a network namespace, so the backend
 // under test drives the nft of that namespace.
-type nsRunner struct{ ns string }
-
-func (r nsRunner) wrap(c proc.Cmd) proc.Cmd {
-	c.Args = append([]string{"netns", "exec", r.ns, c.Name}, c.Args...)
-	c.Name = "ip"
-	return c
-}
-
-func (r nsRunner) Run(ctx context.Context, c proc.Cmd) (proc.Result, error) {
-	res, err := proc.Exec{}.Run(ctx, r.wrap(c))
-	return res, notFoundInNetns(c, err)
-}
-
-// notFoundInNetns turns ip's report that the program it was to run in the
-// namespace does not exist (iproute2 6.1: `exec of "conntrack" failed: No
-// such file or directory`, exit status 1) into the error proc.Exec gives
-// for a program missing from PATH, so that the backend sees what it would
-// see outside a namespace.
-func notFoundInNetns(c proc.Cmd, err error) error {
-	var ee *proc.ExitError
-	if errors.As(err, &ee) && strings.Contains(ee.Stderr, `exec of "`+c.Name+`" failed: No such file or directory`) {
-		return fmt.Errorf("%s: %w (is it installed and on PATH?)", c, exec.ErrNotFound)
-	}
-	return err
-}
-
-func (r nsRunner) Interactive(ctx context.Context, c proc.Cmd) error {
-	return proc.Exec{}.Interactive(ctx, r.wrap(c))
-}
+func nsRunner(ns string) netns.Runner { return netns.Runner{NS: ns} }
 
 // The roles an address can play in the topology.
 type role string
@@ -418,7 +388,7 @@ func (tp *topology) readSysctl(r role, key string) string {
 // its state in a temporary directory.
 func (tp *topology) backend() *Backend {
 	tp.t.Helper()
-	b, err := New(nsRunner{tp.ns[roleHost]}, Config{Table: DefaultTable, SetPrefix: tp.p.Table, StateDir: tp.t.TempDir()})
+	b, err := New(nsRunner(tp.ns[roleHost]), Config{Table: DefaultTable, SetPrefix: tp.p.Table, StateDir: tp.t.TempDir()})
 	if err != nil {
 		tp.t.Fatal(err)
 	}
