@@ -40,6 +40,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/internal/netns"
 
 	"golang.org/x/sys/unix"
@@ -626,23 +627,8 @@ func (z *countingZone) count(name string) int {
 // ends.
 func serveDNS(t *testing.T, ns string, ap netip.AddrPort, h dns.Handler) {
 	t.Helper()
-	var pc net.PacketConn
-	var ln net.Listener
-	if err := inNetns(ns, func() (err error) {
-		if pc, err = net.ListenPacket("udp", ap.String()); err != nil {
-			return err
-		}
-		ln, err = net.Listen("tcp", ap.String())
-		return err
-	}); err != nil {
-		t.Fatalf("serving DNS on %s in %s: %v", ap, ns, err)
-	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go srv.ActivateAndServe()
-		<-started
-		t.Cleanup(func() { srv.Shutdown() })
+	if err := inNetns(ns, func() error { return dnstest.ServeOn(t, ap.String(), h) }); err != nil {
+		t.Fatalf("in %s: %v", ns, err)
 	}
 }
 

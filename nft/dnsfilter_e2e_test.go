@@ -18,6 +18,7 @@ import (
 
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
@@ -101,21 +102,8 @@ func (tp *topology) realFilter(names ...string) *upstreamZone {
 	tp.addAddr(wan, "lo", netip.PrefixFrom(upstream4, 32))
 	z := &upstreamZone{asked: map[string]int{}}
 	if err := inNS(wan, func() error {
-		for _, srv := range []*dns.Server{{Net: "udp", Addr: netip.AddrPortFrom(upstream4, 53).String(), Handler: z}, {Net: "tcp", Addr: netip.AddrPortFrom(upstream4, 53).String(), Handler: z}} {
-			var err error
-			if srv.Net == "udp" {
-				srv.PacketConn, err = net.ListenPacket("udp", srv.Addr)
-			} else {
-				srv.Listener, err = net.Listen("tcp", srv.Addr)
-			}
-			if err != nil {
-				return err
-			}
-			started := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(started) }
-			go srv.ActivateAndServe()
-			<-started
-			t.Cleanup(func() { srv.Shutdown() })
+		if err := dnstest.ServeOn(t, netip.AddrPortFrom(upstream4, 53).String(), z); err != nil {
+			return err
 		}
 		ln, err := net.Listen("tcp", fleetListen)
 		if err != nil {

@@ -4,6 +4,7 @@
 package dnstest
 
 import (
+	"fmt"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -84,6 +85,42 @@ func Rcode(rcode int) dns.Handler {
 	})
 }
 
+// ServeOn runs h on UDP and TCP at addr ("ip:port") until the test ends,
+// and returns once both are serving. The sockets are made by the calling
+// goroutine, so that inside netns.Do they belong to that namespace; for
+// the same reason it returns its error rather than failing the test.
+func ServeOn(tb testing.TB, addr string, h dns.Handler) error {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("serving DNS on %s: %w", addr, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return fmt.Errorf("serving DNS on %s: %w", addr, err)
+	}
+	return start(tb, h, pc, l)
+}
+
+// start serves h on pc and l until the test ends.
+func start(tb testing.TB, h dns.Handler, pc net.PacketConn, l net.Listener) error {
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		failed := make(chan error, 1)
+		go func() { failed <- srv.ActivateAndServe() }()
+		select {
+		case <-started:
+		case err := <-failed:
+			pc.Close()
+			l.Close()
+			return fmt.Errorf("starting DNS server: %w", err)
+		}
+		tb.Cleanup(func() { srv.Shutdown() })
+	}
+	return nil
+}
+
 // Serve runs h on UDP and TCP at one free port of 127.0.0.1 until the test
 // ends, and returns "127.0.0.1:port" once both are serving.
 func Serve(tb testing.TB, h dns.Handler) string {
@@ -98,17 +135,8 @@ func Serve(tb testing.TB, h dns.Handler) string {
 			pc.Close() // the TCP port is taken; try another
 			continue
 		}
-		for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-			started := make(chan struct{})
-			srv.NotifyStartedFunc = func() { close(started) }
-			failed := make(chan error, 1)
-			go func() { failed <- srv.ActivateAndServe() }()
-			select {
-			case <-started:
-			case err := <-failed:
-				tb.Fatalf("starting DNS server: %v", err)
-			}
-			tb.Cleanup(func() { srv.Shutdown() })
+		if err := start(tb, h, pc, l); err != nil {
+			tb.Fatal(err)
 		}
 		return pc.LocalAddr().String()
 	}
