@@ -78,7 +78,9 @@ func (e *env) filterSpec(p policy.Policy) (filterd.Spec, error) {
 // for it. On error the caller does not start the container.
 func (e *env) ensureFilter(ctx context.Context, p policy.Policy) error {
 	if !e.filterOn() {
-		return nil
+		// Turned off since it started: the rules just loaded send no DNS
+		// to it any more.
+		return e.stopFilter(ctx)
 	}
 	spec, err := e.filterSpec(p)
 	if err != nil {
