@@ -29,18 +29,19 @@ func Allowlist(ctx context.Context, out io.Writer) error {
 }
 
 func (e *env) refreshAllowlist(ctx context.Context) error {
-	// The sessions lock keeps the file, the live table and the DNS filter's
-	// names changing together, apart from a `mage dev` loading the rules
-	// and from the filter's own reload when the bridge appears.
+	set, err := e.fetchAllowlist(ctx)
+	if err != nil {
+		return err
+	}
+	// The sessions lock keeps the live table and the DNS filter's names
+	// apart from a `mage dev` loading the rules and from the filter's own
+	// reload when the bridge appears: whichever of those read the file
+	// before it was written is done before the table is replaced.
 	unlock, err := e.sessions.Lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	set, err := e.fetchAllowlist(ctx)
-	if err != nil {
-		return err
-	}
 	switch err := e.fw.Replace(ctx, set); {
 	case errors.Is(err, firewall.ErrNotUp):
 		e.note("the firewall is not up; it loads the file when it comes up")

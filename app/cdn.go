@@ -51,8 +51,12 @@ func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
 			for _, p := range ps {
 				b.WriteString(p.String() + "\n")
 			}
-			if os.MkdirAll(e.cfg.CacheDir, 0o700) == nil {
-				atomicfile.Write(path, []byte(b.String()), 0o600)
+			err := os.MkdirAll(e.cfg.CacheDir, 0o700)
+			if err == nil {
+				err = atomicfile.Write(path, []byte(b.String()), 0o600)
+			}
+			if err != nil {
+				e.note("cannot keep CloudFront's ranges in %s (%v): no warning for them", e.cfg.CacheDir, err)
 			}
 		} else {
 			e.note("cannot read CloudFront's ranges (%v): no warning for them", ferr)

@@ -85,6 +85,12 @@ func (l *LogFile) open(flag int) error {
 		f.Close()
 		return fmt.Errorf("dnsfilter: log %s is not a regular file", l.path)
 	}
+	// A hard link to another file (the daemon is root; the directory is
+	// the user's, and macOS lets anyone link to a file it cannot write).
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink != 1 {
+		f.Close()
+		return fmt.Errorf("dnsfilter: log %s has %d names: a link to another file?", l.path, st.Nlink)
+	}
 	l.f, l.size = f, fi.Size()
 	return nil
 }

@@ -199,3 +199,22 @@ func TestOpenLogRefusesALinkPlantedInItsPlace(t *testing.T) {
 		t.Errorf("the link's target was created (%v)", err)
 	}
 }
+
+func TestOpenLogRefusesAHardLink(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "sudoers")
+	if err := os.WriteFile(other, []byte("root ALL=(ALL) ALL\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "refused.log")
+	if err := os.Link(other, path); err != nil {
+		t.Skipf("cannot make a hard link here: %v", err)
+	}
+	if l, err := OpenLog(path, 8192); err == nil {
+		l.Close()
+		t.Fatal("OpenLog opened a hard link to another file")
+	}
+	if b, _ := os.ReadFile(other); string(b) != "root ALL=(ALL) ALL\n" {
+		t.Errorf("the linked file changed: %q", b)
+	}
+}

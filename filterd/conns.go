@@ -109,40 +109,81 @@ func parsePacket(b []byte) (src, dst netip.Addr, proto string, port uint16, ok b
 	return src, dst, proto, port, true
 }
 
-// recent remembers which names the filter answered with each address, for
-// the log of refused connections: an address that was answered and then
-// refused (its time ran out) is worth naming.
+// recent remembers which names the filter answered with each address, and
+// when: for the log of refused connections (an address that was answered
+// and then refused is worth naming), and to close what names taken out of
+// the policy had opened. An address answered longer ago than the filter
+// ever keeps one open (dnsfilter.DefaultMaxTTL) is closed already and is
+// forgotten.
 type recent struct {
-	mu    sync.Mutex
-	names map[netip.Addr][]string
+	mu       sync.Mutex
+	names    map[netip.Addr]*answeredBy
+	adds     int
+	now      func() time.Time // the clock; nil is time.Now
+	forgetAt time.Duration    // zero is dnsfilter.DefaultMaxTTL
 }
 
-// maxRecent bounds recent; past it, it starts afresh.
-const maxRecent = 8192
+type answeredBy struct {
+	names []string
+	last  time.Time
+}
+
+// maxNames bounds the names kept for one address (a CDN's address answers
+// for many): past it, the address is never closed for a name taken out.
+const maxNames = 32
+
+func (r *recent) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
+}
 
 func (r *recent) add(name string, addrs []netip.Addr) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.names == nil || len(r.names) > maxRecent {
-		r.names = map[netip.Addr][]string{}
+	now := r.clock()
+	if r.names == nil {
+		r.names = map[netip.Addr]*answeredBy{}
+	}
+	if r.adds++; r.adds%1024 == 0 {
+		keep := r.forgetAt
+		if keep == 0 {
+			keep = dnsfilter.DefaultMaxTTL
+		}
+		for a, ab := range r.names {
+			if now.Sub(ab.last) > keep {
+				delete(r.names, a)
+			}
+		}
 	}
 	for _, a := range addrs {
-		ns := r.names[a]
-		if len(ns) < 8 && !contains(ns, name) {
-			r.names[a] = append(ns, name)
+		ab := r.names[a]
+		if ab == nil {
+			ab = &answeredBy{}
+			r.names[a] = ab
+		}
+		ab.last = now
+		switch {
+		case contains(ab.names, name), contains(ab.names, ""):
+		case len(ab.names) >= maxNames:
+			ab.names = append(ab.names, "") // too many to tell: never closed early
+		default:
+			ab.names = append(ab.names, name)
 		}
 	}
 }
 
 // drop returns the addresses none of whose names allowed still allows,
 // and forgets them: after a reload, what the filter handed out for names it
-// no longer answers is closed at once.
+// no longer answers is closed at once. An address that answered for more
+// names than it keeps is never returned.
 func (r *recent) drop(allowed func(string) bool) []netip.Addr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []netip.Addr
-	for a, ns := range r.names {
-		if !slices.ContainsFunc(ns, allowed) {
+	for a, ab := range r.names {
+		if !slices.ContainsFunc(ab.names, func(n string) bool { return n == "" || allowed(n) }) {
 			out = append(out, a)
 			delete(r.names, a)
 		}
@@ -153,7 +194,11 @@ func (r *recent) drop(allowed func(string) bool) []netip.Addr {
 func (r *recent) of(a netip.Addr) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.names[a]...)
+	ab := r.names[a]
+	if ab == nil {
+		return nil
+	}
+	return slices.DeleteFunc(slices.Clone(ab.names), func(n string) bool { return n == "" })
 }
 
 func contains(ss []string, s string) bool {

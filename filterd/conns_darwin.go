@@ -43,16 +43,17 @@ func watchRefused(ctx context.Context, anchor string, w io.Writer, names *recent
 		buf := make([]byte, buflen)
 		for {
 			n, err := syscall.Read(fd, buf)
-			if err != nil {
-				if ctx.Err() == nil && !errors.Is(err, syscall.EINTR) {
-					logf("reading %s: %v", pflogIf, err)
-					time.Sleep(time.Second)
-					continue
-				}
-				if ctx.Err() != nil {
-					return
-				}
+			switch {
+			case ctx.Err() != nil:
+				return
+			case errors.Is(err, syscall.EINTR):
 				continue
+			case err != nil:
+				// pflog0 went away, or worse: refused connections are
+				// no longer logged until the filter starts again.
+				logf("reading %s: %v; refused connections are no longer logged", pflogIf, err)
+				syscall.Close(fd)
+				return
 			}
 			now := time.Now().UTC()
 			for _, rec := range refusedByPf(buf[:n], anchor) {
@@ -69,7 +70,7 @@ func watchRefused(ctx context.Context, anchor string, w io.Writer, names *recent
 // openBPF opens the first free BPF device.
 func openBPF() (int, error) {
 	for i := 0; i < 256; i++ {
-		fd, err := syscall.Open(fmt.Sprintf("/dev/bpf%d", i), syscall.O_RDONLY, 0)
+		fd, err := syscall.Open(fmt.Sprintf("/dev/bpf%d", i), syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 		if err == nil {
 			return fd, nil
 		}

@@ -3,9 +3,11 @@ package filterd
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -117,4 +119,41 @@ func FuzzRefusedByPf(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestRecentClosesOnlyWhatNoAllowedNameNeedsAndForgetsWhatExpired(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	r := &recent{now: func() time.Time { return now }, forgetAt: time.Hour}
+	a, b, c := netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("93.184.216.35"), netip.MustParseAddr("104.16.2.34")
+	r.add("gone.example", []netip.Addr{a, b})
+	r.add("kept.example", []netip.Addr{b})
+	for i := range maxNames + 5 { // an address of a CDN, answering for many names
+		r.add(fmt.Sprintf("n%d.cdn.example", i), []netip.Addr{c})
+	}
+	allowed := func(n string) bool { return n == "kept.example" }
+	got := r.drop(allowed)
+	if len(got) != 1 || got[0] != a {
+		t.Errorf("drop = %v, want only %v (%v is kept.example's too, %v answered for too many names)", got, a, b, c)
+	}
+	if len(r.of(c)) != maxNames {
+		t.Errorf("names of %v = %d, want %d", c, len(r.of(c)), maxNames)
+	}
+	// An hour and more later, what was answered then has expired from the
+	// firewall: it is forgotten as answers come.
+	now = now.Add(2 * time.Hour)
+	for i := range 1024 {
+		r.add(fmt.Sprintf("x%d.example", i), nil)
+	}
+	if r.of(b) != nil {
+		t.Errorf("%v still remembered two hours on", b)
+	}
+}
+
+func TestRefusedByPfMatchesALongAnchorByWhatPfKeepsOfIt(t *testing.T) {
+	syn := mustHex(t, "45000028 0001 4000 4006 0000 c0a84005 5db8d822 1f4a01bb 00000000 00000000 50020000 00000000")
+	// pf keeps 15 bytes of an anchor's name, and a NUL.
+	buf := bpfRecord(pflogRecord(1, "claudecontainer", syn))
+	if got := refusedByPf(buf, "claudecontainer_firewall"); len(got) != 1 {
+		t.Errorf("a 24-character anchor: %d records, want 1", len(got))
+	}
 }

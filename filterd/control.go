@@ -194,6 +194,7 @@ func (c *Control) start(ctx context.Context, spec Spec) error {
 	deadline := time.Now().Add(startWait)
 	for {
 		if st, ok, err := c.Running(ctx); err != nil {
+			c.abandon(cmd.Process.Pid, spec.Token, exited)
 			return err
 		} else if ok && st.Spec.Token == spec.Token {
 			return nil
@@ -226,6 +227,11 @@ func (c *Control) abandon(pid int, token string, exited <-chan error) {
 	defer cancel()
 	if st, ok, _ := c.Running(ctx); ok && st.Spec.Token == token {
 		c.signal(ctx, st.Pid, syscall.SIGTERM)
+	}
+	select {
+	case <-exited:
+		return // reaped: its pid may be another process's by now
+	default:
 	}
 	c.signal(ctx, pid, syscall.SIGTERM)
 	select {

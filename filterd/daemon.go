@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -83,6 +84,8 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 	}
 	defer refused.Close()
 	answered := &recent{}
+	var policyNow atomic.Pointer[dnsfilter.Names]
+	policyNow.Store(names)
 	conns, err := dnsfilter.OpenLog(filepath.Join(dir, ConnsFile), refusedLimit)
 	if err != nil {
 		return err
@@ -107,7 +110,16 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		Opener:    o,
 		Vet:       vetFor(spec),
 		Log:       refused,
-		Answered:  answered.add,
+		Answered: func(name string, addrs []netip.Addr) {
+			answered.add(name, addrs)
+			// A lookup under way when a reload took its name out opens
+			// after the revoke: close it again at once.
+			if cur := policyNow.Load(); cur != nil && !cur.Allowed(name) {
+				if err := o.revoke(context.Background(), addrs); err != nil {
+					logger.Printf("closing %v of %s, no longer allowed: %v", addrs, name, err)
+				}
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -155,11 +167,12 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 				logger.Printf("reload: keeping the names before: %v", err)
 			} else {
 				h.SetNames(n)
-				h.Flush()
+				policyNow.Store(n)
 				st.Names = len(e)
 				// What was handed out for names no longer answered
 				// (`mage allow NAME -remove`, a new deny) closes now, not
-				// when its time runs out.
+				// when its time runs out; then the cache goes, so that an
+				// allowed name that shared an address opens it again.
 				if gone := answered.drop(n.Allowed); len(gone) > 0 {
 					if err := o.revoke(ctx, gone); err != nil {
 						st.ReloadError = fmt.Sprintf("closing what the names taken out had opened: %v", err)
@@ -168,6 +181,7 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 						logger.Printf("closed %d addresses of names no longer allowed", len(gone))
 					}
 				}
+				h.Flush()
 			}
 			if err := o.reopen(ctx); err != nil {
 				st.ReloadError = fmt.Sprintf("opening again what was open: %v", err)

@@ -67,8 +67,12 @@ func parsePflog(b []byte) (pflogPacket, bool) {
 func align4(n int) int { return (n + 3) &^ 3 }
 
 // refusedByPf returns what to log of one BPF read: the packets our anchor
-// (by its own name, as pf records it) dropped, with their addresses.
+// (by its own name, as pf records it: at most 15 bytes of it) dropped, with
+// their addresses.
 func refusedByPf(buf []byte, anchor string) []ConnRecord {
+	if len(anchor) > pflogRulesetN-1 {
+		anchor = anchor[:pflogRulesetN-1]
+	}
 	var out []ConnRecord
 	for _, pkt := range splitBPF(buf) {
 		pl, ok := parsePflog(pkt)

@@ -46,7 +46,11 @@ func fetchLocal(ctx context.Context, env Env) (Result, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
-		line, _, _ := strings.Cut(sc.Text(), "#")
+		text := sc.Text()
+		if n == 1 {
+			text = strings.TrimPrefix(text, "\ufeff") // a byte order mark
+		}
+		line, _, _ := strings.Cut(text, "#")
 		entry := strings.TrimSpace(line)
 		if entry == "" {
 			continue
@@ -158,6 +162,12 @@ func EditLocal(ctx context.Context, path, lockPath string, add, remove []Entry) 
 	// where it is, not replaced by a copy.
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		path = real
+	} else if target, lerr := os.Readlink(path); lerr == nil {
+		// A link to a file not made yet: made where the link points.
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return ed, err
@@ -189,7 +199,7 @@ func EditLocal(ctx context.Context, path, lockPath string, add, remove []Entry) 
 		lines = lines[:len(lines)-1]
 	}
 	entryOf := func(line string) string {
-		before, _, _ := strings.Cut(line, "#")
+		before, _, _ := strings.Cut(strings.TrimPrefix(line, "\ufeff"), "#")
 		e, err := ParseEntry(strings.TrimSpace(before))
 		if err != nil || strings.TrimSpace(before) == "" {
 			return ""

@@ -122,3 +122,15 @@ func TestEditLocalFollowsALinkAndToleratesAByteOrderMark(t *testing.T) {
 		t.Errorf("the linked file = %q", got)
 	}
 }
+
+func TestLocalFileWithAByteOrderMarkBeforeAComment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "allowlist.local")
+	if err := os.WriteFile(path, []byte("\ufeff# my list\r\npypi.org\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := fetchLocal(context.Background(), Env{LocalFile: path})
+	if err != nil || !slices.Equal(res.Hosts, []string{"pypi.org"}) {
+		t.Errorf("fetchLocal = %+v, %v", res, err)
+	}
+}
