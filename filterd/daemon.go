@@ -20,6 +20,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/internal/proc"
 	"github.com/VerilyPete/claudecontainer/nft"
 	"github.com/VerilyPete/claudecontainer/pf"
+	"github.com/VerilyPete/claudecontainer/policy"
 )
 
 // expireEvery is how often the pf daemon deletes the addresses whose time
@@ -213,19 +214,24 @@ func newOpener(ctx context.Context, spec Spec, logger *log.Logger) (opener, erro
 		if err != nil {
 			return nil, err
 		}
-		return nftOpener{o}, nil
+		return nftOpener{o, watchedNet(spec)}, nil
 	case "pf":
 		o, err := pf.NewOpener(proc.Exec{}, spec.Table, spec.Set)
 		if err != nil {
 			return nil, err
 		}
 		go o.ExpireEvery(ctx, expireEvery, func(err error) { logger.Printf("expiring opened addresses: %v", err) })
-		return pfOpener{o}, nil
+		return pfOpener{o, watchedNet(spec)}, nil
 	}
 	return nil, fmt.Errorf("unknown firewall backend %q", spec.Backend)
 }
 
-type nftOpener struct{ *nft.Opener }
+// nftOpener and pfOpener end, with what they close, the connections open
+// to it from net (the container network, when the spec names it).
+type nftOpener struct {
+	*nft.Opener
+	net *policy.Network
+}
 
 // reopen has nothing to do: the opened sets and their elements outlive a
 // reload of the rules (`flush table` keeps sets), and Down stops the daemon
@@ -233,15 +239,39 @@ type nftOpener struct{ *nft.Opener }
 func (nftOpener) reopen(context.Context) error { return nil }
 func (o nftOpener) close() error               { return o.Close() }
 func (o nftOpener) revoke(ctx context.Context, addrs []netip.Addr) error {
-	return o.Revoke(ctx, addrs)
+	if err := o.Revoke(ctx, addrs); err != nil {
+		return err
+	}
+	if o.net == nil {
+		return nil
+	}
+	return nft.EndFlows(ctx, proc.Exec{}, *o.net, addrs)
 }
 
-type pfOpener struct{ *pf.Opener }
+type pfOpener struct {
+	*pf.Opener
+	net *policy.Network
+}
 
 func (o pfOpener) reopen(ctx context.Context) error { return o.Reopen(ctx) }
 func (pfOpener) close() error                       { return nil }
 func (o pfOpener) revoke(ctx context.Context, addrs []netip.Addr) error {
-	return o.Revoke(ctx, addrs)
+	if err := o.Revoke(ctx, addrs); err != nil {
+		return err
+	}
+	if o.net == nil {
+		return nil
+	}
+	return pf.EndStates(ctx, proc.Exec{}, *o.net, addrs)
+}
+
+// watchedNet is the container network of spec, or nil.
+func watchedNet(spec Spec) *policy.Network {
+	if spec.Watch == nil {
+		return nil
+	}
+	n := spec.Watch.Network
+	return &n
 }
 
 // removeIfOurs removes the status file when it is the one this daemon

@@ -5,6 +5,7 @@ package nft
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
 	"github.com/VerilyPete/claudecontainer/internal/dnstest"
+	"github.com/VerilyPete/claudecontainer/internal/netns"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
@@ -309,4 +311,69 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Logf("filter refused: %s", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestE2EEndFlowsCutsAConnectionToAnAddressTheFilterClosed: a connection
+// the filter's set let through survives the address leaving the set
+// (`ct state established`), until EndFlows deletes its conntrack entry;
+// then its next packet is judged anew, and refused.
+func TestE2EEndFlowsCutsAConnectionToAnAddressTheFilterClosed(t *testing.T) {
+	if _, err := exec.LookPath("conntrack"); err != nil {
+		t.Skip("conntrack not installed (apt-get install -y conntrack)")
+	}
+	p := propertyPolicy(t)
+	p.Filter = &policy.Filter{Port: realFilterPort}
+	tp := newTopology(t, p, []policy.Flow{tcp(ctr4, denied4, 443)})
+	b := tp.backend()
+	if err := b.Up(context.Background(), p, prefixSet(t, "198.18.0.0/15")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Down(context.Background()) })
+	// An echo server on the internet.
+	far := netip.AddrPortFrom(denied4, 8444)
+	var ln net.Listener
+	if err := inNS(tp.ns[roleWAN], func() (err error) { ln, err = net.Listen("tcp", far.String()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(c, c)
+		}
+	}()
+	o4, _ := OpenedSetNames(p.Table)
+	tp.nft("add", "element", Family, DefaultTable, o4, fmt.Sprintf("{ %s timeout 60s }", denied4))
+	var c net.Conn
+	if err := inNS(tp.ns[roleCtr], func() (err error) { c, err = net.DialTimeout("tcp", far.String(), 3*time.Second); return err }); err != nil {
+		t.Fatalf("connecting to an opened address: %v", err)
+	}
+	defer c.Close()
+	echo := func(s string) error {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c, s); err != nil {
+			return err
+		}
+		buf := make([]byte, len(s))
+		_, err := io.ReadFull(c, buf)
+		return err
+	}
+	if err := echo("first\n"); err != nil {
+		t.Fatalf("echo over the opened connection: %v", err)
+	}
+	// The filter closes the address (Revoke): the set loses it, the
+	// connection does not.
+	tp.nft("delete", "element", Family, DefaultTable, o4, fmt.Sprintf("{ %s }", denied4))
+	if err := echo("second\n"); err != nil {
+		t.Fatalf("the connection broke without EndFlows (%v): the test proves nothing", err)
+	}
+	if err := EndFlows(context.Background(), netns.Runner{NS: tp.ns[roleHost]}, p.Network, []netip.Addr{denied4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := echo("third\n"); err == nil {
+		t.Error("the connection to the closed address still works after EndFlows")
+	}
 }

@@ -317,6 +317,35 @@ func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 	return errors.Join(errs...)
 }
 
+// EndFlows deletes the connection tracking entries from the container
+// network n to addrs, so that connections open to addresses the DNS filter
+// closed end too (`ct state established` would keep passing them). Without
+// the conntrack tool it does nothing.
+func EndFlows(ctx context.Context, run proc.Runner, n policy.Network, addrs []netip.Addr) error {
+	var errs []error
+	for _, a := range addrs {
+		a = a.Unmap()
+		net, fam := n.IPv4, "ipv4"
+		if a.Is6() {
+			net, fam = n.IPv6, "ipv6"
+		}
+		if !net.IsValid() || !a.IsValid() {
+			continue
+		}
+		_, err := run.Run(ctx, proc.Cmd{Name: "conntrack", Args: []string{"-D", "-f", fam, "-s", net.String(), "-d", a.String()}, Privileged: true})
+		var ee *proc.ExitError
+		switch {
+		case err == nil:
+		case notInstalled(err, "conntrack"):
+			return nil
+		case errors.As(err, &ee) && strings.Contains(ee.Stderr, " 0 flow entries"):
+		default:
+			errs = append(errs, fmt.Errorf("ending the connections to %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // notInstalled reports whether err says that the program name could not be
 // found: exec.ErrNotFound when it was run directly, or sudo's complaint,
 // which comes with exit status 1 like a failure of the program itself, when

@@ -295,3 +295,24 @@ func parseShow(out string) ([]shownEntry, error) {
 	}
 	return entries, nil
 }
+
+// EndStates kills the states from the container network n to addrs
+// (`pfctl -k NET -k ADDR`): the connections open to addresses the DNS
+// filter closed, which the states would otherwise keep passing.
+func EndStates(ctx context.Context, r proc.Runner, n policy.Network, addrs []netip.Addr) error {
+	var errs []error
+	for _, a := range addrs {
+		a = a.Unmap()
+		net := n.IPv4
+		if a.Is6() {
+			net = n.IPv6
+		}
+		if !net.IsValid() || !a.IsValid() {
+			continue
+		}
+		if _, err := runPfctl(ctx, r, nil, "-k", net.String(), "-k", a.String()); err != nil {
+			errs = append(errs, fmt.Errorf("killing the states to %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -536,3 +536,26 @@ func TestRevokeClosesAtOnce(t *testing.T) {
 		t.Errorf("%v after Revoke: %s", addrA, v)
 	}
 }
+
+func TestEndStatesEndsOnlyTheConnectionsToWhatWasClosed(t *testing.T) {
+	r := newRig(t)
+	p, _ := r.upWithFilter(newClock())
+	st := r.kernelState()
+	st.Conns = []fakepfctl.Conn{
+		{Src: "192.168.64.5", Dst: addrA.String(), Proto: "tcp"},
+		{Src: "192.168.64.5", Dst: addrB.String(), Proto: "tcp"},
+		{Src: "fd5e:9a3b:1c2d:4e5f::5", Dst: addrC.String(), Proto: "tcp"},
+		{Src: "192.168.1.20", Dst: addrA.String(), Proto: "tcp"}, // the host's own
+	}
+	fakepfctl.Save(r.kernel, st)
+	if err := EndStates(context.Background(), r.runner, p.Network, []netip.Addr{addrA, addrC}); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, c := range r.kernelState().Conns {
+		left = append(left, c.Src+">"+c.Dst)
+	}
+	if diff := cmp.Diff([]string{"192.168.64.5>" + addrB.String(), "192.168.1.20>" + addrA.String()}, left); diff != "" {
+		t.Errorf("states left (-want +got):\n%s", diff)
+	}
+}

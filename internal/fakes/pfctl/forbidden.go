@@ -49,9 +49,13 @@ func Forbidden(call string) string {
 	case has('T') && !ours:
 		return "-T without -a com.apple/<name> changes a table of the main ruleset or of another program's anchor"
 	}
-	for _, k := range o.kill {
+	for i, k := range o.kill {
 		p, err := parseHost(k)
-		if err != nil || !p.Addr().IsPrivate() || p.Bits() < 8 || (p.Addr().Is6() && p.Bits() < 48) {
+		switch {
+		case i == 1 && err == nil && p.IsSingleIP():
+			// A second -k names the destination: it only narrows the
+			// first, which names the container network.
+		case err != nil || !p.Addr().IsPrivate() || p.Bits() < 8 || (p.Addr().Is6() && p.Bits() < 48):
 			return "-k " + k + " kills the states of more than a container network"
 		}
 	}

@@ -15,6 +15,7 @@ func TestForbiddenCatchesEveryFormOfADangerousCall(t *testing.T) {
 		"pfctl -f /etc/pf.conf", "pfctl -nf x", "pfctl -a com.apple/x/sub -f -", "pfctl -a com.apple.internet-sharing -f -",
 		"pfctl -t t -T flush", "pfctl -a com.apple/250.ApplicationFirewall -t t -T replace -f /tmp/f",
 		"pfctl -k 0.0.0.0/0", "pfctl -k 8.8.8.0/24", "pfctl -k ::/0", "pfctl -k fd00::/8",
+		"pfctl -k 93.184.216.34 -k 192.168.64.0/24", "pfctl -k 192.168.64.0/24 -k 0.0.0.0/0",
 		"pfctl -Z", "pfctl -a",
 	} {
 		if pfctl.Forbidden(call) == "" {
@@ -31,6 +32,7 @@ func TestForbiddenAllowsWhatTheBackendRuns(t *testing.T) {
 		"pfctl -a com.apple/x -t t -T show", "pfctl -a com.apple/x -s rules",
 		"pfctl -s info", "pfctl -s References", "pfctl -sr", "pfctl -s rules", "pfctl -sd",
 		"pfctl -k 192.168.64.0/24", "pfctl -k fd5e:9a3b:1c2d:4e5f::/64", "pfctl -k 10.0.0.0/8",
+		"pfctl -k 192.168.64.0/24 -k 93.184.216.34",
 		"container run -d x", "ifconfig",
 	} {
 		if why := pfctl.Forbidden(call); why != "" {
