@@ -81,7 +81,7 @@ var Settings = []Setting{
 	{"SOURCES", "all registered sources", "Comma-separated source names to use."},
 	{"SKIP_SOURCES", "none", "Comma-separated source names to leave out (for example `statsig,vscode`)."},
 	{"FETCH_TIMEOUT", "`30s`", "Upper bound on the whole allowlist fetch (every source and DNS look-up together)."},
-	{"DNS", "the network's gateway", "Comma-separated IP addresses: the only DNS servers the containers may use (and are given). With docker, whose containers ask your upstream servers through docker's own resolver, set it to those servers."},
+	{"DNS", "the network's gateway", "Comma-separated IP addresses: the DNS servers the containers are given, and with the DNS filter off the only ones they may use. With docker, whose containers ask your upstream servers through docker's own resolver, set it to those servers."},
 	{"DNS_FILTER", "`on`", "`on`: the containers' DNS goes to claudecontainer's DNS filter, which answers only allowlisted names and opens the firewall to each answer; `off`: to the DNS servers above, and only the allowlist's addresses are open."},
 	{"DNS_FILTER_PORT", "`15353`", "Port the DNS filter listens on, on the network's gateway address (nftables) or on loopback (pf)."},
 	{"DNS_UPSTREAM", "the `nameserver` lines of `/etc/resolv.conf`", "Comma-separated `IP` or `IP:port`: the resolvers the DNS filter asks for allowed names."},
