@@ -165,7 +165,7 @@ func (r *recent) add(name string, addrs []netip.Addr) {
 		}
 		ab.last = now
 		switch {
-		case contains(ab.names, name), contains(ab.names, ""):
+		case slices.Contains(ab.names, name), slices.Contains(ab.names, ""):
 		case len(ab.names) >= maxNames:
 			ab.names = append(ab.names, "") // too many to tell: never closed early
 		default:
@@ -199,13 +199,4 @@ func (r *recent) of(a netip.Addr) []string {
 		return nil
 	}
 	return slices.DeleteFunc(slices.Clone(ab.names), func(n string) bool { return n == "" })
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

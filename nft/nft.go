@@ -293,16 +293,57 @@ func (b *Backend) Down(ctx context.Context) error {
 // on this process's PATH: run through sudo it is looked up on sudo's
 // secure_path, which has /usr/sbin where a user's PATH often does not.
 func (b *Backend) forget(ctx context.Context, n policy.Network) error {
-	var errs []error
+	var flows []flowFilter
 	for _, p := range []netip.Prefix{n.IPv4, n.IPv6} {
-		if !p.IsValid() {
-			continue
+		if p.IsValid() {
+			flows = append(flows, flowFilter{src: p})
 		}
+	}
+	return deleteFlows(ctx, b.run, flows)
+}
+
+// EndFlows deletes the connection tracking entries from the container
+// network n to addrs, so that connections open to addresses the DNS filter
+// closed end too (`ct state established` would keep passing them). Without
+// the conntrack tool it does nothing.
+func EndFlows(ctx context.Context, run proc.Runner, n policy.Network, addrs []netip.Addr) error {
+	var flows []flowFilter
+	for _, a := range addrs {
+		a = a.Unmap()
+		net := n.IPv4
+		if a.Is6() {
+			net = n.IPv6
+		}
+		if net.IsValid() && a.IsValid() {
+			flows = append(flows, flowFilter{src: net, dst: a})
+		}
+	}
+	return deleteFlows(ctx, run, flows)
+}
+
+// flowFilter names connection tracking entries: those from src, and to dst
+// when it is valid.
+type flowFilter struct {
+	src netip.Prefix
+	dst netip.Addr
+}
+
+// deleteFlows runs `conntrack -D` once per filter. Finding nothing to
+// delete is no error, and a missing conntrack tool makes it do nothing.
+func deleteFlows(ctx context.Context, run proc.Runner, flows []flowFilter) error {
+	var errs []error
+	for _, f := range flows {
 		fam := "ipv4"
-		if p.Addr().Is6() {
+		if f.src.Addr().Is6() {
 			fam = "ipv6"
 		}
-		_, err := b.run.Run(ctx, proc.Cmd{Name: "conntrack", Args: []string{"-D", "-f", fam, "-s", p.String()}, Privileged: true})
+		args := []string{"-D", "-f", fam, "-s", f.src.String()}
+		what := "from " + f.src.String()
+		if f.dst.IsValid() {
+			args = append(args, "-d", f.dst.String())
+			what += " to " + f.dst.String()
+		}
+		_, err := run.Run(ctx, proc.Cmd{Name: "conntrack", Args: args, Privileged: true})
 		var ee *proc.ExitError
 		switch {
 		case err == nil:
@@ -311,36 +352,7 @@ func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 		case errors.As(err, &ee) && strings.Contains(ee.Stderr, " 0 flow entries"):
 			// nothing to delete
 		default:
-			errs = append(errs, fmt.Errorf("deleting connection tracking entries of %s: %w", p, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// EndFlows deletes the connection tracking entries from the container
-// network n to addrs, so that connections open to addresses the DNS filter
-// closed end too (`ct state established` would keep passing them). Without
-// the conntrack tool it does nothing.
-func EndFlows(ctx context.Context, run proc.Runner, n policy.Network, addrs []netip.Addr) error {
-	var errs []error
-	for _, a := range addrs {
-		a = a.Unmap()
-		net, fam := n.IPv4, "ipv4"
-		if a.Is6() {
-			net, fam = n.IPv6, "ipv6"
-		}
-		if !net.IsValid() || !a.IsValid() {
-			continue
-		}
-		_, err := run.Run(ctx, proc.Cmd{Name: "conntrack", Args: []string{"-D", "-f", fam, "-s", net.String(), "-d", a.String()}, Privileged: true})
-		var ee *proc.ExitError
-		switch {
-		case err == nil:
-		case notInstalled(err, "conntrack"):
-			return nil
-		case errors.As(err, &ee) && strings.Contains(ee.Stderr, " 0 flow entries"):
-		default:
-			errs = append(errs, fmt.Errorf("ending the connections to %s: %w", a, err))
+			errs = append(errs, fmt.Errorf("deleting connection tracking entries %s: %w", what, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/VerilyPete/claudecontainer/dnsfilter"
@@ -230,7 +231,7 @@ func EditLocal(ctx context.Context, path, lockPath string, add, remove []Entry) 
 		kept = append(kept, l)
 	}
 	for _, e := range remove {
-		if !contains(ed.Removed, e.String()) {
+		if !slices.Contains(ed.Removed, e.String()) {
 			ed.Missing = append(ed.Missing, e.String())
 		}
 	}
@@ -266,13 +267,4 @@ func oppositeOf(e Entry) string {
 		return e.Name[1:]
 	}
 	return "!" + e.Name
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
