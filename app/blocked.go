@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,11 +50,11 @@ func (e *env) blocked(ctx context.Context, since time.Duration, asJSON bool, now
 	if asJSON {
 		warn = func(error) {}
 	}
-	names, err := dnsfilter.ReadLog(filepath.Join(e.cfg.StateDir, filterd.RefusedFile), warn)
+	names, err := dnsfilter.ReadLog(e.stateFile(filterd.RefusedFile), warn)
 	if err != nil {
 		return err
 	}
-	conns, err := filterd.ReadConns(filepath.Join(e.cfg.StateDir, filterd.ConnsFile), warn)
+	conns, err := filterd.ReadConns(e.stateFile(filterd.ConnsFile), warn)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -91,7 +92,7 @@ func (e *env) ensureFilter(ctx context.Context, p policy.Policy) error {
 		return fmt.Errorf("the DNS filter: %w", err)
 	}
 	if started {
-		e.note("DNS filter serving on %v (log of refused names: %s)", spec.Listen, e.filterLog())
+		e.note("DNS filter serving on %v (log of refused names: %s)", spec.Listen, e.stateFile(filterd.RefusedFile))
 	} else {
 		e.note("DNS filter running: names read again")
 	}
@@ -153,7 +154,7 @@ func (e *env) filterChecks(ctx context.Context, fwUp bool) []check {
 		return []check{{what: what, ok: true, detail: "not running (the firewall is down)"}}
 	case !running:
 		return []check{{what: what, detail: "not running: the containers resolve nothing (the firewall sends their DNS to it)",
-			fix: "run `mage up` or `mage dev`, which start it again; its log is " + e.cfg.StateDir + "/" + filterd.LogFile}}
+			fix: "run `mage up` or `mage dev`, which start it again; its log is " + e.stateFile(filterd.LogFile)}}
 	}
 	checks := []check{{what: what, ok: true, detail: fmt.Sprintf("process %d, %d names, serving on %v", st.Pid, st.Names, st.Spec.Listen)}}
 	if st.ReloadError != "" {
@@ -164,7 +165,7 @@ func (e *env) filterChecks(ctx context.Context, fwUp bool) []check {
 	c := check{what: what + " refuses what is not allowed", ok: err == nil && a.Rcode == dns.RcodeNameError}
 	switch {
 	case err != nil:
-		c.detail, c.fix = err.Error(), "see "+e.cfg.StateDir+"/"+filterd.LogFile+"; `mage reset` then `mage up` starts it afresh"
+		c.detail, c.fix = err.Error(), "see "+e.stateFile(filterd.LogFile)+"; `mage reset` then `mage up` starts it afresh"
 	case !c.ok:
 		c.detail, c.fix = fmt.Sprintf("%s got %s, want NXDOMAIN", statusProbeName, dns.RcodeToString[a.Rcode]), "`mage reset` then `mage up` starts it afresh"
 	default:
@@ -202,4 +203,5 @@ func (e *env) anAllowedName() string {
 	return ""
 }
 
-func (e *env) filterLog() string { return e.cfg.StateDir + "/" + filterd.RefusedFile }
+// stateFile is the path of a file in the state directory.
+func (e *env) stateFile(name string) string { return filepath.Join(e.cfg.StateDir, name) }
