@@ -35,7 +35,7 @@ type addrSpec struct {
 
 type pfRule struct {
 	line       int
-	action     string // pass, block, rdr (always "rdr pass") or "no rdr"
+	action     string // pass, block, rdr (always "rdr pass"), "no rdr" or scrub (always "fragment reassemble")
 	ret        bool   // block return
 	dir        string // in, out or "" (both)
 	quick      bool
@@ -54,6 +54,7 @@ type pfRule struct {
 }
 
 type pfRuleset struct {
+	scrub  []pfRule // normalization rules, in order
 	trans  []pfRule // translation rules, in order
 	rules  []pfRule // filter rules, in order
 	tables map[string]bool
@@ -111,6 +112,13 @@ func parseRuleset(text string) (*pfRuleset, error) {
 			return nil, fmt.Errorf("line %d: %w: %q", lineNo, err, line)
 		}
 		r.line = lineNo
+		if r.action == "scrub" {
+			if len(rs.trans)+len(rs.rules) > 0 {
+				return nil, fmt.Errorf("line %d: a normalization rule after a translation or filter rule", lineNo)
+			}
+			rs.scrub = append(rs.scrub, r)
+			continue
+		}
 		if r.action == "rdr" || r.action == "no rdr" {
 			if len(rs.rules) > 0 {
 				// pfctl: "Rules must be in order: options, normalization,
@@ -198,6 +206,12 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 			return r, fmt.Errorf("want no rdr")
 		}
 		r.action, r.dir = "no rdr", "in"
+	case "scrub":
+		r.action = a
+		if len(toks) < 4 || toks[len(toks)-2] != "fragment" || toks[len(toks)-1] != "reassemble" {
+			return r, fmt.Errorf("scrub without fragment reassemble at its end is outside the subset")
+		}
+		toks = toks[:len(toks)-2]
 	default:
 		return r, fmt.Errorf("unknown action %q", a)
 	}
@@ -212,6 +226,9 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 		next() // logging changes no verdict
 	}
 	if !translation && peek() == "quick" {
+		if r.action == "scrub" {
+			return r, fmt.Errorf("scrub rules take no quick")
+		}
 		next()
 		r.quick = true
 	}
@@ -287,6 +304,12 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 		}
 	default:
 		return r, fmt.Errorf("want all or from")
+	}
+	if r.action == "scrub" {
+		if pos != len(toks) || len(r.ports) > 0 {
+			return r, fmt.Errorf("a scrub rule outside the subset (no ports, nothing after the addresses but fragment reassemble)")
+		}
+		return r, nil
 	}
 	if translation {
 		if r.action == "rdr" {
@@ -409,6 +432,11 @@ type packet struct {
 	proto     string // tcp, udp, icmp, ipv6-icmp
 	port      uint16 // destination port for tcp and udp
 	icmp6Type string // for ipv6-icmp
+	// fragment marks a piece of a fragmented packet (the first one
+	// included): until a scrub rule reassembles it, pf judges it by
+	// pf_test_fragment, without translation and without the rules that
+	// name ports or ICMP types (xnu bsd/net/pf.c).
+	fragment bool
 }
 
 // world is what rules look up when a packet is evaluated: the contents of
@@ -478,7 +506,13 @@ const passNoState policy.Verdict = "pass without state (replies would be refused
 // the host's rules). A packet an "rdr pass" redirects gets Redirect, with
 // that rule.
 func (rs *pfRuleset) eval(p packet, w world) (policy.Verdict, *pfRule) {
+	if p.fragment && slices.ContainsFunc(rs.scrub, func(r pfRule) bool { return r.match(p, w) }) {
+		p.fragment = false // reassembled: judged as the whole packet
+	}
 	for i := range rs.trans {
+		if p.fragment {
+			break
+		}
 		r := &rs.trans[i]
 		if !r.match(p, w) {
 			continue
@@ -491,7 +525,7 @@ func (rs *pfRuleset) eval(p packet, w world) (policy.Verdict, *pfRule) {
 	var last *pfRule
 	for i := range rs.rules {
 		r := &rs.rules[i]
-		if !r.match(p, w) {
+		if !r.match(p, w) || p.fragment && (len(r.ports) > 0 || len(r.icmp6Types) > 0) {
 			continue
 		}
 		last = r

@@ -156,6 +156,10 @@ func Render(p policy.Policy, o Options) (string, error) {
 	}
 	w("")
 
+	for _, l := range normalization(n) {
+		w("%s", l)
+	}
+	w("")
 	rules := p.Rules()
 	if p.Filter != nil {
 		lines, err := translation(p, rules)
@@ -280,6 +284,31 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 		add("keep state")
 	}
 	return strings.Join(strings.Fields(strings.Join(words, " ")), " "), ""
+}
+
+// normalization returns the scrub rules that reassemble the containers'
+// fragmented packets before pf translates or filters them, with their
+// comment. pf judges a fragment it has not reassembled by pf_test_fragment
+// (xnu's pf.c): neither rdr nor any rule that names a port applies to it,
+// so a DNS query sent in fragments would be neither redirected to the DNS
+// filter nor refused by the rule for port 53, and a rule without a port
+// (the allowlist) would pass it. The stock main ruleset reads our scrub
+// rules through `scrub-anchor "com.apple/*"`. Scrub rules take no label and
+// no "quick": every one that matches applies.
+func normalization(n policy.Network) []string {
+	out := []string{
+		"# Normalization: pf reassembles the containers' fragmented packets before any",
+		"# rule below sees them. A fragment carries no ports, so the rules that name a",
+		"# port (DNS, the redirect to the DNS filter) would not apply to one.",
+	}
+	if n.Interface != "" {
+		return append(out, "scrub in on $ctr_if all fragment reassemble")
+	}
+	out = append(out, "scrub in on ! lo0 inet from $ctr_net4 to any fragment reassemble")
+	if n.IPv6.IsValid() {
+		out = append(out, "scrub in on ! lo0 inet6 from $ctr_net6 to any fragment reassemble")
+	}
+	return out
 }
 
 // translation returns the translation rules of p, with their comments: an

@@ -369,6 +369,54 @@ func TestPacketsOutsideThePolicyModel(t *testing.T) {
 	}
 }
 
+// TestFragmentsAreJudgedAsTheWholePacket pins the anchor's scrub rules. pf
+// judges a fragment it has not reassembled without rdr and without any rule
+// that names a port, so a DNS query sent in fragments to an allowlisted
+// address would pass the allowlist's rule: neither refused by the rules for
+// port 53 nor redirected to the DNS filter. Each case is checked against
+// the anchor with its scrub rules and, to show the case can fail, without.
+func TestFragmentsAreJudgedAsTheWholePacket(t *testing.T) {
+	a := netip.MustParseAddr
+	dual, v4only, mac15 := policytest.DualStack(), policytest.IPv4Only(), policytest.MacOS15()
+	noIf := policytest.DualStackNoInterface()
+	query := func(src, dst string) packet {
+		return packet{dir: "in", ifname: "bridge100", src: a(src), dst: a(dst), proto: "udp", port: 53}
+	}
+	cases := []struct {
+		name string
+		p    policy.Policy
+		pk   packet
+	}{
+		{"a query to an allowlisted address", dual, query("192.168.64.5", "140.82.112.3")},
+		{"a query to an allowlisted address, IPv4-only network", v4only, query("192.168.218.5", "140.82.112.3")},
+		{"a query to an allowlisted address, macOS 15", mac15, query("192.168.64.5", "140.82.112.3")},
+		{"an IPv6 query to an allowlisted address", dual, query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
+		{"an IPv6 query to an allowlisted address without the bridge", noIf, query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
+		{"a query to an allowlisted address, with the DNS filter", withFilter(dual), query("192.168.64.5", "140.82.112.3")},
+		{"an IPv6 query, with the DNS filter", withFilter(dual), query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
+		{"a query, with the DNS filter on macOS 15", withFilter(mac15), query("192.168.64.5", "140.82.112.3")},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := worldFor(c.p, policytest.Allowlist())
+			rs := render(t, c.p)
+			want, _ := rs.eval(c.pk, w)
+			if want == policy.Pass {
+				t.Fatalf("the whole query passes: the case tests nothing")
+			}
+			frag := c.pk
+			frag.fragment = true
+			if got, r := rs.eval(frag, w); got != want {
+				t.Errorf("the query in fragments: %s (%s), the whole query: %s", got, describe(r), want)
+			}
+			rs.scrub = nil
+			if got, _ := rs.eval(frag, w); got != policy.Pass {
+				t.Errorf("without the scrub rules the fragments get %s, want them passed (so this case would catch their absence)", got)
+			}
+		})
+	}
+}
+
 func TestTheEvaluatorFollowsPfSemantics(t *testing.T) {
 	a := netip.MustParseAddr
 	pk := packet{dir: "in", ifname: "bridge100", src: a("10.0.0.5"), dst: a("1.2.3.4"), proto: "tcp", port: 80}
@@ -397,6 +445,31 @@ func TestTheEvaluatorFollowsPfSemantics(t *testing.T) {
 			"block return in quick from (bridge101) to any", policy.Ignore},
 		{"an undeclared table holds nothing", "table <t> persist\nblock return in quick from any to <t>", policy.Ignore},
 	}
+	frag := pk
+	frag.fragment = true
+	for _, c := range []struct {
+		name, text string
+		want       policy.Verdict
+	}{
+		{"a fragment skips the rules that name a port",
+			"block return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+		{"a fragment skips rdr",
+			"rdr pass on bridge100 inet proto tcp from any to any port 80 -> 127.0.0.1 port 8080", policy.Ignore},
+		{"a scrub rule that matches reassembles the fragment first",
+			"scrub in on bridge100 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Refuse},
+		{"a scrub rule for another interface does not",
+			"scrub in on bridge101 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+		{"a scrub rule for other sources does not",
+			"scrub in on ! lo0 inet from 192.168.0.0/16 to any fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+	} {
+		rs, err := parseRuleset(c.text)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got, r := rs.eval(frag, world{}); got != c.want {
+			t.Errorf("%s: %s (%s), want %s", c.name, got, describe(r), c.want)
+		}
+	}
 	for _, c := range cases {
 		rs, err := parseRuleset(c.text)
 		if err != nil {
@@ -411,14 +484,17 @@ func TestTheEvaluatorFollowsPfSemantics(t *testing.T) {
 
 func TestTheEvaluatorRejectsSyntaxOutsideItsSubset(t *testing.T) {
 	for _, text := range []string{
-		"pass in quick from any to any port 53",            // port without proto
-		"pass in quick proto icmp from any to any port 53", // port on icmp
-		"pass in quick from ! 10.0.0.0/8 to any",           // negation
-		"pass in quick from any to <nosuch>",               // undeclared table
-		"pass in quick from $undefined to any",             // undefined macro
-		"pass in quick from any to any flags S/SA",         // options outside the subset
-		"block return in quick all keep state",             // state on a block rule
-		"pass in quick proto { tcp udp from any to any",    // unbalanced brace
+		"pass in quick from any to any port 53",                          // port without proto
+		"pass in quick proto icmp from any to any port 53",               // port on icmp
+		"pass in quick from ! 10.0.0.0/8 to any",                         // negation
+		"pass in quick from any to <nosuch>",                             // undeclared table
+		"pass in quick from $undefined to any",                           // undefined macro
+		"pass in quick from any to any flags S/SA",                       // options outside the subset
+		"block return in quick all keep state",                           // state on a block rule
+		"scrub in quick all fragment reassemble",                         // quick on a scrub rule
+		"scrub in all no-df",                                             // scrub options outside the subset
+		"scrub in proto tcp from any to any port 80 fragment reassemble", // ports on a scrub rule
+		"pass in quick proto { tcp udp from any to any",                  // unbalanced brace
 		"match in all",                                   // not in Apple's dialect
 		"table <t> persist\ntable <t> persist",           // a table declared twice fails the whole load
 		"pass in quick from 10.0.0.1/8 to any",           // unmasked prefix
