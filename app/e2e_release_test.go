@@ -24,9 +24,9 @@ func TestE2EDevOnContainer1_4_1StartsTheServiceAndRunsGuarded(t *testing.T) {
 		t.Fatalf("dev: %v\n%s", err, out.String())
 	}
 	calls := m.calls()
-	status, start := index2(calls, "container system status --format json"), index2(calls, "container system start")
-	run, exec, stop := slices.IndexFunc(calls, startsAgent), index2(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
-	load, release := index2(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
+	status, start := index(calls, "container system status --format json"), index(calls, "container system start")
+	run, exec, stop := slices.IndexFunc(calls, startsAgent), index(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
+	load, release := index(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
 	if status < 0 || start < 0 || run < 0 || exec < 0 || stop < 0 || load < 0 || release < 0 {
 		t.Fatalf("missing calls:\n%s", strings.Join(calls, "\n"))
 	}

@@ -230,10 +230,6 @@ func isStartOrEnter(call string) bool {
 	return len(f) > 1 && f[0] == "container" && (f[1] == "run" || f[1] == "start" || f[1] == "exec")
 }
 
-func index2(calls []string, prefix string) int {
-	return slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, prefix) })
-}
-
 func lastIndex(calls []string, prefix string) int {
 	for i := len(calls) - 1; i >= 0; i-- {
 		if strings.HasPrefix(calls[i], prefix) {
@@ -252,8 +248,8 @@ func TestE2EDevOnAMacLoadsTheFirewallFirstAndLiftsItLast(t *testing.T) {
 				t.Fatalf("dev: %v\n%s", err, out.String())
 			}
 			calls := m.calls()
-			run, exec, stop := slices.IndexFunc(calls, startsAgent), index2(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
-			enable, load, release := index2(calls, "pfctl -E"), index2(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
+			run, exec, stop := slices.IndexFunc(calls, startsAgent), index(calls, "container exec"), slices.Index(calls, "container stop claude-alpine")
+			enable, load, release := index(calls, "pfctl -E"), index(calls, "pfctl -a com.apple/claude_firewall -f"), lastIndex(calls, "pfctl -X")
 			if run < 0 || exec < 0 || stop < 0 || enable < 0 || load < 0 || release < 0 {
 				t.Fatalf("missing calls:\n%s", strings.Join(calls, "\n"))
 			}
@@ -568,7 +564,7 @@ func TestE2EMainRulesetWithoutApplesAnchorPointRefusesToStartTheContainer(t *tes
 	if err == nil || !strings.Contains(err.Error(), "/etc/pf.conf") {
 		t.Fatalf("dev: %v, want an error that says how to repair pf\n%s", err, out.String())
 	}
-	if index2(m.calls(), "container run") >= 0 {
+	if index(m.calls(), "container run") >= 0 {
 		t.Errorf("the container was started although pf does not evaluate our anchor")
 	}
 	m.assertDown()
@@ -642,7 +638,7 @@ func TestE2EDevRefusesAContainerThatStopsAsSoonAsItStarts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "stopped as soon as it started") || !strings.Contains(err.Error(), "`container rm claude-alpine`") {
 		t.Fatalf("dev: %v, want an error that says the container stopped and what to do\n%s", err, out.String())
 	}
-	if index2(m.calls(), "container exec") >= 0 {
+	if index(m.calls(), "container exec") >= 0 {
 		t.Errorf("a shell was attached to a stopped container:\n%s", strings.Join(m.calls(), "\n"))
 	}
 	m.assertCallsSafe()

@@ -261,6 +261,7 @@ func (s *pidSet) has(p int) bool {
 	return s.m[p]
 }
 
+// index returns the position of the first call that starts with prefix, or -1.
 func index(calls []string, prefix string) int {
 	return slices.IndexFunc(calls, func(c string) bool { return strings.HasPrefix(c, prefix) })
 }
