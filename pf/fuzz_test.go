@@ -121,9 +121,9 @@ func FuzzShowOutput(f *testing.F) {
 		case !enabled && !strings.HasPrefix(line, "Status: Disabled"):
 			t.Fatalf("status line %q read as disabled", line)
 		}
-		ok, err := fw.anchorPoint(ctx)
-		if err != nil || ok && !strings.Contains(string(out), `anchor "`+Parent+`/*"`) {
-			t.Fatalf("anchorPoint = %v, %v", ok, err)
+		ok, scrub, err := fw.anchorPoints(ctx)
+		if err != nil || ok && !strings.Contains(string(out), `anchor "`+Parent+`/*"`) || scrub && !strings.Contains(string(out), `scrub-anchor "`+Parent+`/*"`) {
+			t.Fatalf("anchorPoints = %v, %v, %v", ok, scrub, err)
 		}
 		n, err := fw.ourRules(ctx, anchorPath)
 		if err != nil || n < 0 || n > strings.Count(string(out), "label") {

@@ -38,6 +38,11 @@ var ErrAnchorPointMissing = errors.New(`pf's main ruleset does not evaluate anch
 // consulted, and the containers' DNS queries are refused.
 var ErrRedirectAnchorPointMissing = errors.New(`pf's main ruleset does not evaluate rdr-anchor "com.apple/*"`)
 
+// ErrScrubAnchorPointMissing means pf's main ruleset no longer evaluates
+// scrub-anchor "com.apple/*": the containers' fragments are not reassembled,
+// so a DNS query sent in fragments escapes the rules that name port 53.
+var ErrScrubAnchorPointMissing = errors.New(`pf's main ruleset does not evaluate scrub-anchor "com.apple/*"`)
+
 // anchorPointFix says how to restore Apple's anchor points and the NAT of
 // the container network.
 const anchorPointFix = "Repair it with `sudo pfctl -f /etc/pf.conf`, then restart the container system service " +
@@ -412,7 +417,7 @@ func (f *Firewall) verify(ctx context.Context, rec *record, want, wantNAT []stri
 			}
 		}
 	}
-	ok, err := f.anchorPoint(ctx)
+	ok, scrub, err := f.anchorPoints(ctx)
 	if err != nil {
 		return err
 	}
@@ -420,6 +425,11 @@ func (f *Firewall) verify(ctx context.Context, rec *record, want, wantNAT []stri
 		return fmt.Errorf("%w: a program loaded its own main ruleset without Apple's anchors (with `pfctl -f <file>` or `pfctl -F all`), "+
 			"so the rules in %s are loaded but never evaluated and the containers would not be filtered. "+anchorPointFix,
 			ErrAnchorPointMissing, rec.Anchor)
+	}
+	if !scrub {
+		return fmt.Errorf("%w: a program loaded its own main ruleset without Apple's scrub anchor, "+
+			"so the containers' fragmented packets would not be reassembled and a DNS query sent in fragments would escape the rules for DNS. "+anchorPointFix,
+			ErrScrubAnchorPointMissing)
 	}
 	if rec.DNSFilterPort == 0 {
 		return nil
@@ -488,18 +498,19 @@ func parseReferences(out string) (map[string]bool, error) {
 	return live, nil
 }
 
-// anchorPoint reports whether the main ruleset evaluates com.apple/*.
-func (f *Firewall) anchorPoint(ctx context.Context) (bool, error) {
+// anchorPoints reports whether the main ruleset evaluates anchor
+// "com.apple/*" and scrub-anchor "com.apple/*"; `pfctl -s rules` lists both.
+func (f *Firewall) anchorPoints(ctx context.Context) (anchor, scrub bool, err error) {
 	res, err := f.pfctl(ctx, nil, "-s", "rules")
 	if err != nil {
-		return false, fmt.Errorf("reading pf's main ruleset: %w", err)
+		return false, false, fmt.Errorf("reading pf's main ruleset: %w", err)
 	}
 	for _, line := range strings.Split(string(res.Stdout), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), `anchor "`+Parent+`/*"`) {
-			return true, nil
-		}
+		line = strings.TrimSpace(line)
+		anchor = anchor || strings.HasPrefix(line, `anchor "`+Parent+`/*"`)
+		scrub = scrub || strings.HasPrefix(line, `scrub-anchor "`+Parent+`/*"`)
 	}
-	return false, nil
+	return anchor, scrub, nil
 }
 
 // redirectAnchorPoint reports whether the main ruleset evaluates
@@ -606,12 +617,15 @@ func (f *Firewall) Status(ctx context.Context) []firewall.Check {
 		add("anchor loaded", n > 0, fmt.Sprintf("%d rules labelled %s* in %s", n, LabelPrefix, anchor), upFix)
 	}
 
-	if ok, err := f.anchorPoint(ctx); err != nil {
+	if ok, scrub, err := f.anchorPoints(ctx); err != nil {
 		add(`main ruleset evaluates "com.apple/*"`, false, err.Error(), "check `sudo pfctl -sr`")
 	} else {
 		add(`main ruleset evaluates "com.apple/*"`, ok, "pfctl -sr",
 			"a program replaced pf's main ruleset, so our anchor is not evaluated: run `sudo pfctl -f /etc/pf.conf`, "+
 				"then `container system stop` and `container system start`, then `mage up`")
+		add(`main ruleset evaluates scrub-anchor "com.apple/*"`, scrub, "pfctl -sr",
+			"a program replaced pf's main ruleset, so the containers' fragments are not reassembled and escape the rules for DNS: "+
+				"run `sudo pfctl -f /etc/pf.conf`, then `container system stop` and `container system start`, then `mage up`")
 	}
 
 	if rec != nil && rec.DNSFilterPort != 0 {

@@ -626,7 +626,7 @@ func TestUpWithTheDNSFilterLoadsAndChecksTheRedirect(t *testing.T) {
 		}
 	}
 	wantChecks := []string{"pf state recorded", "pf enabled", "pf enable reference held", "anchor loaded",
-		`main ruleset evaluates "com.apple/*"`, `main ruleset evaluates rdr-anchor "com.apple/*"`, "DNS filter redirect loaded",
+		`main ruleset evaluates "com.apple/*"`, `main ruleset evaluates scrub-anchor "com.apple/*"`, `main ruleset evaluates rdr-anchor "com.apple/*"`, "DNS filter redirect loaded",
 		"allowlist table", "IPv6 from the containers filtered"}
 	if diff := cmp.Diff(wantChecks, whats); diff != "" {
 		t.Errorf("checks (-want +got):\n%s", diff)
@@ -670,7 +670,7 @@ func TestUpWithTheDNSFilterRefusesWhenTheMainRulesetNoLongerEvaluatesRdrAnchor(t
 	ctx := context.Background()
 	// Someone loaded a main ruleset of their own that keeps Apple's filter
 	// anchor point but not the translation one.
-	r.other("anchor \"com.apple/*\"\n", "-f", "-")
+	r.other("scrub-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
 	if err := r.fw.Up(ctx, policytest.DualStack(), policytest.Allowlist()); err != nil {
 		t.Fatalf("without the DNS filter the redirect's anchor point is not needed: %v", err)
 	}
@@ -696,9 +696,49 @@ func TestUpWithTheDNSFilterRefusesWhenTheMainRulesetNoLongerEvaluatesRdrAnchor(t
 		t.Error("status does not check the redirect's anchor point")
 	}
 	// The repair the error names brings it back.
-	r.other("nat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
+	r.other("scrub-anchor \"com.apple/*\"\nnat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
 	if err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist()); err != nil {
 		t.Fatal(err)
+	}
+	if err := r.fw.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUpRefusesWhenTheMainRulesetNoLongerEvaluatesScrubAnchor(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	// A main ruleset of someone else's that keeps Apple's filter and
+	// translation anchor points but not the normalization one: our scrub
+	// rule would be loaded and never read, and fragments not reassembled.
+	r.other("nat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
+	err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist())
+	if !errors.Is(err, ErrScrubAnchorPointMissing) {
+		t.Fatalf("Up: %v", err)
+	}
+	if !strings.Contains(err.Error(), "sudo pfctl -f /etc/pf.conf") {
+		t.Errorf("the error does not say how to repair it: %v", err)
+	}
+	found := false
+	for _, c := range r.fw.Status(ctx) {
+		if c.What == `main ruleset evaluates scrub-anchor "com.apple/*"` {
+			found = true
+			if c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
+				t.Errorf("status: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Error("status does not check the scrub anchor point")
+	}
+	r.other("scrub-anchor \"com.apple/*\"\nnat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
+	if err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist()); err != nil {
+		t.Fatalf("after the repair: %v", err)
+	}
+	for _, c := range r.fw.Status(ctx) {
+		if c.What == `main ruleset evaluates scrub-anchor "com.apple/*"` && !c.OK {
+			t.Errorf("after the repair, status: %+v", c)
+		}
 	}
 	if err := r.fw.Down(ctx); err != nil {
 		t.Fatal(err)
@@ -749,7 +789,7 @@ func TestStatusWhenAllIsWell(t *testing.T) {
 		}
 	}
 	want := []string{"pf state recorded", "pf enabled", "pf enable reference held", "anchor loaded",
-		`main ruleset evaluates "com.apple/*"`, "allowlist table", "IPv6 from the containers filtered"}
+		`main ruleset evaluates "com.apple/*"`, `main ruleset evaluates scrub-anchor "com.apple/*"`, "allowlist table", "IPv6 from the containers filtered"}
 	if diff := cmp.Diff(want, whats); diff != "" {
 		t.Errorf("checks (-want +got):\n%s", diff)
 	}
