@@ -48,29 +48,70 @@ var (
 // AnchorPath returns the full anchor path pfctl is given with -a.
 func AnchorPath(anchor string) string { return Parent + "/" + anchor }
 
-// Render returns the anchor text for p: the macros, the allowlist table and
-// one pf rule for each rule of p.Rules, in order, all "quick" (the first
-// match decides). It validates p first and refuses any value that could not
-// be rendered safely; every address is printed from its netip value, never
+// Render returns the anchor text for p: the macros, the allowlist table,
+// the scrub rules, the translation rules of the DNS filter and one pf rule
+// for each rule of p.Rules, in order, all "quick" (the first match
+// decides). It validates p first and refuses any value that could not be
+// rendered safely; every address is printed from its netip value, never
 // copied from outside text.
 func Render(p policy.Policy, o Options) (string, error) {
+	dns4, dns6, err := check(p, o)
+	if err != nil {
+		return "", err
+	}
+	var b text
+	header(&b, p, AnchorPath(o.Anchor))
+	macros(&b, p.Network, dns4, dns6)
+	tables(&b, p, AnchorPath(o.Anchor))
+	b.lines(normalization(p.Network))
+	rules := p.Rules()
+	if p.Filter != nil {
+		lines, err := translation(p, rules)
+		if err != nil {
+			return "", err
+		}
+		b.lines(lines)
+	}
+	if err := filterRules(&b, p, rules); err != nil {
+		return "", err
+	}
+	footer(&b, p.Network, dns6)
+	return b.String(), nil
+}
+
+// text is the anchor as it is written.
+type text struct{ strings.Builder }
+
+// w writes one line.
+func (b *text) w(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
+
+// lines writes lines and then an empty one.
+func (b *text) lines(ls []string) {
+	for _, l := range ls {
+		b.w("%s", l)
+	}
+	b.w("")
+}
+
+// check refuses a policy or options that cannot be rendered safely, and
+// returns the policy's DNS servers by family.
+func check(p policy.Policy, o Options) (dns4, dns6 []netip.Addr, err error) {
 	if err := p.Validate(); err != nil {
-		return "", fmt.Errorf("pf: refusing to render the policy: %w", err)
+		return nil, nil, fmt.Errorf("pf: refusing to render the policy: %w", err)
 	}
 	if p.Filter != nil && len(OpenedTable(p.Table)) > maxTableName {
-		return "", fmt.Errorf("pf: table name %q: with the DNS filter it must leave room for %q (at most %d characters)", p.Table, "_dns", maxTableName-len("_dns"))
+		return nil, nil, fmt.Errorf("pf: table name %q: with the DNS filter it must leave room for %q (at most %d characters)", p.Table, "_dns", maxTableName-len("_dns"))
 	}
 	if !policy.ValidIdentifier(o.Anchor) {
-		return "", fmt.Errorf("pf: anchor name %q: want letters, digits and '_', starting with a letter, at most 31 characters", o.Anchor)
+		return nil, nil, fmt.Errorf("pf: anchor name %q: want letters, digits and '_', starting with a letter, at most 31 characters", o.Anchor)
 	}
 	n := p.Network
 	if n.Name != "" && !networkName.MatchString(n.Name) {
-		return "", fmt.Errorf("pf: network name %q: want letters, digits, '.', '_' or '-'", n.Name)
+		return nil, nil, fmt.Errorf("pf: network name %q: want letters, digits, '.', '_' or '-'", n.Name)
 	}
 	if n.Interface != "" && !bridgeName.MatchString(n.Interface) {
-		return "", fmt.Errorf("pf: interface %q is not a vmnet bridge (bridgeNNN); refusing to scope block rules to it. Leave the interface unknown if the bridge cannot be found: the IPv4 rules do not need it", n.Interface)
+		return nil, nil, fmt.Errorf("pf: interface %q is not a vmnet bridge (bridgeNNN); refusing to scope block rules to it. Leave the interface unknown if the bridge cannot be found: the IPv4 rules do not need it", n.Interface)
 	}
-	var dns4, dns6 []netip.Addr
 	for _, d := range p.DNS {
 		if d.Is4() || d.Is4In6() {
 			dns4 = append(dns4, d.Unmap())
@@ -78,44 +119,47 @@ func Render(p policy.Policy, o Options) (string, error) {
 			dns6 = append(dns6, d)
 		}
 	}
-	has6, hasIf := n.IPv6.IsValid(), n.Interface != ""
-	if len(dns4) == 0 && (len(dns6) == 0 || !has6) {
-		return "", errors.New("pf: the policy names no DNS server the containers can reach: an IPv6 DNS server needs a network with an IPv6 subnet")
+	if len(dns4) == 0 && (len(dns6) == 0 || !n.IPv6.IsValid()) {
+		return nil, nil, errors.New("pf: the policy names no DNS server the containers can reach: an IPv6 DNS server needs a network with an IPv6 subnet")
 	}
+	return dns4, dns6, nil
+}
 
-	path := AnchorPath(o.Anchor)
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	rule := func(text, label string) { w("%s label %q", text, LabelPrefix+label) }
-
+// header writes the comment that opens the anchor.
+func header(b *text, p policy.Policy, path string) {
 	name := ""
-	if n.Name != "" {
-		name = fmt.Sprintf(" %q", n.Name)
+	if p.Network.Name != "" {
+		name = fmt.Sprintf(" %q", p.Network.Name)
 	}
-	w("# %s: claudecontainer's pf anchor for the container network%s.", path, name)
-	w("#")
-	w("# Load it ONLY into its own anchor:   pfctl -a %s -f -", path)
-	w("# The stock main ruleset evaluates every direct child of com.apple (anchor")
-	w("# \"com.apple/*\"), so /etc/pf.conf is never edited; never load this text as")
-	w("# the main ruleset.")
-	w("#")
+	b.w("# %s: claudecontainer's pf anchor for the container network%s.", path, name)
+	b.w("#")
+	b.w("# Load it ONLY into its own anchor:   pfctl -a %s -f -", path)
+	b.w("# The stock main ruleset evaluates every direct child of com.apple (anchor")
+	b.w("# \"com.apple/*\"), so /etc/pf.conf is never edited; never load this text as")
+	b.w("# the main ruleset.")
+	b.w("#")
 	if p.Filter == nil {
-		w("# Every rule is \"quick\": the FIRST rule that matches a packet decides, and no")
-		w("# later rule here, in another anchor or in the main ruleset can override it.")
+		b.w("# Every rule is \"quick\": the FIRST rule that matches a packet decides, and no")
+		b.w("# later rule here, in another anchor or in the main ruleset can override it.")
 	} else {
-		w("# Every filter rule is \"quick\": the FIRST rule that matches a packet decides,")
-		w("# and no later rule here, in another anchor or in the main ruleset can override")
-		w("# it. The translation rules come first: pf reads them before any filter rule.")
+		b.w("# Every filter rule is \"quick\": the FIRST rule that matches a packet decides,")
+		b.w("# and no later rule here, in another anchor or in the main ruleset can override")
+		b.w("# it. The translation rules come first: pf reads them before any filter rule.")
 	}
-	w("# Packets that no rule matches are left to the rest of the host's pf.")
-	w("# The containers' packets reach pf \"in\" from the bridge, before vmnet's NAT,")
-	w("# with their own source address. \"on ! lo0\" keeps the rules away from the")
-	w("# host's own loopback traffic (the host reaches its address $ctr_gw4 over lo0).")
-	w("# Generated by claudecontainer from the network's parsed addresses; edits are lost.")
-	w("")
-	var macros [][3]string // name, value, comment
+	b.w("# Packets that no rule matches are left to the rest of the host's pf.")
+	b.w("# The containers' packets reach pf \"in\" from the bridge, before vmnet's NAT,")
+	b.w("# with their own source address. \"on ! lo0\" keeps the rules away from the")
+	b.w("# host's own loopback traffic (the host reaches its address $ctr_gw4 over lo0).")
+	b.w("# Generated by claudecontainer from the network's parsed addresses; edits are lost.")
+	b.w("")
+}
+
+// macros writes the network's addresses as macros, each with its comment,
+// the comments aligned.
+func macros(b *text, n policy.Network, dns4, dns6 []netip.Addr) {
+	var ms [][3]string // name, value, comment
 	macro := func(name, value, comment string) {
-		macros = append(macros, [3]string{name, fmt.Sprintf("%q", value), comment})
+		ms = append(ms, [3]string{name, fmt.Sprintf("%q", value), comment})
 	}
 	macro("ctr_net4", n.IPv4.String(), "the containers' IPv4 subnet")
 	macro("ctr_gw4", n.Gateway4.String(), "the host's address on it (vmnet gateway)")
@@ -123,90 +167,89 @@ func Render(p policy.Policy, o Options) (string, error) {
 	if len(dns4) > 0 {
 		macro("ctr_dns4", list(dns4), "the only DNS servers the containers may use")
 	}
-	if has6 {
+	if n.IPv6.IsValid() {
 		macro("ctr_net6", n.IPv6.String(), "the containers' IPv6 subnet")
 		if len(dns6) > 0 {
 			macro("ctr_dns6", list(dns6), "the only IPv6 DNS servers")
 		}
 	}
-	if hasIf {
+	if n.Interface != "" {
 		macro("ctr_if", n.Interface, "the network's bridge interface on the host")
 	}
 	width := 0
-	for _, m := range macros {
+	for _, m := range ms {
 		width = max(width, len(m[0])+3+len(m[1]))
 	}
-	for _, m := range macros {
-		w("%-*s  # %s", width, m[0]+" = "+m[1], m[2])
+	for _, m := range ms {
+		b.w("%-*s  # %s", width, m[0]+" = "+m[1], m[2])
 	}
-	w("")
-	w("# The allowlist: IPv4 and IPv6 entries in one table. Each rule below names its")
-	w("# address family, so an entry only ever matches packets of its own family.")
-	w("# The contents are loaded separately, atomically, and survive reloads of this text:")
-	w("#   pfctl -a %s -t %s -T replace -f <file>", path, p.Table)
-	w("table <%s> persist", p.Table)
-	if p.Filter != nil {
-		w("")
-		w("# What the DNS filter opened: the addresses in its answers, each for the TTL of")
-		w("# the answer that named it. pf tables keep no timeout: claudecontainer's DNS")
-		w("# filter adds each answer's addresses and deletes them once their time is up.")
-		w("# The contents, too, survive reloads of this text:")
-		w("#   pfctl -a %s -t %s -T add <address>...", path, OpenedTable(p.Table))
-		w("table <%s> persist", OpenedTable(p.Table))
-	}
-	w("")
+	b.w("")
+}
 
-	for _, l := range normalization(n) {
-		w("%s", l)
-	}
-	w("")
-	rules := p.Rules()
+// tables writes the allowlist table and, with the DNS filter, the table of
+// what it opened.
+func tables(b *text, p policy.Policy, path string) {
+	b.w("# The allowlist: IPv4 and IPv6 entries in one table. Each rule below names its")
+	b.w("# address family, so an entry only ever matches packets of its own family.")
+	b.w("# The contents are loaded separately, atomically, and survive reloads of this text:")
+	b.w("#   pfctl -a %s -t %s -T replace -f <file>", path, p.Table)
+	b.w("table <%s> persist", p.Table)
 	if p.Filter != nil {
-		lines, err := translation(p, rules)
-		if err != nil {
-			return "", err
-		}
-		for _, l := range lines {
-			w("%s", l)
-		}
-		w("")
+		b.w("")
+		b.w("# What the DNS filter opened: the addresses in its answers, each for the TTL of")
+		b.w("# the answer that named it. pf tables keep no timeout: claudecontainer's DNS")
+		b.w("# filter adds each answer's addresses and deletes them once their time is up.")
+		b.w("# The contents, too, survive reloads of this text:")
+		b.w("#   pfctl -a %s -t %s -T add <address>...", path, OpenedTable(p.Table))
+		b.w("table <%s> persist", OpenedTable(p.Table))
 	}
+	b.w("")
+}
+
+// filterRules writes one filter rule for each rule of rules that pf
+// prints, each after its note, and says why pf leaves out the others.
+func filterRules(b *text, p policy.Policy, rules []policy.Rule) error {
 	for i, r := range rules {
 		if i == 0 || rules[i-1].Note != r.Note {
-			w("# %s", r.Note)
+			b.w("# %s", r.Note)
 		}
 		if r.Verdict == policy.Redirect {
-			w("#   (above, a translation rule: pf redirects before it filters)")
+			b.w("#   (above, a translation rule: pf redirects before it filters)")
 			continue
 		}
 		text, why := printRule(p, r, i == len(rules)-1)
 		if strings.HasPrefix(why, "no pf form") {
 			// A rule the printer does not know must stop the rendering,
 			// never vanish from it.
-			return "", fmt.Errorf("pf: rule %s: %s", r.Label, why)
+			return fmt.Errorf("pf: rule %s: %s", r.Label, why)
 		}
 		if why != "" {
-			w("#   (not here: %s)", why)
+			b.w("#   (not here: %s)", why)
 			continue
 		}
-		rule(text, r.Label)
+		b.w("%s label %q", text, LabelPrefix+r.Label)
 	}
-	w("")
+	b.w("")
+	return nil
+}
+
+// footer writes what the anchor does not filter, and why.
+func footer(b *text, n policy.Network, dns6 []netip.Addr) {
+	has6, hasIf := n.IPv6.IsValid(), n.Interface != ""
 	if len(dns6) > 0 && !has6 {
-		w("# The IPv6 DNS servers %s are unreachable: the network has no IPv6 subnet.", list(dns6))
+		b.w("# The IPv6 DNS servers %s are unreachable: the network has no IPv6 subnet.", list(dns6))
 	}
 	switch {
 	case !hasIf && !has6:
-		w("# IPv6 is NOT filtered here, nor are made-up source addresses: the network")
-		w("# reports no IPv6 subnet and its bridge interface is unknown (macOS 15, whose")
-		w("# containers have no IPv6). A \"block in inet6\" without an interface would")
-		w("# cut the host's own IPv6.")
+		b.w("# IPv6 is NOT filtered here, nor are made-up source addresses: the network")
+		b.w("# reports no IPv6 subnet and its bridge interface is unknown (macOS 15, whose")
+		b.w("# containers have no IPv6). A \"block in inet6\" without an interface would")
+		b.w("# cut the host's own IPv6.")
 	case !hasIf:
-		w("# Made-up source addresses and IPv6 from link-local addresses are not filtered")
-		w("# here: that needs the bridge interface (a source-only fe80::/10 block would")
-		w("# hit the uplink too). The rules are reloaded once the bridge exists.")
+		b.w("# Made-up source addresses and IPv6 from link-local addresses are not filtered")
+		b.w("# here: that needs the bridge interface (a source-only fe80::/10 block would")
+		b.w("# hit the uplink too). The rules are reloaded once the bridge exists.")
 	}
-	return b.String(), nil
 }
 
 // printRule returns the pf text of r, or why pf leaves it out. last says
