@@ -62,6 +62,21 @@ type opener interface {
 	close() error
 }
 
+// daemon is the state of one run of the filter.
+type daemon struct {
+	dir      string
+	spec     Spec
+	logger   *log.Logger
+	o        opener
+	h        *dnsfilter.Handler
+	w        *watcher
+	answered *recent
+	// names is what the handler answers now, for lookups that finish
+	// after a reload.
+	names atomic.Pointer[dnsfilter.Names]
+	st    Status
+}
+
 func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *log.Logger) error {
 	spec, err := ReadSpec(dir)
 	if err != nil {
@@ -79,14 +94,14 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		return err
 	}
 	defer o.close()
+	d := &daemon{dir: dir, spec: spec, logger: logger, o: o, answered: &recent{},
+		st: Status{Pid: os.Getpid(), Spec: spec, Names: len(entries)}}
+	d.names.Store(names)
 	refused, err := dnsfilter.OpenLog(filepath.Join(dir, RefusedFile), refusedLimit)
 	if err != nil {
 		return err
 	}
 	defer refused.Close()
-	answered := &recent{}
-	var policyNow atomic.Pointer[dnsfilter.Names]
-	policyNow.Store(names)
 	conns, err := dnsfilter.OpenLog(filepath.Join(dir, ConnsFile), refusedLimit)
 	if err != nil {
 		return err
@@ -94,53 +109,29 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 	defer conns.Close()
 	// pf's log on macOS, nftables' on Linux (pf on Linux is the tests').
 	if (spec.Backend == "pf") == (runtime.GOOS == "darwin") {
-		if err := watchRefused(ctx, spec.Table, conns, answered, logger.Printf); err != nil {
+		if err := watchRefused(ctx, spec.Table, conns, d.answered, logger.Printf); err != nil {
 			// Not fatal: the firewall refuses all the same; only `mage
 			// blocked` misses the addresses.
 			logger.Printf("refused connections are not logged: %v", err)
 		}
 	}
-	ups := make([]string, len(spec.Upstreams))
-	for i, u := range spec.Upstreams {
-		ups[i] = u.String()
+	if d.h, err = d.handler(names, refused); err != nil {
+		return err
 	}
-	h, err := dnsfilter.New(dnsfilter.Config{
-		Names:     names,
-		Clients:   spec.Clients,
-		Upstreams: ups,
-		Opener:    o,
-		Vet:       vetFor(spec),
-		Log:       refused,
-		Answered: func(name string, addrs []netip.Addr) {
-			answered.add(name, addrs)
-			// A lookup under way when a reload took its name out opens
-			// after the revoke: close it again at once.
-			if cur := policyNow.Load(); cur != nil && !cur.Allowed(name) {
-				if err := o.revoke(context.Background(), addrs); err != nil {
-					logger.Printf("closing %v of %s, no longer allowed: %v", addrs, name, err)
-				}
-			}
-		},
-	})
+	srv, err := dnsfilter.Start(d.h, dnsfilter.ServerConfig{Addrs: spec.Listen, FreeBind: spec.FreeBind})
 	if err != nil {
 		return err
 	}
-	srv, err := dnsfilter.Start(h, dnsfilter.ServerConfig{Addrs: spec.Listen, FreeBind: spec.FreeBind})
-	if err != nil {
-		return err
-	}
-	st := Status{Pid: os.Getpid(), Spec: spec, Names: len(entries)}
-	statusPath := filepath.Join(dir, statusFile)
-	defer removeIfOurs(statusPath, spec.Token)
-	if err := writeJSON(statusPath, st, 0o644); err != nil {
+	defer removeIfOurs(d.statusPath(), spec.Token)
+	if err := writeJSON(d.statusPath(), d.st, 0o644); err != nil {
 		srv.Shutdown(context.Background())
 		return fmt.Errorf("recording the filter's status: %w", err)
 	}
-	logger.Printf("serving %d names on %v for %v; upstreams %v", len(entries), spec.Listen, spec.Clients, ups)
+	logger.Printf("serving %d names on %v for %v; upstreams %v", len(entries), spec.Listen, spec.Clients, spec.Upstreams)
 
-	w := newWatcher(dir, spec, logger.Printf)
+	d.w = newWatcher(dir, spec, logger.Printf)
 	var watching sync.WaitGroup
-	watching.Go(func() { w.run(ctx, watchEvery) })
+	watching.Go(func() { d.w.run(ctx, watchEvery) })
 	// A reload under way finishes before the daemon ends (look's reload
 	// does not stop with ctx): pf's enable reference must be recorded.
 	defer watching.Wait()
@@ -157,43 +148,80 @@ func run(ctx context.Context, dir, token string, hup <-chan os.Signal, logger *l
 		case err := <-served:
 			return fmt.Errorf("a listener stopped: %w", err)
 		case <-hup:
-			st.Reloads++
-			st.ReloadError = ""
-			if now, err := ReadSpec(dir); err == nil && now.Token == spec.Token {
-				st.Spec.Watch = now.Watch
-				w.set(now.Watch)
-			}
-			if n, e, err := allowlist.LoadNames(spec.AllowlistFile); err != nil {
-				st.ReloadError = err.Error()
-				logger.Printf("reload: keeping the names before: %v", err)
-			} else {
-				h.SetNames(n)
-				policyNow.Store(n)
-				st.Names = len(e)
-				// What was handed out for names no longer answered
-				// (`mage allow NAME -remove`, a new deny) closes now, not
-				// when its time runs out; then the cache goes, so that an
-				// allowed name that shared an address opens it again.
-				if gone := answered.drop(n.Allowed); len(gone) > 0 {
-					if err := o.revoke(ctx, gone); err != nil {
-						st.ReloadError = fmt.Sprintf("closing what the names taken out had opened: %v", err)
-						logger.Print(st.ReloadError)
-					} else {
-						logger.Printf("closed %d addresses of names no longer allowed", len(gone))
-					}
-				}
-				h.Flush()
-			}
-			if err := o.reopen(ctx); err != nil {
-				st.ReloadError = fmt.Sprintf("opening again what was open: %v", err)
-				logger.Print(st.ReloadError)
-			}
-			if err := writeJSON(statusPath, st, 0o644); err != nil {
-				logger.Printf("recording the filter's status: %v", err)
-			}
-			logger.Printf("reloaded: %d names", st.Names)
+			d.reload(ctx)
 		}
 	}
+}
+
+func (d *daemon) statusPath() string { return filepath.Join(d.dir, statusFile) }
+
+// handler returns the DNS handler for names, logging what it refuses to
+// refused.
+func (d *daemon) handler(names *dnsfilter.Names, refused *dnsfilter.LogFile) (*dnsfilter.Handler, error) {
+	ups := make([]string, len(d.spec.Upstreams))
+	for i, u := range d.spec.Upstreams {
+		ups[i] = u.String()
+	}
+	return dnsfilter.New(dnsfilter.Config{
+		Names:     names,
+		Clients:   d.spec.Clients,
+		Upstreams: ups,
+		Opener:    d.o,
+		Vet:       vetFor(d.spec),
+		Log:       refused,
+		Answered: func(name string, addrs []netip.Addr) {
+			d.answered.add(name, addrs)
+			// A lookup under way when a reload took its name out opens
+			// after the revoke: close it again at once.
+			if cur := d.names.Load(); cur != nil && !cur.Allowed(name) {
+				if err := d.o.revoke(context.Background(), addrs); err != nil {
+					d.logger.Printf("closing %v of %s, no longer allowed: %v", addrs, name, err)
+				}
+			}
+		},
+	})
+}
+
+// reload reads the settings and the names again (SIGHUP), closes what the
+// names taken out had opened, opens again what is open and records the
+// outcome in the status file.
+func (d *daemon) reload(ctx context.Context) {
+	st := &d.st
+	st.Reloads++
+	st.ReloadError = ""
+	if now, err := ReadSpec(d.dir); err == nil && now.Token == d.spec.Token {
+		st.Spec.Watch = now.Watch
+		d.w.set(now.Watch)
+	}
+	if n, e, err := allowlist.LoadNames(d.spec.AllowlistFile); err != nil {
+		st.ReloadError = err.Error()
+		d.logger.Printf("reload: keeping the names before: %v", err)
+	} else {
+		d.h.SetNames(n)
+		d.names.Store(n)
+		st.Names = len(e)
+		// What was handed out for names no longer answered (`mage allow
+		// NAME -remove`, a new deny) closes now, not when its time runs
+		// out; then the cache goes, so that an allowed name that shared
+		// an address opens it again.
+		if gone := d.answered.drop(n.Allowed); len(gone) > 0 {
+			if err := d.o.revoke(ctx, gone); err != nil {
+				st.ReloadError = fmt.Sprintf("closing what the names taken out had opened: %v", err)
+				d.logger.Print(st.ReloadError)
+			} else {
+				d.logger.Printf("closed %d addresses of names no longer allowed", len(gone))
+			}
+		}
+		d.h.Flush()
+	}
+	if err := d.o.reopen(ctx); err != nil {
+		st.ReloadError = fmt.Sprintf("opening again what was open: %v", err)
+		d.logger.Print(st.ReloadError)
+	}
+	if err := writeJSON(d.statusPath(), st, 0o644); err != nil {
+		d.logger.Printf("recording the filter's status: %v", err)
+	}
+	d.logger.Printf("reloaded: %d names", st.Names)
 }
 
 // vetFor refuses what allowlist.VetAddr refuses, and IPv6 when the
