@@ -243,62 +243,9 @@ func spoofChains(n policy.Network, drops []rule, ingress bool) []chain {
 // container network, in the judge, input or made-up source chains.
 func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 	n := p.Network
-	fam := map[policy.Family]string{policy.IPv4: "ip", policy.IPv6: "ip6"}
-	set4, set6 := SetNames(p.Table)
-	addr := func(s policy.Set, f policy.Family, dir string) (string, error) {
-		kw := fam[f] + " " + dir + " "
-		v6 := f == policy.IPv6
-		switch s {
-		case policy.Any:
-			return "", nil
-		case policy.Net:
-			if v6 {
-				return kw + n.IPv6.String(), nil
-			}
-			return kw + n.IPv4.String(), nil
-		case policy.Host:
-			if !v6 {
-				return kw + addrList(strs(n.HostAddrs4())), nil
-			}
-			if dir == "daddr" {
-				// The runtime does not always report the host's IPv6
-				// address: the routing table knows it, and the subnet-router
-				// anycast address a forwarding host joins.
-				return "fib daddr type { local, anycast }", nil
-			}
-		case policy.DNS:
-			var as []string
-			for _, d := range p.DNS {
-				if d.Is4() != v6 {
-					as = append(as, d.String())
-				}
-			}
-			return kw + addrList(as), nil
-		case policy.Allowlist:
-			if v6 {
-				return kw + "@" + set6, nil
-			}
-			return kw + "@" + set4, nil
-		case policy.Opened:
-			o4, o6 := OpenedSetNames(p.Table)
-			if v6 {
-				return kw + "@" + o6, nil
-			}
-			return kw + "@" + o4, nil
-		case policy.OnLink:
-			if n.IPv6.IsValid() {
-				return kw + fmt.Sprintf("{ fe80::/10, ff02::/16, %s }", n.IPv6), nil
-			}
-			return kw + "{ fe80::/10, ff02::/16 }", nil
-		case policy.Routers:
-			return kw + "ff02::2", nil
-		case policy.LinkLocal:
-			return kw + "fe80::/10", nil
-		case policy.NDSource:
-			if n.IPv6.IsValid() {
-				return kw + fmt.Sprintf("{ fe80::/10, ::/128, %s }", n.IPv6), nil
-			}
-			return kw + "{ fe80::/10, ::/128 }", nil
+	addr := func(s policy.Set, dir string) (string, error) {
+		if e, ok := setExpr(p, s, r.Family, dir); ok {
+			return e, nil
 		}
 		return "", fmt.Errorf("rule %s: no nftables form for %s %s", r.Label, dir, s)
 	}
@@ -322,11 +269,11 @@ func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 	if r.OnBridge && r.Verdict == policy.Drop {
 		words = words[:0] // the made-up source chains are on the bridge already
 	}
-	src, err := addr(r.Src, r.Family, "saddr")
+	src, err := addr(r.Src, "saddr")
 	if err != nil {
 		return nil, err
 	}
-	dst, err := addr(r.Dst, r.Family, "daddr")
+	dst, err := addr(r.Dst, "daddr")
 	if err != nil {
 		return nil, err
 	}
@@ -359,6 +306,70 @@ func nftRule(p policy.Policy, r policy.Rule) ([]rule, error) {
 		words = append(words, "drop")
 	}
 	return []rule{{r.Note, strings.Join(words, " ")}}, nil
+}
+
+// setExpr returns the match of set s for a rule of family f on the side dir
+// ("saddr" or "daddr"): "" for any address; false when nftables has no
+// form for it.
+func setExpr(p policy.Policy, s policy.Set, f policy.Family, dir string) (string, bool) {
+	n := p.Network
+	fam := map[policy.Family]string{policy.IPv4: "ip", policy.IPv6: "ip6"}
+	set4, set6 := SetNames(p.Table)
+	kw := fam[f] + " " + dir + " "
+	v6 := f == policy.IPv6
+	switch s {
+	case policy.Any:
+		return "", true
+	case policy.Net:
+		if v6 {
+			return kw + n.IPv6.String(), true
+		}
+		return kw + n.IPv4.String(), true
+	case policy.Host:
+		if !v6 {
+			return kw + addrList(strs(n.HostAddrs4())), true
+		}
+		if dir == "daddr" {
+			// The runtime does not always report the host's IPv6
+			// address: the routing table knows it, and the subnet-router
+			// anycast address a forwarding host joins.
+			return "fib daddr type { local, anycast }", true
+		}
+	case policy.DNS:
+		var as []string
+		for _, d := range p.DNS {
+			if d.Is4() != v6 {
+				as = append(as, d.String())
+			}
+		}
+		return kw + addrList(as), true
+	case policy.Allowlist:
+		if v6 {
+			return kw + "@" + set6, true
+		}
+		return kw + "@" + set4, true
+	case policy.Opened:
+		o4, o6 := OpenedSetNames(p.Table)
+		if v6 {
+			return kw + "@" + o6, true
+		}
+		return kw + "@" + o4, true
+	case policy.OnLink:
+		if n.IPv6.IsValid() {
+			return kw + fmt.Sprintf("{ fe80::/10, ff02::/16, %s }", n.IPv6), true
+		}
+		return kw + "{ fe80::/10, ff02::/16 }", true
+	case policy.Routers:
+		return kw + "ff02::2", true
+	case policy.LinkLocal:
+		return kw + "fe80::/10", true
+	case policy.NDSource:
+		if n.IPv6.IsValid() {
+			return kw + fmt.Sprintf("{ fe80::/10, ::/128, %s }", n.IPv6), true
+		}
+		return kw + "{ fe80::/10, ::/128 }", true
+	}
+	return "", false
 }
 
 // icmp6Names are nftables' names of the ICMPv6 types the rules use.
