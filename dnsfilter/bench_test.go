@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 )
 
 // nopOpener opens nothing, for benchmarks of the filter's own cost.
@@ -20,9 +22,9 @@ type nopOpener struct{}
 func (nopOpener) Open(context.Context, []netip.Addr, time.Duration) error { return nil }
 
 // benchUpstream answers every name with two A records.
-func benchUpstream(b *testing.B) *upstream {
-	return startUpstream(b, nil, func(q dns.Question) upReply {
-		return upReply{answer: []string{q.Name + " 300 IN A " + pub4a, q.Name + " 300 IN A " + pub4b}}
+func benchUpstream(b *testing.B) *dnstest.Server {
+	return startUpstream(b, nil, func(q dns.Question) dnstest.Reply {
+		return dnstest.Reply{Answer: []string{q.Name + " 300 IN A " + pub4a, q.Name + " 300 IN A " + pub4b}}
 	})
 }
 
@@ -56,10 +58,10 @@ func benchAsk(b *testing.B, c *dns.Client, conn *dns.Conn, name string) {
 // when it is (hit). miss minus direct is the latency the filter adds.
 func BenchmarkQuery(b *testing.B) {
 	up := benchUpstream(b)
-	f := startFilter(b, Config{Upstreams: []string{up.addr}, Opener: nopOpener{}, Log: nopWriter{}})
+	f := startFilter(b, Config{Upstreams: []string{up.Addr}, Opener: nopOpener{}, Log: nopWriter{}})
 
 	b.Run("direct", func(b *testing.B) {
-		c, conn := benchClient(b, up.addr)
+		c, conn := benchClient(b, up.Addr)
 		var q quantiles
 		for i := 0; b.Loop(); i++ {
 			q.time(func() { benchAsk(b, c, conn, fmt.Sprintf("d%d.allowed.test.", i)) })
@@ -90,7 +92,7 @@ func BenchmarkQuery(b *testing.B) {
 // its own UDP connection, over 1,000 names; the figure to read is queries/s.
 func BenchmarkThroughput(b *testing.B) {
 	up := benchUpstream(b)
-	f := startFilter(b, Config{Upstreams: []string{up.addr}, Opener: nopOpener{}, Log: nopWriter{}})
+	f := startFilter(b, Config{Upstreams: []string{up.Addr}, Opener: nopOpener{}, Log: nopWriter{}})
 	names := make([]string, 1000)
 	for i := range names {
 		names[i] = fmt.Sprintf("t%d.allowed.test.", i)

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 )
 
 func TestTheCacheDropsTheLeastRecentlyUsedAnswerFirst(t *testing.T) {
@@ -54,15 +56,15 @@ func TestTheCacheDropsTheLeastRecentlyUsedAnswerFirst(t *testing.T) {
 }
 
 func TestTheCacheIsBoundedThroughTheHandler(t *testing.T) {
-	up := startUpstream(t, nil, func(q dns.Question) upReply {
-		return upReply{answer: []string{q.Name + " 300 IN A " + pub4a}}
+	up := startUpstream(t, nil, func(q dns.Question) dnstest.Reply {
+		return dnstest.Reply{Answer: []string{q.Name + " 300 IN A " + pub4a}}
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}, CacheSize: 3})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}, CacheSize: 3})
 	for _, name := range []string{"a", "b", "c", "d", "a"} {
 		ask(t, "udp", f.addr, name+".allowed.test", dns.TypeA)
 	}
 	// a was dropped when d came in, so it was asked twice.
-	if n := up.queries(); n != 5 {
+	if n := up.Queries(); n != 5 {
 		t.Errorf("upstream asked %d times, want 5", n)
 	}
 	if n := f.h.cache.size(); n != 3 {

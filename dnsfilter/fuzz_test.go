@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 )
 
 // captureWriter is a dns.ResponseWriter that keeps the packed reply.
@@ -53,9 +55,9 @@ func packQuery(name string, qtype uint16, edns bool) []byte {
 // client without having been opened.
 func FuzzHandler(f *testing.F) {
 	names := mustNames(f, "*.allowed.test", "api.exact.test", "!deny.allowed.test")
-	up := startUpstream(f, nil, func(q dns.Question) upReply {
+	up := startUpstream(f, nil, func(q dns.Question) dnstest.Reply {
 		n := q.Name
-		return upReply{answer: []string{
+		return dnstest.Reply{Answer: []string{
 			n + " 300 IN CNAME target.elsewhere.example.",
 			"target.elsewhere.example. 300 IN A " + pub4a,
 			"target.elsewhere.example. 300 IN A 10.0.0.1",
@@ -63,13 +65,13 @@ func FuzzHandler(f *testing.F) {
 			"target.elsewhere.example. 300 IN HTTPS 1 . ipv4hint=198.18.0.1",
 			n + " 300 IN A " + pub4b,
 			"other.example. 300 IN A 203.0.113.9",
-		}, extra: []string{"glue.example. 300 IN A 198.18.0.2"}}
+		}, Extra: []string{"glue.example. 300 IN A 198.18.0.2"}}
 	})
 	opener := &fakeOpener{}
 	h, err := New(Config{
 		Names:     names,
 		Clients:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.88.0.0/16")},
-		Upstreams: []string{up.addr},
+		Upstreams: []string{up.Addr},
 		Opener:    opener,
 		Vet:       testVet,
 		Log:       nopWriter{},
@@ -110,7 +112,7 @@ func FuzzHandler(f *testing.F) {
 			return // the server drops what does not unpack
 		}
 		allowed := len(req.Question) == 1 && names.Allowed(dns.CanonicalName(req.Question[0].Name))
-		opensBefore, askedBefore := len(opener.all()), len(up.names())
+		opensBefore, askedBefore := len(opener.all()), len(up.Asked())
 
 		w := &captureWriter{remote: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}}
 		if tcp {
@@ -118,7 +120,7 @@ func FuzzHandler(f *testing.F) {
 		}
 		h.ServeDNS(w, req)
 
-		for _, asked := range up.names()[askedBefore:] {
+		for _, asked := range up.Asked()[askedBefore:] {
 			name := asked[:strings.LastIndexByte(asked, ' ')] // "name TYPE"
 			if !names.Allowed(name) {
 				t.Fatalf("the upstream was asked for %q, which the policy refuses", name)
@@ -128,7 +130,7 @@ func FuzzHandler(f *testing.F) {
 			if n := len(opener.all()); n != opensBefore {
 				t.Fatalf("Open called for a query the policy refuses: %v", req.Question)
 			}
-			if len(up.names()) != askedBefore {
+			if len(up.Asked()) != askedBefore {
 				t.Fatalf("the upstream was asked for a query the policy refuses: %v", req.Question)
 			}
 		}

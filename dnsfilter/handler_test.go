@@ -11,14 +11,16 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 )
 
 func TestAnAllowedNameResolvesAndIsOpenedBeforeTheAnswerIsWritten(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"api.allowed.test. A":    {answer: []string{"api.allowed.test. 600 IN A " + pub4a, "api.allowed.test. 600 IN A " + pub4b}},
-		"api.allowed.test. AAAA": {answer: []string{"api.allowed.test. 30 IN AAAA " + pub6}},
+	up := startUpstream(t, dnstest.Zone{
+		"api.allowed.test. A":    {Answer: []string{"api.allowed.test. 600 IN A " + pub4a, "api.allowed.test. 600 IN A " + pub4b}},
+		"api.allowed.test. AAAA": {Answer: []string{"api.allowed.test. 30 IN AAAA " + pub6}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "API.Allowed.Test", dns.TypeA)
 	if rcode(resp) != "NOERROR" {
@@ -51,7 +53,7 @@ func TestAnAllowedNameResolvesAndIsOpenedBeforeTheAnswerIsWritten(t *testing.T) 
 
 func TestABlockedNameGetsNXDOMAINWithAnExtendedErrorAndNeverLeavesTheHost(t *testing.T) {
 	up := startUpstream(t, nil)
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "evil.example", dns.TypeA)
 	if rcode(resp) != "NXDOMAIN" || len(resp.Answer) != 0 {
@@ -65,8 +67,8 @@ func TestABlockedNameGetsNXDOMAINWithAnExtendedErrorAndNeverLeavesTheHost(t *tes
 	if e.ExtraText != text {
 		t.Errorf("extended error text %q, want %q", e.ExtraText, text)
 	}
-	if n := up.queries(); n != 0 {
-		t.Errorf("upstream received %d queries for a blocked name: %q", n, up.names())
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream received %d queries for a blocked name: %q", n, up.Asked())
 	}
 	if n := len(f.opener.all()); n != 0 {
 		t.Errorf("Open called %d times for a blocked name", n)
@@ -91,7 +93,7 @@ func TestABlockedNameGetsNXDOMAINWithAnExtendedErrorAndNeverLeavesTheHost(t *tes
 
 func TestATXTQueryForARandomLabelUnderABlockedDomainNeverReachesUpstream(t *testing.T) {
 	up := startUpstream(t, nil)
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	// The shape of a DNS tunnel: data in the labels, answer in TXT.
 	for _, name := range []string{
@@ -107,30 +109,30 @@ func TestATXTQueryForARandomLabelUnderABlockedDomainNeverReachesUpstream(t *test
 			t.Errorf("%s: got %s with %d answers, want NXDOMAIN", name, rcode(resp), len(resp.Answer))
 		}
 	}
-	if n := up.queries(); n != 0 {
-		t.Errorf("upstream received %d queries: %q", n, up.names())
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream received %d queries: %q", n, up.Asked())
 	}
 }
 
 func TestCNAMEChainsAreFollowedInsideTheAnswer(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"www.allowed.test. A": {answer: []string{
+	up := startUpstream(t, dnstest.Zone{
+		"www.allowed.test. A": {Answer: []string{
 			"www.allowed.test. 300 IN CNAME edge.cdn.example.",
 			"edge.cdn.example. 300 IN CNAME e1.cdn.example.",
 			"e1.cdn.example. 60 IN A " + pub4a,
 			"unrelated.example. 300 IN A " + pub4b, // not on the chain
 		}},
-		"loop.allowed.test. A": {answer: []string{
+		"loop.allowed.test. A": {Answer: []string{
 			"loop.allowed.test. 300 IN CNAME a.example.",
 			"a.example. 300 IN CNAME loop.allowed.test.",
 		}},
-		"two.allowed.test. A": {answer: []string{
+		"two.allowed.test. A": {Answer: []string{
 			"two.allowed.test. 300 IN CNAME a.example.",
 			"two.allowed.test. 300 IN CNAME b.example.",
 			"a.example. 300 IN A " + pub4a,
 		}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "www.allowed.test", dns.TypeA)
 	var got []string
@@ -162,17 +164,17 @@ func TestCNAMEChainsAreFollowedInsideTheAnswer(t *testing.T) {
 }
 
 func TestACNAMEToADeniedNameIsRefusedAndNotOpened(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"www.allowed.test. A": {answer: []string{
+	up := startUpstream(t, dnstest.Zone{
+		"www.allowed.test. A": {Answer: []string{
 			"www.allowed.test. 300 IN CNAME x.tunnel.example.",
 			"x.tunnel.example. 300 IN A " + pub4a,
 		}},
-		"cdn.allowed.test. A": {answer: []string{
+		"cdn.allowed.test. A": {Answer: []string{
 			"cdn.allowed.test. 300 IN CNAME edge.cdn.example.",
 			"edge.cdn.example. 300 IN A " + pub4b,
 		}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}, Names: mustNames(t, "*.allowed.test", "!*.tunnel.example")})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}, Names: mustNames(t, "*.allowed.test", "!*.tunnel.example")})
 
 	resp := ask(t, "udp", f.addr, "www.allowed.test", dns.TypeA)
 	if rcode(resp) != "NXDOMAIN" || len(resp.Answer) != 0 {
@@ -201,26 +203,26 @@ func TestACNAMEToADeniedNameIsRefusedAndNotOpened(t *testing.T) {
 }
 
 func TestPrivateAndLoopbackAddressesAreDroppedFromAnswers(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"mixed.allowed.test. A": {answer: []string{
+	up := startUpstream(t, dnstest.Zone{
+		"mixed.allowed.test. A": {Answer: []string{
 			"mixed.allowed.test. 300 IN A 10.0.0.5",
 			"mixed.allowed.test. 300 IN A 127.0.0.1",
 			"mixed.allowed.test. 300 IN A 169.254.169.254",
 			"mixed.allowed.test. 300 IN A " + pub4a,
 		}},
-		"rebind.allowed.test. A": {answer: []string{"rebind.allowed.test. 300 IN A 192.168.1.1"}},
-		"mapped.allowed.test. AAAA": {answer: []string{
+		"rebind.allowed.test. A": {Answer: []string{"rebind.allowed.test. 300 IN A 192.168.1.1"}},
+		"mapped.allowed.test. AAAA": {Answer: []string{
 			"mapped.allowed.test. 300 IN AAAA ::ffff:127.0.0.1",
 			"mapped.allowed.test. 300 IN AAAA ::1",
 			"mapped.allowed.test. 300 IN AAAA fd00::1",
 		}},
 		"glue.allowed.test. TXT": {
-			answer: []string{`glue.allowed.test. 300 IN TXT "v=1"`},
-			ns:     []string{"allowed.test. 300 IN NS ns.allowed.test."},
-			extra:  []string{"ns.allowed.test. 300 IN A 10.1.2.3"},
+			Answer: []string{`glue.allowed.test. 300 IN TXT "v=1"`},
+			Ns:     []string{"allowed.test. 300 IN NS ns.allowed.test."},
+			Extra:  []string{"ns.allowed.test. 300 IN A 10.1.2.3"},
 		},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "mixed.allowed.test", dns.TypeA)
 	if diff := cmp.Diff([]string{pub4a}, addrsOf(resp.Answer)); diff != "" {
@@ -262,16 +264,16 @@ func TestPrivateAndLoopbackAddressesAreDroppedFromAnswers(t *testing.T) {
 }
 
 func TestHTTPSAndSVCBAddressHintsAreStripped(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"svc.allowed.test. HTTPS": {answer: []string{
+	up := startUpstream(t, dnstest.Zone{
+		"svc.allowed.test. HTTPS": {Answer: []string{
 			`svc.allowed.test. 300 IN HTTPS 1 . alpn="h2,h3" ipv4hint="10.0.0.1,` + pub4a + `" ipv6hint="::1"`,
 			`svc.allowed.test. 300 IN HTTPS 2 alt.example. mandatory=ipv4hint,alpn alpn="h2" ipv4hint="` + pub4b + `"`,
 		}},
-		"_dns.allowed.test. SVCB": {answer: []string{
+		"_dns.allowed.test. SVCB": {Answer: []string{
 			`_dns.allowed.test. 300 IN SVCB 1 dns.example. alpn="dot" ipv4hint="` + pub4a + `"`,
 		}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "svc.allowed.test", dns.TypeHTTPS)
 	if len(resp.Answer) != 2 {
@@ -301,16 +303,16 @@ func TestHTTPSAndSVCBAddressHintsAreStripped(t *testing.T) {
 }
 
 func TestATruncatedUpstreamAnswerIsAskedAgainOverTCP(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"big.allowed.test. A": {truncUDP: true, answer: []string{"big.allowed.test. 300 IN A " + pub4a}},
+	up := startUpstream(t, dnstest.Zone{
+		"big.allowed.test. A": {TruncUDP: true, Answer: []string{"big.allowed.test. 300 IN A " + pub4a}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	resp := ask(t, "udp", f.addr, "big.allowed.test", dns.TypeA)
 	if diff := cmp.Diff([]string{pub4a}, addrsOf(resp.Answer)); diff != "" {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
-	if u, tc := up.udp.Load(), up.tcp.Load(); u != 1 || tc != 1 {
+	if u, tc := up.UDP.Load(), up.TCP.Load(); u != 1 || tc != 1 {
 		t.Errorf("upstream saw %d UDP and %d TCP queries, want 1 and 1", u, tc)
 	}
 }
@@ -320,8 +322,8 @@ func TestALargeAnswerIsTruncatedForTheClientAndWholeOverTCP(t *testing.T) {
 	for i := range 100 {
 		answer = append(answer, "many.allowed.test. 300 IN A 93.184.216."+strconv.Itoa(i+1))
 	}
-	up := startUpstream(t, map[string]upReply{"many.allowed.test. A": {answer: answer}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	up := startUpstream(t, dnstest.Zone{"many.allowed.test. A": {Answer: answer}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	m := new(dns.Msg).SetQuestion("many.allowed.test.", dns.TypeA) // no EDNS: 512 bytes
 	c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
@@ -338,21 +340,21 @@ func TestALargeAnswerIsTruncatedForTheClientAndWholeOverTCP(t *testing.T) {
 	if calls := f.opener.all(); len(calls) != 1 || len(calls[0].Addrs) != 100 {
 		t.Errorf("Open calls %v, want one with all 100 addresses", calls)
 	}
-	if n := up.tcp.Load(); n != 1 {
+	if n := up.TCP.Load(); n != 1 {
 		t.Errorf("the upstream was asked %d times over TCP, want once (its UDP answer did not fit)", n)
 	}
 }
 
 func TestAnUpstreamThatFailsIsSERVFAILAndTheNextUpstreamIsAsked(t *testing.T) {
-	good := startUpstream(t, map[string]upReply{"api.allowed.test. A": {answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
-	failing := startUpstream(t, nil, func(dns.Question) upReply { return upReply{rcode: dns.RcodeServerFailure} })
-	wrongQuestion := startUpstream(t, map[string]upReply{
-		"api.allowed.test. A": {question: "other.example.", answer: []string{"other.example. 300 IN A " + pub4b}},
+	good := startUpstream(t, dnstest.Zone{"api.allowed.test. A": {Answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
+	failing := startUpstream(t, nil, func(dns.Question) dnstest.Reply { return dnstest.Reply{Rcode: dns.RcodeServerFailure} })
+	wrongQuestion := startUpstream(t, dnstest.Zone{
+		"api.allowed.test. A": {Question: "other.example.", Answer: []string{"other.example. 300 IN A " + pub4b}},
 	})
 	dead, deadReads := deadUpstream(t)
 
 	t.Run("all fail", func(t *testing.T) {
-		f := startFilter(t, Config{Upstreams: []string{failing.addr, wrongQuestion.addr}})
+		f := startFilter(t, Config{Upstreams: []string{failing.Addr, wrongQuestion.Addr}})
 		resp := ask(t, "udp", f.addr, "api.allowed.test", dns.TypeA)
 		if rcode(resp) != "SERVFAIL" || len(resp.Answer) != 0 {
 			t.Errorf("%s with %v, want SERVFAIL", rcode(resp), resp.Answer)
@@ -365,7 +367,7 @@ func TestAnUpstreamThatFailsIsSERVFAILAndTheNextUpstreamIsAsked(t *testing.T) {
 		}
 	})
 	t.Run("failover", func(t *testing.T) {
-		f := startFilter(t, Config{Upstreams: []string{dead, failing.addr, good.addr}, Timeout: time.Second})
+		f := startFilter(t, Config{Upstreams: []string{dead, failing.Addr, good.Addr}, Timeout: time.Second})
 		resp := ask(t, "udp", f.addr, "api.allowed.test", dns.TypeA)
 		if diff := cmp.Diff([]string{pub4a}, addrsOf(resp.Answer)); diff != "" {
 			t.Fatalf("answer (-want +got):\n%s", diff)
@@ -375,17 +377,17 @@ func TestAnUpstreamThatFailsIsSERVFAILAndTheNextUpstreamIsAsked(t *testing.T) {
 		}
 		// The upstream that answered is asked first from now on.
 		f.h.Flush()
-		before := good.queries()
+		before := good.Queries()
 		ask(t, "udp", f.addr, "api.allowed.test", dns.TypeA)
-		if deadReads.Load() != 1 || good.queries() != before+1 {
+		if deadReads.Load() != 1 || good.Queries() != before+1 {
 			t.Errorf("after a failover the dead upstream was asked again (%d reads)", deadReads.Load())
 		}
 	})
 }
 
 func TestAFailedOpenIsSERVFAILAndNoAddressLeaks(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{"api.allowed.test. A": {answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	up := startUpstream(t, dnstest.Zone{"api.allowed.test. A": {Answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 	f.opener.setFail(errors.New("nft: netlink: operation not permitted"))
 
 	for _, network := range []string{"udp", "tcp", "udp"} {
@@ -398,7 +400,7 @@ func TestAFailedOpenIsSERVFAILAndNoAddressLeaks(t *testing.T) {
 		}
 	}
 	// Nothing was cached: every query asked again and tried to open again.
-	if n, calls := up.queries(), len(f.opener.all()); n != 3 || calls != 3 {
+	if n, calls := up.Queries(), len(f.opener.all()); n != 3 || calls != 3 {
 		t.Errorf("upstream asked %d times and Open called %d times, want 3 and 3", n, calls)
 	}
 	if log := joinLines(f.log.all()); !strings.Contains(log, "opening the firewall failed: nft: netlink: operation not permitted") {
@@ -412,8 +414,8 @@ func TestAFailedOpenIsSERVFAILAndNoAddressLeaks(t *testing.T) {
 }
 
 func TestClientsOutsideTheContainerNetworksAreRefused(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{"api.allowed.test. A": {answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}, Clients: []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16")}})
+	up := startUpstream(t, dnstest.Zone{"api.allowed.test. A": {Answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}, Clients: []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16")}})
 
 	for _, network := range []string{"udp", "tcp"} {
 		resp := ask(t, network, f.addr, "api.allowed.test", dns.TypeA)
@@ -424,8 +426,8 @@ func TestClientsOutsideTheContainerNetworksAreRefused(t *testing.T) {
 			t.Errorf("extended error %v, want Prohibited", e)
 		}
 	}
-	if up.queries() != 0 || len(f.opener.all()) != 0 {
-		t.Errorf("upstream asked %d times, Open called %d times", up.queries(), len(f.opener.all()))
+	if up.Queries() != 0 || len(f.opener.all()) != 0 {
+		t.Errorf("upstream asked %d times, Open called %d times", up.Queries(), len(f.opener.all()))
 	}
 	if log := joinLines(f.log.all()); strings.Count(log, "client outside the container networks") != 2 {
 		t.Errorf("log:\n%s", log)
@@ -433,10 +435,10 @@ func TestClientsOutsideTheContainerNetworksAreRefused(t *testing.T) {
 }
 
 func TestANYZoneTransfersAndOtherClassesAreRefused(t *testing.T) {
-	up := startUpstream(t, nil, func(q dns.Question) upReply {
-		return upReply{answer: []string{q.Name + " 300 IN A " + pub4a}}
+	up := startUpstream(t, nil, func(q dns.Question) dnstest.Reply {
+		return dnstest.Reply{Answer: []string{q.Name + " 300 IN A " + pub4a}}
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 
 	for _, tc := range []struct {
 		network string
@@ -458,17 +460,17 @@ func TestANYZoneTransfersAndOtherClassesAreRefused(t *testing.T) {
 			t.Errorf("%s %s over %s: %s, want REFUSED", dns.Class(tc.class), dns.Type(tc.qtype), tc.network, rcode(resp))
 		}
 	}
-	if n := up.queries(); n != 0 {
-		t.Errorf("upstream received %d queries: %q", n, up.names())
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream received %d queries: %q", n, up.Asked())
 	}
 }
 
 func TestReverseNamesOfTheContainerNetworksAreAnsweredLocally(t *testing.T) {
-	up := startUpstream(t, nil, func(q dns.Question) upReply {
-		return upReply{answer: []string{q.Name + " 300 IN PTR host.example."}}
+	up := startUpstream(t, nil, func(q dns.Question) dnstest.Reply {
+		return dnstest.Reply{Answer: []string{q.Name + " 300 IN PTR host.example."}}
 	})
 	f := startFilter(t, Config{
-		Upstreams: []string{up.addr},
+		Upstreams: []string{up.Addr},
 		Clients:   []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.88.0.0/16"), netip.MustParsePrefix("fd00:88::/64")},
 		Names:     mustNames(t, "*.allowed.test", "4.4.8.8.in-addr.arpa"),
 	})
@@ -484,8 +486,8 @@ func TestReverseNamesOfTheContainerNetworksAreAnsweredLocally(t *testing.T) {
 			t.Errorf("%s: %s, EDE %v; want a plain NXDOMAIN", name, rcode(resp), ede(resp))
 		}
 	}
-	if n := up.queries(); n != 0 {
-		t.Errorf("upstream received %d queries: %q", n, up.names())
+	if n := up.Queries(); n != 0 {
+		t.Errorf("upstream received %d queries: %q", n, up.Asked())
 	}
 	if lines := f.log.all(); len(lines) != 0 {
 		t.Errorf("local answers were logged as refusals: %q", lines)
@@ -500,13 +502,13 @@ func TestReverseNamesOfTheContainerNetworksAreAnsweredLocally(t *testing.T) {
 }
 
 func TestTheCacheCountsTTLsDownAndDoesNotOpenAgainWithinThem(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{
-		"api.allowed.test. A": {answer: []string{"api.allowed.test. 120 IN A " + pub4a}},
-		"gone.allowed.test. A": {rcode: dns.RcodeNameError,
-			ns: []string{"allowed.test. 3600 IN SOA ns.allowed.test. admin.allowed.test. 1 7200 900 1209600 60"}},
+	up := startUpstream(t, dnstest.Zone{
+		"api.allowed.test. A": {Answer: []string{"api.allowed.test. 120 IN A " + pub4a}},
+		"gone.allowed.test. A": {Rcode: dns.RcodeNameError,
+			Ns: []string{"allowed.test. 3600 IN SOA ns.allowed.test. admin.allowed.test. 1 7200 900 1209600 60"}},
 	})
 	clk := &clock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
-	f := startFilter(t, Config{Upstreams: []string{up.addr}}, func(h *Handler) { h.now = clk.now })
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}}, func(h *Handler) { h.now = clk.now })
 
 	ttl := func() uint32 {
 		t.Helper()
@@ -527,14 +529,14 @@ func TestTheCacheCountsTTLsDownAndDoesNotOpenAgainWithinThem(t *testing.T) {
 	if got := ttl(); got != 0 {
 		t.Errorf("TTL after 119.5 s: %d, want 0 (rounded down, never past the entry)", got)
 	}
-	if n, calls := up.queries(), len(f.opener.all()); n != 1 || calls != 1 {
+	if n, calls := up.Queries(), len(f.opener.all()); n != 1 || calls != 1 {
 		t.Fatalf("within the TTL: upstream asked %d times, Open called %d times; want 1 and 1", n, calls)
 	}
 	clk.advance(time.Second)
 	if got := ttl(); got != 120 {
 		t.Errorf("after expiry TTL %d, want a fresh 120", got)
 	}
-	if n, calls := up.queries(), len(f.opener.all()); n != 2 || calls != 2 {
+	if n, calls := up.Queries(), len(f.opener.all()); n != 2 || calls != 2 {
 		t.Errorf("after expiry: upstream asked %d times, Open called %d times; want 2 and 2", n, calls)
 	}
 
@@ -544,7 +546,7 @@ func TestTheCacheCountsTTLsDownAndDoesNotOpenAgainWithinThem(t *testing.T) {
 			t.Fatalf("negative answer %s %v", rcode(resp), resp.Ns)
 		}
 	}
-	if n := up.queries(); n != 3 {
+	if n := up.Queries(); n != 3 {
 		t.Errorf("upstream asked %d times, want 3 (one for the negative answer)", n)
 	}
 
@@ -557,8 +559,8 @@ func TestTheCacheCountsTTLsDownAndDoesNotOpenAgainWithinThem(t *testing.T) {
 }
 
 func TestTTLsAreCappedAndOpenedForTheCap(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{"long.allowed.test. A": {answer: []string{"long.allowed.test. 86400 IN A " + pub4a}}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}, MaxTTL: 30 * time.Minute, MinTTL: time.Minute})
+	up := startUpstream(t, dnstest.Zone{"long.allowed.test. A": {Answer: []string{"long.allowed.test. 86400 IN A " + pub4a}}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}, MaxTTL: 30 * time.Minute, MinTTL: time.Minute})
 	resp := ask(t, "udp", f.addr, "long.allowed.test", dns.TypeA)
 	if got := resp.Answer[0].Header().Ttl; got > 1800 {
 		t.Errorf("TTL handed out %d, above the cap of 1800", got)
@@ -569,8 +571,8 @@ func TestTTLsAreCappedAndOpenedForTheCap(t *testing.T) {
 }
 
 func TestConcurrentQueriesForOneNameShareOneLookupAndOneOpen(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{"api.allowed.test. A": {answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	up := startUpstream(t, dnstest.Zone{"api.allowed.test. A": {Answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 	done := make(chan *dns.Msg)
 	for range 20 {
 		go func() { done <- ask(t, "udp", f.addr, "api.allowed.test", dns.TypeA) }()
@@ -580,14 +582,14 @@ func TestConcurrentQueriesForOneNameShareOneLookupAndOneOpen(t *testing.T) {
 			t.Errorf("answer %v", resp.Answer)
 		}
 	}
-	if n, calls := up.queries(), len(f.opener.all()); n != 1 || calls != 1 {
+	if n, calls := up.Queries(), len(f.opener.all()); n != 1 || calls != 1 {
 		t.Errorf("upstream asked %d times, Open called %d times; want 1 and 1", n, calls)
 	}
 }
 
 func TestANewPolicyTakesEffectAtOnceEvenForCachedNames(t *testing.T) {
-	up := startUpstream(t, map[string]upReply{"api.allowed.test. A": {answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	up := startUpstream(t, dnstest.Zone{"api.allowed.test. A": {Answer: []string{"api.allowed.test. 300 IN A " + pub4a}}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 	if resp := ask(t, "udp", f.addr, "api.allowed.test", dns.TypeA); len(resp.Answer) != 1 {
 		t.Fatalf("answer %v", resp.Answer)
 	}
@@ -603,7 +605,7 @@ func TestANewPolicyTakesEffectAtOnceEvenForCachedNames(t *testing.T) {
 
 func TestWithoutEDNSTheAnswerCarriesNoOPTRecord(t *testing.T) {
 	up := startUpstream(t, nil)
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 	m := new(dns.Msg).SetQuestion("evil.example.", dns.TypeA)
 	resp := exchange(t, "udp", f.addr, m)
 	if rcode(resp) != "NXDOMAIN" || resp.IsEdns0() != nil {
@@ -613,7 +615,7 @@ func TestWithoutEDNSTheAnswerCarriesNoOPTRecord(t *testing.T) {
 
 func TestMalformedQueriesAreRefusedWithoutAskingUpstream(t *testing.T) {
 	up := startUpstream(t, nil)
-	f := startFilter(t, Config{Upstreams: []string{up.addr}})
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
 	h := f.h
 	client := netip.MustParseAddr("127.0.0.1")
 
@@ -650,7 +652,7 @@ func TestMalformedQueriesAreRefusedWithoutAskingUpstream(t *testing.T) {
 	if resp := h.answer(t.Context(), client, answer); resp != nil {
 		t.Errorf("a response was answered: %v", resp)
 	}
-	if n := up.queries(); n != 0 {
+	if n := up.Queries(); n != 0 {
 		t.Errorf("upstream received %d queries", n)
 	}
 }

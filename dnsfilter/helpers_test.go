@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/VerilyPete/claudecontainer/internal/dnstest"
 )
 
 // Public addresses the upstream test servers hand out. They are never
@@ -23,77 +25,15 @@ const (
 	pub6  = "2606:50c0:8000::153"
 )
 
-// upReply is what an upstream test server sends for one question.
-type upReply struct {
-	rcode    int      // NOERROR unless set
-	answer   []string // answer section, zone file syntax
-	ns       []string // authority section
-	extra    []string // additional section
-	truncUDP bool     // over UDP send only the header and question, with TC
-	question string   // when set, echo this name instead of the one asked
-}
-
-// upstream is an in-process DNS server on 127.0.0.1 (UDP and TCP on one
-// port) that answers from its zone and counts what it is asked.
-type upstream struct {
-	addr  string
-	zone  map[string]upReply // "name. TYPE"; other questions get NXDOMAIN
-	other func(q dns.Question) upReply
-
-	udp, tcp atomic.Int64
-	mu       sync.Mutex
-	asked    []string // "name TYPE", in order
-}
-
-func (u *upstream) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	tcp := w.RemoteAddr().Network() == "tcp"
-	if tcp {
-		u.tcp.Add(1)
-	} else {
-		u.udp.Add(1)
+// startUpstream serves zone on 127.0.0.1 until the test ends. Questions
+// not in zone get NXDOMAIN, or missing's reply when missing is given.
+func startUpstream(tb testing.TB, zone dnstest.Zone, missing ...func(dns.Question) dnstest.Reply) *dnstest.Server {
+	tb.Helper()
+	s := &dnstest.Server{Zone: zone, Missing: func(dns.Question) dnstest.Reply { return dnstest.Reply{Rcode: dns.RcodeNameError} }}
+	if len(missing) > 0 {
+		s.Missing = missing[0]
 	}
-	if len(req.Question) != 1 {
-		w.WriteMsg(new(dns.Msg).SetRcode(req, dns.RcodeFormatError))
-		return
-	}
-	q := req.Question[0]
-	u.mu.Lock()
-	u.asked = append(u.asked, q.Name+" "+dns.Type(q.Qtype).String())
-	u.mu.Unlock()
-	rep, ok := u.zone[dns.CanonicalName(q.Name)+" "+dns.Type(q.Qtype).String()]
-	if !ok {
-		rep = upReply{rcode: dns.RcodeNameError}
-		if u.other != nil {
-			rep = u.other(q)
-		}
-	}
-	m := new(dns.Msg).SetRcode(req, rep.rcode)
-	m.RecursionAvailable = true
-	if rep.question != "" {
-		m.Question[0].Name = rep.question
-	}
-	if rep.truncUDP && !tcp {
-		m.Truncated = true
-	} else {
-		m.Answer, m.Ns, m.Extra = rrs(rep.answer), rrs(rep.ns), rrs(rep.extra)
-	}
-	if !tcp { // as a real server does: fit the answer to the asker's buffer
-		size := dns.MinMsgSize
-		if opt := req.IsEdns0(); opt != nil {
-			size = int(opt.UDPSize())
-		}
-		m.Truncate(size)
-	}
-	w.WriteMsg(m)
-}
-
-// queries is how many queries the upstream has received, over UDP and TCP.
-func (u *upstream) queries() int64 { return u.udp.Load() + u.tcp.Load() }
-
-func (u *upstream) names() []string {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]string(nil), u.asked...)
+	return s.Run(tb)
 }
 
 // rrs parses records written in the test tables.
@@ -107,18 +47,6 @@ func rrs(lines []string) []dns.RR {
 		out = append(out, rr)
 	}
 	return out
-}
-
-// startUpstream serves zone on 127.0.0.1 until the test ends. Questions
-// not in zone get NXDOMAIN, or other's reply when other is given.
-func startUpstream(tb testing.TB, zone map[string]upReply, other ...func(dns.Question) upReply) *upstream {
-	tb.Helper()
-	u := &upstream{zone: zone}
-	if len(other) > 0 {
-		u.other = other[0]
-	}
-	u.addr = serve(tb, u).String()
-	return u
 }
 
 // serve runs h on UDP and TCP on a free loopback port until the test ends.

@@ -6,6 +6,7 @@ package dnstest
 import (
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,28 +18,52 @@ import (
 type Reply struct {
 	Rcode    int      // NOERROR unless set
 	Answer   []string // answer section, zone file syntax
+	Ns       []string // authority section, zone file syntax
 	Extra    []string // additional section, zone file syntax
 	TruncUDP bool     // over UDP send only the header with the TC bit
 	Question string   // when set, echo this name instead of the one asked
 }
 
-// Zone maps "name. TYPE" to a reply; other questions get an empty NOERROR.
+// Zone maps "name. TYPE" to a reply; other questions get the server's
+// Missing reply, or an empty NOERROR.
 type Zone map[string]Reply
 
-// Server answers from its zone, and counts the questions it saw.
+// Server answers from its zone as a recursive resolver would, and counts
+// the questions it saw. A UDP answer is truncated to the asker's buffer
+// (512 bytes without EDNS).
 type Server struct {
 	Addr     string       // "127.0.0.1:port", UDP and TCP
 	UDP, TCP atomic.Int64 // questions seen over each
-	zone     Zone
-	delay    time.Duration
+	Zone     Zone
+	Delay    time.Duration // before every answer
+	// Missing, when set, gives the reply to a question not in Zone.
+	Missing func(q dns.Question) Reply
+
+	mu    sync.Mutex
+	asked []string // "name TYPE", in order
 }
 
 // Start serves z until the test ends, waiting delay before every answer.
 func Start(tb testing.TB, z Zone, delay time.Duration) *Server {
 	tb.Helper()
-	s := &Server{zone: z, delay: delay}
+	return (&Server{Zone: z, Delay: delay}).Run(tb)
+}
+
+// Run serves s until the test ends, and returns it with Addr set.
+func (s *Server) Run(tb testing.TB) *Server {
+	tb.Helper()
 	s.Addr = Serve(tb, s)
 	return s
+}
+
+// Queries is how many questions the server has received, over UDP and TCP.
+func (s *Server) Queries() int64 { return s.UDP.Load() + s.TCP.Load() }
+
+// Asked returns the questions received, "name TYPE", in order.
+func (s *Server) Asked() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.asked...)
 }
 
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
@@ -48,18 +73,35 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	} else {
 		s.UDP.Add(1)
 	}
-	time.Sleep(s.delay)
+	time.Sleep(s.Delay)
+	if len(req.Question) != 1 {
+		w.WriteMsg(new(dns.Msg).SetRcode(req, dns.RcodeFormatError))
+		return
+	}
 	q := req.Question[0]
-	rep := s.zone[dns.CanonicalName(q.Name)+" "+dns.TypeToString[q.Qtype]]
+	s.mu.Lock()
+	s.asked = append(s.asked, q.Name+" "+dns.Type(q.Qtype).String())
+	s.mu.Unlock()
+	rep, ok := s.Zone[dns.CanonicalName(q.Name)+" "+dns.Type(q.Qtype).String()]
+	if !ok && s.Missing != nil {
+		rep = s.Missing(q)
+	}
 	m := new(dns.Msg).SetRcode(req, rep.Rcode)
+	m.RecursionAvailable = true
 	if rep.Question != "" {
 		m.Question[0].Name = rep.Question
 	}
 	if rep.TruncUDP && !tcp {
 		m.Truncated = true
 	} else {
-		m.Answer = rrs(rep.Answer)
-		m.Extra = rrs(rep.Extra)
+		m.Answer, m.Ns, m.Extra = rrs(rep.Answer), rrs(rep.Ns), rrs(rep.Extra)
+	}
+	if !tcp {
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
 	}
 	w.WriteMsg(m)
 }
