@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -12,12 +13,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/VerilyPete/claudecontainer/internal/fakes/execsession"
-
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
+	"github.com/VerilyPete/claudecontainer/internal/fakes/execsession"
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 )
 
 // dialect is what differs between the two programs.
@@ -140,29 +140,41 @@ func (f *fake) main(args []string) int {
 	if key == "exec" {
 		return f.exec(args[1:])
 	}
-	unlock, err := lock(f.dir)
-	if err != nil {
-		return f.fail(2, "fake %s: %v", f.program, err)
-	}
-	defer unlock()
-	w, err := Load(f.dir)
-	if err != nil {
-		return f.fail(2, "fake %s: %v", f.program, err)
-	}
-	if w.Version != "" {
-		f.version = w.Version
-	}
-	if w.DaemonDown && !f.isPodman() && key != "version" {
-		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
-	}
-	before := fmt.Sprint(w)
-	code := f.dispatch(&w, key, args)
-	if fmt.Sprint(w) != before {
-		if err := Save(f.dir, w); err != nil {
-			return f.fail(2, "fake %s: %v", f.program, err)
+	code, err := locked(f.dir, func(w *World) int {
+		if w.Version != "" {
+			f.version = w.Version
 		}
+		if w.DaemonDown && !f.isPodman() && key != "version" {
+			return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+		}
+		return f.dispatch(w, key, args)
+	})
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err)
 	}
 	return code
+}
+
+// locked runs fn on the world in dir under the directory's lock, so that
+// concurrent fakes see one another's changes whole, and saves the world when
+// fn changed it.
+func locked[T any](dir string, fn func(w *World) T) (T, error) {
+	var zero T
+	unlock, err := flock.Lock(context.Background(), filepath.Join(dir, "lock"))
+	if err != nil {
+		return zero, err
+	}
+	defer unlock()
+	w, err := Load(dir)
+	if err != nil {
+		return zero, err
+	}
+	before := fmt.Sprint(w)
+	v := fn(&w)
+	if fmt.Sprint(w) != before {
+		return v, Save(dir, w)
+	}
+	return v, nil
 }
 
 func (f *fake) dispatch(w *World, key string, args []string) int {
@@ -199,23 +211,6 @@ func (f *fake) dispatch(w *World, key string, args []string) int {
 		return f.fail(125, "Error: unrecognized command `podman %s`\nTry 'podman --help' for more information", strings.Join(args, " "))
 	}
 	return f.fail(1, "docker: unknown command: docker %s\n\nRun 'docker --help' for more information", strings.Join(args, " "))
-}
-
-// lock takes the state directory's lock, so that concurrent fakes see one
-// another's changes whole.
-func lock(dir string) (func(), error) {
-	fh, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(fh.Fd()), syscall.LOCK_EX); err != nil {
-		fh.Close()
-		return nil, err
-	}
-	return func() {
-		syscall.Flock(int(fh.Fd()), syscall.LOCK_UN)
-		fh.Close()
-	}, nil
 }
 
 // flagSet names the options a command understands: canonical name by every
@@ -978,15 +973,41 @@ func (f *fake) exec(args []string) int {
 		}
 		return f.fail(1, "docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]")
 	}
-	code, done := f.execCheck(p.pos[0])
-	if done {
+	name := p.pos[0]
+	code, err := locked(f.dir, func(w *World) int {
+		if w.DaemonDown && !f.isPodman() {
+			return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+		}
+		c, ok := w.Container(name)
+		if !ok {
+			return f.noSuchContainer(name)
+		}
+		if c.State != "running" {
+			if f.isPodman() {
+				return f.fail(125, "Error: can only create exec sessions on running containers: container state improper")
+			}
+			return f.fail(1, "Error response from daemon: container %s is not running", c.ID)
+		}
+		return 0
+	})
+	if err != nil {
+		return f.fail(2, "fake %s: %v", f.program, err)
+	}
+	if code != 0 {
 		return code
 	}
 	dir := os.Getenv(ExecDirEnv)
 	if dir == "" {
 		return exitCode(os.Getenv(ExecCodeEnv))
 	}
-	return f.session(dir, p.pos[0], p.pos[1:])
+	// Stand in for an interactive shell held open by the test (see
+	// execsession): it ends with the status the test gives it, or with 137,
+	// as a shell killed with its container, when the container stops.
+	code, err = execsession.Serve(dir, p.pos[1:], func() bool { return f.running(name) })
+	if err != nil {
+		return f.fail(2, "fake %s exec: %v", f.program, err)
+	}
+	return code
 }
 
 func exitCode(s string) int {
@@ -997,57 +1018,12 @@ func exitCode(s string) int {
 	return n
 }
 
-// session stands in for an interactive shell held open by the test: it
-// claims the next session number, publishes DIR/session-N.open, waits for
-// DIR/session-N.exit and publishes DIR/session-N.closed with the status it
-// exits with. When the container stops meanwhile, the session ends with 137,
-// as a shell killed with the container does.
-func (f *fake) session(dir, name string, argv []string) int {
-	code, err := execsession.Serve(dir, argv, func() bool { return f.running(name) })
-	if err != nil {
-		return f.fail(2, "fake %s exec: %v", f.program, err)
-	}
-	return code
-}
-
 // running reports whether the container runs, reading the state under the
-// lock.
+// lock; when the state cannot be read it is taken to run.
 func (f *fake) running(name string) bool {
-	unlock, err := lock(f.dir)
-	if err != nil {
-		return true
-	}
-	defer unlock()
-	w, err := Load(f.dir)
-	if err != nil {
-		return true
-	}
-	c, ok := w.Container(name)
-	return ok && c.State == "running"
-}
-
-func (f *fake) execCheck(name string) (int, bool) {
-	unlock, err := lock(f.dir)
-	if err != nil {
-		return f.fail(2, "fake %s: %v", f.program, err), true
-	}
-	defer unlock()
-	w, err := Load(f.dir)
-	if err != nil {
-		return f.fail(2, "fake %s: %v", f.program, err), true
-	}
-	if w.DaemonDown && !f.isPodman() {
-		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"), true
-	}
-	c, ok := w.Container(name)
-	if !ok {
-		return f.noSuchContainer(name), true
-	}
-	if c.State != "running" {
-		if f.isPodman() {
-			return f.fail(125, "Error: can only create exec sessions on running containers: container state improper"), true
-		}
-		return f.fail(1, "Error response from daemon: container %s is not running", c.ID), true
-	}
-	return 0, false
+	up, err := locked(f.dir, func(w *World) bool {
+		c, ok := w.Container(name)
+		return ok && c.State == "running"
+	})
+	return up || err != nil
 }
