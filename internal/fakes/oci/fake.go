@@ -26,12 +26,16 @@ type dialect struct {
 	failCode   int // exit status of a command the daemon or podman refused
 	version    string
 	defaultNet string
+	refused    string // how the message of a refused request starts
 }
 
 var (
-	podman = dialect{program: "podman", failCode: 125, version: "5.4.2", defaultNet: "podman"}
-	docker = dialect{program: "docker", failCode: 1, version: "28.2.2", defaultNet: "bridge"}
+	podman = dialect{program: "podman", failCode: 125, version: "5.4.2", defaultNet: "podman", refused: "Error: "}
+	docker = dialect{program: "docker", failCode: 1, version: "28.2.2", defaultNet: "bridge", refused: "Error response from daemon: "}
 )
+
+// noDaemon is what docker says when its daemon is down.
+const noDaemon = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
 
 // PodmanMain is the fake podman.
 func PodmanMain() int {
@@ -57,6 +61,14 @@ func newFake(d dialect) *fake {
 
 func (f *fake) isPodman() bool { return f.program == "podman" }
 
+// pick returns what podman says or what docker says, whichever f is.
+func (f *fake) pick(podman, docker string) string {
+	if f.isPodman() {
+		return podman
+	}
+	return docker
+}
+
 // fail prints msg and returns code.
 func (f *fake) fail(code int, format string, args ...any) int {
 	fmt.Fprintf(f.stderr, format+"\n", args...)
@@ -66,18 +78,12 @@ func (f *fake) fail(code int, format string, args ...any) int {
 // refuse reports an error the way the program reports a refused request:
 // podman "Error: …" with 125, docker "Error response from daemon: …" with 1.
 func (f *fake) refuse(format string, args ...any) int {
-	if f.isPodman() {
-		return f.fail(125, "Error: "+format, args...)
-	}
-	return f.fail(1, "Error response from daemon: "+format, args...)
+	return f.fail(f.failCode, f.refused+format, args...)
 }
 
+// usage reports a command line that cmd does not accept, with 125.
 func (f *fake) usage(cmd, format string, args ...any) int {
-	msg := fmt.Sprintf(format, args...)
-	if f.isPodman() {
-		return f.fail(125, "Error: %s\nSee 'podman %s --help'", msg, cmd)
-	}
-	return f.fail(125, "%s\nSee 'docker %s --help'.", msg, cmd)
+	return f.fail(125, f.pick("Error: %s\nSee 'podman %s --help'", "%s\nSee 'docker %s --help'."), fmt.Sprintf(format, args...), cmd)
 }
 
 func commandKey(args []string) string {
@@ -115,10 +121,7 @@ func (f *fake) injected(key string) int {
 func (f *fake) main(args []string) int {
 	key := commandKey(args)
 	if code := f.injected(key); code >= 0 {
-		if f.isPodman() {
-			return f.fail(code, "Error: %s: injected failure (%s)", key, FailEnv)
-		}
-		return f.fail(code, "Error response from daemon: %s: injected failure (%s)", key, FailEnv)
+		return f.fail(code, f.refused+"%s: injected failure (%s)", key, FailEnv)
 	}
 	if len(args) > 0 && args[0] == "--version" {
 		if dir := os.Getenv(StateEnv); dir != "" {
@@ -126,11 +129,7 @@ func (f *fake) main(args []string) int {
 				f.version = w.Version
 			}
 		}
-		if f.isPodman() {
-			fmt.Fprintf(f.stdout, "podman version %s\n", f.version)
-		} else {
-			fmt.Fprintf(f.stdout, "Docker version %s, build e6534b4\n", f.version)
-		}
+		fmt.Fprintf(f.stdout, f.pick("podman version %s\n", "Docker version %s, build e6534b4\n"), f.version)
 		return 0
 	}
 	f.dir = os.Getenv(StateEnv)
@@ -145,7 +144,7 @@ func (f *fake) main(args []string) int {
 			f.version = w.Version
 		}
 		if w.DaemonDown && !f.isPodman() && key != "version" {
-			return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+			return f.fail(1, noDaemon)
 		}
 		return f.dispatch(w, key, args)
 	})
@@ -207,10 +206,9 @@ func (f *fake) dispatch(w *World, key string, args []string) int {
 	case "rm":
 		return f.rm(w, args[1:])
 	}
-	if f.isPodman() {
-		return f.fail(125, "Error: unrecognized command `podman %s`\nTry 'podman --help' for more information", strings.Join(args, " "))
-	}
-	return f.fail(1, "docker: unknown command: docker %s\n\nRun 'docker --help' for more information", strings.Join(args, " "))
+	return f.fail(f.failCode, f.pick(
+		"Error: unrecognized command `podman %s`\nTry 'podman --help' for more information",
+		"docker: unknown command: docker %s\n\nRun 'docker --help' for more information"), strings.Join(args, " "))
 }
 
 // flagSet names the options a command understands: canonical name by every
@@ -354,7 +352,7 @@ func (f *fake) versionCmd(w *World, args []string) int {
 		fmt.Fprintf(f.stdout, "Client: Docker Engine - Community\n Version:           %s\n", f.version)
 	}
 	if w.DaemonDown {
-		return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+		return f.fail(1, noDaemon)
 	}
 	return 0
 }
@@ -464,16 +462,14 @@ func (f *fake) networkJSON(n Network) string {
 	if len(n.Raw) > 0 {
 		return string(n.Raw)
 	}
-	var b strings.Builder
+	var subnets []string
+	for _, s := range [][2]string{{n.Subnet, n.Gateway}, {n.Subnet6, n.Gateway6}} {
+		if s[0] != "" {
+			subnets = append(subnets, fmt.Sprintf(f.pick(`{"subnet": %s, "gateway": %s}`, `{"Subnet": %s, "Gateway": %s}`), quote(s[0]), quote(s[1])))
+		}
+	}
 	if f.isPodman() {
-		var subnets []string
-		if n.Subnet != "" {
-			subnets = append(subnets, fmt.Sprintf(`{"subnet": %s, "gateway": %s}`, quote(n.Subnet), quote(n.Gateway)))
-		}
-		if n.Subnet6 != "" {
-			subnets = append(subnets, fmt.Sprintf(`{"subnet": %s, "gateway": %s}`, quote(n.Subnet6), quote(n.Gateway6)))
-		}
-		fmt.Fprintf(&b, `{
+		return fmt.Sprintf(`{
     "name": %s,
     "id": %s,
     "driver": %s,
@@ -486,20 +482,12 @@ func (f *fake) networkJSON(n Network) string {
     "ipam_options": {"driver": "host-local"},
     "containers": {}
   }`, quote(n.Name), quote(n.ID), quote(n.Driver), quote(n.Interface), strings.Join(subnets, ", "), n.Subnet6 != "", n.Internal)
-		return b.String()
-	}
-	var configs []string
-	if n.Subnet != "" {
-		configs = append(configs, fmt.Sprintf(`{"Subnet": %s, "Gateway": %s}`, quote(n.Subnet), quote(n.Gateway)))
-	}
-	if n.Subnet6 != "" {
-		configs = append(configs, fmt.Sprintf(`{"Subnet": %s, "Gateway": %s}`, quote(n.Subnet6), quote(n.Gateway6)))
 	}
 	options := "{}"
 	if n.Interface != "br-"+n.ID[:min(12, len(n.ID))] {
 		options = fmt.Sprintf(`{"com.docker.network.bridge.name": %s}`, quote(n.Interface))
 	}
-	fmt.Fprintf(&b, `{
+	return fmt.Sprintf(`{
         "Name": %s,
         "Id": %s,
         "Created": "2026-01-02T03:04:05.123456789Z",
@@ -520,8 +508,7 @@ func (f *fake) networkJSON(n Network) string {
         "Containers": {},
         "Options": %s,
         "Labels": {}
-    }`, quote(n.Name), quote(n.ID), quote(n.Driver), n.Subnet6 != "", strings.Join(configs, ", "), n.Internal, options)
-	return b.String()
+    }`, quote(n.Name), quote(n.ID), quote(n.Driver), n.Subnet6 != "", strings.Join(subnets, ", "), n.Internal, options)
 }
 
 func (f *fake) networkInspect(w *World, args []string) int {
@@ -539,11 +526,10 @@ func (f *fake) networkInspect(w *World, args []string) int {
 	for _, name := range p.pos {
 		i := slices.IndexFunc(w.Networks, func(n Network) bool { return n.Name == name })
 		if i < 0 {
-			if f.isPodman() {
-				return f.fail(125, "Error: %s: unable to find network with name or ID %s: network not found", name, name)
+			if !f.isPodman() {
+				fmt.Fprintln(f.stdout, "[]")
 			}
-			fmt.Fprintln(f.stdout, "[]")
-			return f.fail(1, "Error response from daemon: network %s not found", name)
+			return f.refuse(f.pick("%[1]s: unable to find network with name or ID %[1]s: network not found", "network %s not found"), name)
 		}
 		objs = append(objs, f.networkJSON(f.filled(w.Networks[i], i)))
 	}
@@ -561,10 +547,7 @@ func (f *fake) networkCreate(w *World, args []string) int {
 	}
 	name := p.pos[0]
 	if _, ok := w.Network(name); ok {
-		if f.isPodman() {
-			return f.fail(125, "Error: network name %s already used: network already exists", name)
-		}
-		return f.fail(1, "Error response from daemon: network with name %s already exists", name)
+		return f.refuse(f.pick("network name %s already used: network already exists", "network with name %s already exists"), name)
 	}
 	n := Network{Name: name, Driver: p.last("driver"), Internal: p.has("internal")}
 	if n.Driver == "" {
@@ -588,19 +571,13 @@ func (f *fake) networkCreate(w *World, args []string) int {
 		}
 		for _, other := range w.Networks {
 			if o, err := netip.ParsePrefix(other.Subnet); err == nil && o.Overlaps(pr) {
-				if f.isPodman() {
-					return f.fail(125, "Error: subnet %s is already used on the host or by another config", s)
-				}
-				return f.fail(1, "Error response from daemon: invalid pool request: Pool overlaps with other one on this address space")
+				return f.refuse("%s", f.pick(fmt.Sprintf("subnet %s is already used on the host or by another config", s),
+					"invalid pool request: Pool overlaps with other one on this address space"))
 			}
 		}
 	}
 	if n.Subnet == "" {
-		if f.isPodman() {
-			n.Subnet = fmt.Sprintf("10.89.%d.0/24", len(w.Networks))
-		} else {
-			n.Subnet = fmt.Sprintf("172.%d.0.0/16", 18+len(w.Networks))
-		}
+		n.Subnet = f.pick(fmt.Sprintf("10.89.%d.0/24", len(w.Networks)), fmt.Sprintf("172.%d.0.0/16", 18+len(w.Networks)))
 	}
 	if p.has("ipv6") && n.Subnet6 == "" {
 		n.Subnet6 = fmt.Sprintf("fd%02x:a1b2:c3d4::/64", len(w.Networks))
@@ -610,11 +587,7 @@ func (f *fake) networkCreate(w *World, args []string) int {
 	}
 	n = f.filled(n, len(w.Networks))
 	w.Networks = append(w.Networks, n)
-	if f.isPodman() {
-		fmt.Fprintln(f.stdout, name)
-	} else {
-		fmt.Fprintln(f.stdout, n.ID)
-	}
+	fmt.Fprintln(f.stdout, f.pick(name, n.ID))
 	return 0
 }
 
@@ -638,13 +611,10 @@ func (f *fake) imageInspect(w *World, args []string) int {
 	}
 	ref := p.pos[0]
 	if !w.hasImage(ref) {
-		if f.isPodman() {
-			return f.fail(125, "Error: %s: image not known", ref)
-		}
-		if !p.has("format") {
+		if !f.isPodman() && !p.has("format") {
 			fmt.Fprintln(f.stdout, "[]")
 		}
-		return f.fail(1, "Error response from daemon: No such image: %s", normRef(ref))
+		return f.refuse("%s", f.pick(ref+": image not known", "No such image: "+normRef(ref)))
 	}
 	imageID := "sha256:" + id("image", normRef(ref))
 	switch p.last("format") {
@@ -882,10 +852,7 @@ func (f *fake) run(w *World, args []string) int {
 }
 
 func (f *fake) noSuchContainer(name string) int {
-	if f.isPodman() {
-		return f.fail(125, "Error: no container with name or ID %q found: no such container", name)
-	}
-	return f.fail(1, "Error response from daemon: No such container: %s", name)
+	return f.refuse(f.pick("no container with name or ID %q found: no such container", "No such container: %s"), name)
 }
 
 func (f *fake) start(w *World, args []string) int {
@@ -968,25 +935,20 @@ func (f *fake) exec(args []string) int {
 		return f.usage("exec", "%v", err)
 	}
 	if len(p.pos) < 2 {
-		if f.isPodman() {
-			return f.fail(125, "Error: must provide a non-empty command to start an exec session: invalid argument")
-		}
-		return f.fail(1, "docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]")
+		return f.fail(f.failCode, f.pick("Error: must provide a non-empty command to start an exec session: invalid argument",
+			"docker: 'docker exec' requires at least 2 arguments\n\nUsage:  docker exec [OPTIONS] CONTAINER COMMAND [ARG...]"))
 	}
 	name := p.pos[0]
 	code, err := locked(f.dir, func(w *World) int {
 		if w.DaemonDown && !f.isPodman() {
-			return f.fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?")
+			return f.fail(1, noDaemon)
 		}
 		c, ok := w.Container(name)
 		if !ok {
 			return f.noSuchContainer(name)
 		}
 		if c.State != "running" {
-			if f.isPodman() {
-				return f.fail(125, "Error: can only create exec sessions on running containers: container state improper")
-			}
-			return f.fail(1, "Error response from daemon: container %s is not running", c.ID)
+			return f.refuse("%s", f.pick("can only create exec sessions on running containers: container state improper", "container "+c.ID+" is not running"))
 		}
 		return 0
 	})
