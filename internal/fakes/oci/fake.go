@@ -53,6 +53,7 @@ type fake struct {
 	dialect
 	stdout, stderr io.Writer
 	dir            string
+	cmd            string // the command running, as usage messages name it
 }
 
 func newFake(d dialect) *fake {
@@ -82,8 +83,8 @@ func (f *fake) refuse(format string, args ...any) int {
 }
 
 // usage reports a command line that cmd does not accept, with 125.
-func (f *fake) usage(cmd, format string, args ...any) int {
-	return f.fail(125, f.pick("Error: %s\nSee 'podman %s --help'", "%s\nSee 'docker %s --help'."), fmt.Sprintf(format, args...), cmd)
+func (f *fake) usage(format string, args ...any) int {
+	return f.fail(125, f.pick("Error: %s\nSee 'podman %s --help'", "%s\nSee 'docker %s --help'."), fmt.Sprintf(format, args...), f.cmd)
 }
 
 func commandKey(args []string) string {
@@ -176,39 +177,55 @@ func locked[T any](dir string, fn func(w *World) T) (T, error) {
 	return v, nil
 }
 
-func (f *fake) dispatch(w *World, key string, args []string) int {
-	switch key {
-	case "version":
-		return f.versionCmd(w, args[1:])
-	case "info", "system info":
-		return f.info(w, args[len(strings.Fields(key)):])
-	case "network inspect":
-		return f.networkInspect(w, args[2:])
-	case "network create":
-		return f.networkCreate(w, args[2:])
-	case "image exists":
-		if !f.isPodman() {
-			break
-		}
-		return f.imageExists(w, args[2:])
-	case "image inspect":
-		return f.imageInspect(w, args[2:])
-	case "build":
-		return f.build(w, args[1:])
-	case "ps", "container ls", "container ps", "container list":
-		return f.ps(w, args[len(strings.Fields(key)):])
-	case "run":
-		return f.run(w, args[1:])
-	case "start":
-		return f.start(w, args[1:])
-	case "stop":
-		return f.stop(w, args[1:])
-	case "rm":
-		return f.rm(w, args[1:])
+// command is one command the fakes understand: the options it takes and
+// what it does.
+type command struct {
+	flags flagSet
+	run   func(f *fake, w *World, p parsed) int
+}
+
+// commands are the commands the fakes understand, by the names usage
+// messages give them; aliases are their other spellings.
+var (
+	commands = map[string]command{
+		"version":         {flags(false, "format=-f,--format"), (*fake).versionCmd},
+		"info":            {flags(false, "format=-f,--format"), (*fake).info},
+		"network inspect": {flags(false, "format=-f,--format"), (*fake).networkInspect},
+		"network create":  {flags(false, "driver=-d,--driver", "subnet=--subnet", "gateway=--gateway", "ipv6:--ipv6", "internal:--internal"), (*fake).networkCreate},
+		"image exists":    {run: (*fake).imageExists}, // podman's only; it takes no options
+		"image inspect":   {flags(false, "format=-f,--format"), (*fake).imageInspect},
+		"build":           {flags(false, "tag=-t,--tag", "file=-f,--file", "build-arg=--build-arg"), (*fake).build},
+		"ps":              {flags(false, "all:-a,--all", "format=--format", "no-trunc:--no-trunc"), (*fake).ps},
+		"start":           {flags(false, "attach:-a,--attach", "interactive:-i,--interactive"), (*fake).start},
+		"stop":            {flags(false, "time=-t,--time"), (*fake).stop},
+		"rm":              {flags(false, "force:-f,--force"), (*fake).rm},
+		"run": {flags(true,
+			"detach:-d,--detach", "interactive:-i,--interactive", "tty:-t,--tty", "rm:--rm", "init:--init",
+			"name=--name", "network=--network,--net", "dns=--dns", "volume=-v,--volume", "memory=-m,--memory",
+			"cpus=--cpus", "env=-e,--env", "userns=--userns", "stop-signal=--stop-signal", "hostname=-h,--hostname",
+			"workdir=-w,--workdir", "user=-u,--user",
+		), (*fake).run},
 	}
-	return f.fail(f.failCode, f.pick(
-		"Error: unrecognized command `podman %s`\nTry 'podman --help' for more information",
-		"docker: unknown command: docker %s\n\nRun 'docker --help' for more information"), strings.Join(args, " "))
+	aliases = map[string]string{"system info": "info", "container ls": "ps", "container ps": "ps", "container list": "ps"}
+)
+
+func (f *fake) dispatch(w *World, key string, args []string) int {
+	name := key
+	if a, ok := aliases[key]; ok {
+		name = a
+	}
+	c, ok := commands[name]
+	if !ok || name == "image exists" && !f.isPodman() {
+		return f.fail(f.failCode, f.pick(
+			"Error: unrecognized command `podman %s`\nTry 'podman --help' for more information",
+			"docker: unknown command: docker %s\n\nRun 'docker --help' for more information"), strings.Join(args, " "))
+	}
+	f.cmd = name
+	p, err := c.flags.parse(args[len(strings.Fields(key)):])
+	if err != nil {
+		return f.usage("%v", err)
+	}
+	return c.run(f, w, p)
 }
 
 // flagSet names the options a command understands: canonical name by every
@@ -239,6 +256,7 @@ func flags(stop bool, spec ...string) flagSet {
 }
 
 type parsed struct {
+	args []string // as given
 	opts map[string][]string
 	pos  []string
 }
@@ -253,7 +271,10 @@ func (p parsed) last(name string) string {
 }
 
 func (fs flagSet) parse(args []string) (parsed, error) {
-	p := parsed{opts: map[string][]string{}}
+	if fs.names == nil { // no options at all: every argument is positional
+		return parsed{args: args, pos: args}, nil
+	}
+	p := parsed{args: args, opts: map[string][]string{}}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -327,11 +348,7 @@ func (w *World) hasImage(ref string) bool {
 	return false
 }
 
-func (f *fake) versionCmd(w *World, args []string) int {
-	p, err := flags(false, "format=-f,--format").parse(args)
-	if err != nil {
-		return f.usage("version", "%v", err)
-	}
+func (f *fake) versionCmd(w *World, p parsed) int {
 	format := p.last("format")
 	if f.isPodman() {
 		if format != "json" && format != "{{json .}}" {
@@ -369,11 +386,7 @@ func backend(w *World, format string) string {
 	return fmt.Sprintf(format, w.NetworkBackend)
 }
 
-func (f *fake) info(w *World, args []string) int {
-	p, err := flags(false, "format=-f,--format").parse(args)
-	if err != nil {
-		return f.usage("info", "%v", err)
-	}
+func (f *fake) info(w *World, p parsed) int {
 	format := p.last("format")
 	if f.isPodman() {
 		switch format {
@@ -511,16 +524,12 @@ func (f *fake) networkJSON(n Network) string {
     }`, quote(n.Name), quote(n.ID), quote(n.Driver), n.Subnet6 != "", strings.Join(subnets, ", "), n.Internal, options)
 }
 
-func (f *fake) networkInspect(w *World, args []string) int {
-	p, err := flags(false, "format=-f,--format").parse(args)
-	if err != nil {
-		return f.usage("network inspect", "%v", err)
-	}
+func (f *fake) networkInspect(w *World, p parsed) int {
 	if p.has("format") {
-		return f.usage("network inspect", "the fake does not support --format")
+		return f.usage("the fake does not support --format")
 	}
 	if len(p.pos) == 0 {
-		return f.usage("network inspect", "requires at least 1 arg(s), only received 0")
+		return f.usage("requires at least 1 arg(s), only received 0")
 	}
 	var objs []string
 	for _, name := range p.pos {
@@ -537,13 +546,9 @@ func (f *fake) networkInspect(w *World, args []string) int {
 	return 0
 }
 
-func (f *fake) networkCreate(w *World, args []string) int {
-	p, err := flags(false, "driver=-d,--driver", "subnet=--subnet", "gateway=--gateway", "ipv6:--ipv6", "internal:--internal").parse(args)
-	if err != nil {
-		return f.usage("network create", "%v", err)
-	}
+func (f *fake) networkCreate(w *World, p parsed) int {
 	if len(p.pos) != 1 {
-		return f.usage("network create", "accepts 1 arg(s), received %d", len(p.pos))
+		return f.usage("accepts 1 arg(s), received %d", len(p.pos))
 	}
 	name := p.pos[0]
 	if _, ok := w.Network(name); ok {
@@ -591,23 +596,19 @@ func (f *fake) networkCreate(w *World, args []string) int {
 	return 0
 }
 
-func (f *fake) imageExists(w *World, args []string) int {
-	if len(args) != 1 {
-		return f.usage("image exists", "accepts 1 arg(s), received %d", len(args))
+func (f *fake) imageExists(w *World, p parsed) int {
+	if len(p.pos) != 1 {
+		return f.usage("accepts 1 arg(s), received %d", len(p.pos))
 	}
-	if w.hasImage(args[0]) {
+	if w.hasImage(p.pos[0]) {
 		return 0
 	}
 	return 1
 }
 
-func (f *fake) imageInspect(w *World, args []string) int {
-	p, err := flags(false, "format=-f,--format").parse(args)
-	if err != nil {
-		return f.usage("image inspect", "%v", err)
-	}
+func (f *fake) imageInspect(w *World, p parsed) int {
 	if len(p.pos) != 1 {
-		return f.usage("image inspect", "the fake inspects exactly one image")
+		return f.usage("the fake inspects exactly one image")
 	}
 	ref := p.pos[0]
 	if !w.hasImage(ref) {
@@ -623,18 +624,14 @@ func (f *fake) imageInspect(w *World, args []string) int {
 	case "":
 		fmt.Fprintf(f.stdout, "[{\"Id\": %s, \"RepoTags\": [%s]}]\n", quote(imageID), quote(normRef(ref)))
 	default:
-		return f.usage("image inspect", "unsupported format %q in the fake", p.last("format"))
+		return f.usage("unsupported format %q in the fake", p.last("format"))
 	}
 	return 0
 }
 
-func (f *fake) build(w *World, args []string) int {
-	p, err := flags(false, "tag=-t,--tag", "file=-f,--file", "build-arg=--build-arg").parse(args)
-	if err != nil {
-		return f.usage("build", "%v", err)
-	}
+func (f *fake) build(w *World, p parsed) int {
 	if len(p.pos) != 1 {
-		return f.usage("build", "accepts 1 arg(s), received %d", len(p.pos))
+		return f.usage("accepts 1 arg(s), received %d", len(p.pos))
 	}
 	if fi, err := os.Stat(p.pos[0]); err != nil || !fi.IsDir() {
 		return f.refuse("stat %s: no such directory", p.pos[0])
@@ -648,7 +645,7 @@ func (f *fake) build(w *World, args []string) int {
 	}
 	for _, a := range p.all("build-arg") {
 		if k, _, ok := strings.Cut(a, "="); !ok || k == "" {
-			return f.usage("build", "invalid build argument %q", a)
+			return f.usage("invalid build argument %q", a)
 		}
 	}
 	fmt.Fprintln(f.stdout, "STEP 1/1: FROM scratch")
@@ -677,11 +674,7 @@ func status(state string) string {
 	return strings.ToUpper(state[:1]) + state[1:]
 }
 
-func (f *fake) ps(w *World, args []string) int {
-	p, err := flags(false, "all:-a,--all", "format=--format", "no-trunc:--no-trunc").parse(args)
-	if err != nil {
-		return f.usage("ps", "%v", err)
-	}
+func (f *fake) ps(w *World, p parsed) int {
 	format := p.last("format")
 	var shown []Container
 	for _, c := range w.Containers {
@@ -711,7 +704,7 @@ func (f *fake) ps(w *World, args []string) int {
 			fmt.Fprintln(f.stdout, f.dockerPS(c))
 		}
 	default:
-		return f.usage("ps", "unsupported format %q in the fake", format)
+		return f.usage("unsupported format %q in the fake", format)
 	}
 	return 0
 }
@@ -766,26 +759,17 @@ func (f *fake) dockerPS(c Container) string {
 		quote(c.ID[:12]), quote(c.Image), quote(c.Name), quote(strings.Join(c.Networks, ",")), quote(c.State), quote(status(c.State)))
 }
 
-func (f *fake) run(w *World, args []string) int {
-	p, err := flags(true,
-		"detach:-d,--detach", "interactive:-i,--interactive", "tty:-t,--tty", "rm:--rm", "init:--init",
-		"name=--name", "network=--network,--net", "dns=--dns", "volume=-v,--volume", "memory=-m,--memory",
-		"cpus=--cpus", "env=-e,--env", "userns=--userns", "stop-signal=--stop-signal", "hostname=-h,--hostname",
-		"workdir=-w,--workdir", "user=-u,--user",
-	).parse(args)
-	if err != nil {
-		return f.usage("run", "%v", err)
-	}
+func (f *fake) run(w *World, p parsed) int {
 	if len(p.pos) == 0 {
-		return f.usage("run", "requires at least 1 arg(s), only received 0")
+		return f.usage("requires at least 1 arg(s), only received 0")
 	}
 	if !p.has("detach") {
-		return f.usage("run", "the fake runs containers detached only (-d)")
+		return f.usage("the fake runs containers detached only (-d)")
 	}
 	image, command := p.pos[0], p.pos[1:]
 	name := p.last("name")
 	if name == "" {
-		return f.usage("run", "the fake needs --name")
+		return f.usage("the fake needs --name")
 	}
 	if c, ok := w.Container(name); ok {
 		if f.isPodman() {
@@ -810,7 +794,7 @@ func (f *fake) run(w *World, args []string) int {
 	}
 	for _, d := range p.all("dns") {
 		if _, err := netip.ParseAddr(d); err != nil {
-			return f.usage("run", "invalid argument %q for \"--dns\" flag: %v", d, err)
+			return f.usage("invalid argument %q for \"--dns\" flag: %v", d, err)
 		}
 	}
 	if u := p.last("userns"); u != "" {
@@ -822,12 +806,12 @@ func (f *fake) run(w *World, args []string) int {
 		}
 	}
 	if s := p.last("stop-signal"); s != "" && !slices.Contains([]string{"SIGHUP", "HUP", "SIGTERM", "TERM", "SIGINT", "INT", "SIGKILL", "KILL"}, s) {
-		return f.usage("run", "invalid signal: %s", s)
+		return f.usage("invalid signal: %s", s)
 	}
 	for _, v := range p.all("volume") {
 		src, dst, ok := strings.Cut(v, ":")
 		if !ok || !strings.HasPrefix(dst, "/") {
-			return f.usage("run", "invalid volume specification: %q", v)
+			return f.usage("invalid volume specification: %q", v)
 		}
 		if strings.HasPrefix(src, "/") {
 			if _, err := os.Stat(src); err != nil && f.isPodman() {
@@ -845,7 +829,7 @@ func (f *fake) run(w *World, args []string) int {
 		// terminal and an open standard input it exits at once.
 		state = "exited"
 	}
-	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: args, Remove: p.has("rm")}
+	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: p.args, Remove: p.has("rm")}
 	w.Containers = append(w.Containers, c)
 	fmt.Fprintln(f.stdout, c.ID)
 	return 0
@@ -855,13 +839,9 @@ func (f *fake) noSuchContainer(name string) int {
 	return f.refuse(f.pick("no container with name or ID %q found: no such container", "No such container: %s"), name)
 }
 
-func (f *fake) start(w *World, args []string) int {
-	p, err := flags(false, "attach:-a,--attach", "interactive:-i,--interactive").parse(args)
-	if err != nil {
-		return f.usage("start", "%v", err)
-	}
+func (f *fake) start(w *World, p parsed) int {
 	if len(p.pos) == 0 {
-		return f.usage("start", "requires at least 1 arg(s), only received 0")
+		return f.usage("requires at least 1 arg(s), only received 0")
 	}
 	for _, name := range p.pos {
 		c, ok := w.Container(name)
@@ -877,18 +857,14 @@ func (f *fake) start(w *World, args []string) int {
 	return 0
 }
 
-func (f *fake) stop(w *World, args []string) int {
-	p, err := flags(false, "time=-t,--time").parse(args)
-	if err != nil {
-		return f.usage("stop", "%v", err)
-	}
+func (f *fake) stop(w *World, p parsed) int {
 	if t := p.last("time"); t != "" {
 		if _, err := strconv.Atoi(t); err != nil {
-			return f.usage("stop", "invalid argument %q for \"-t, --time\" flag", t)
+			return f.usage("invalid argument %q for \"-t, --time\" flag", t)
 		}
 	}
 	if len(p.pos) == 0 {
-		return f.usage("stop", "requires at least 1 arg(s), only received 0")
+		return f.usage("requires at least 1 arg(s), only received 0")
 	}
 	for _, name := range p.pos {
 		c, ok := w.Container(name)
@@ -907,11 +883,7 @@ func (f *fake) stop(w *World, args []string) int {
 	return 0
 }
 
-func (f *fake) rm(w *World, args []string) int {
-	p, err := flags(false, "force:-f,--force").parse(args)
-	if err != nil {
-		return f.usage("rm", "%v", err)
-	}
+func (f *fake) rm(w *World, p parsed) int {
 	for _, name := range p.pos {
 		c, ok := w.Container(name)
 		if !ok {
@@ -929,10 +901,11 @@ func (f *fake) rm(w *World, args []string) int {
 // exec checks the container under the lock, then, without it, exits with
 // ExecCodeEnv's status or, when ExecDirEnv is set, holds a session open.
 func (f *fake) exec(args []string) int {
+	f.cmd = "exec"
 	p, err := flags(true, "interactive:-i,--interactive", "tty:-t,--tty", "detach:-d,--detach",
 		"env=-e,--env", "user=-u,--user", "workdir=-w,--workdir").parse(args)
 	if err != nil {
-		return f.usage("exec", "%v", err)
+		return f.usage("%v", err)
 	}
 	if len(p.pos) < 2 {
 		return f.fail(f.failCode, f.pick("Error: must provide a non-empty command to start an exec session: invalid argument",
