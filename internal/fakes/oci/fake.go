@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path"
@@ -40,24 +39,19 @@ const noDaemon = "Cannot connect to the Docker daemon at unix:///var/run/docker.
 // PodmanMain is the fake podman.
 func PodmanMain() int {
 	fakebin.Record()
-	return newFake(podman).main(os.Args[1:])
+	return (&fake{dialect: podman}).main(os.Args[1:])
 }
 
 // DockerMain is the fake docker.
 func DockerMain() int {
 	fakebin.Record()
-	return newFake(docker).main(os.Args[1:])
+	return (&fake{dialect: docker}).main(os.Args[1:])
 }
 
 type fake struct {
 	dialect
-	stdout, stderr io.Writer
-	dir            string
-	cmd            string // the command running, as usage messages name it
-}
-
-func newFake(d dialect) *fake {
-	return &fake{dialect: d, stdout: os.Stdout, stderr: os.Stderr}
+	dir string
+	cmd string // the command running, as usage messages name it
 }
 
 func (f *fake) isPodman() bool { return f.program == "podman" }
@@ -72,7 +66,7 @@ func (f *fake) pick(podman, docker string) string {
 
 // fail prints msg and returns code.
 func (f *fake) fail(code int, format string, args ...any) int {
-	fmt.Fprintf(f.stderr, format+"\n", args...)
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
 	return code
 }
 
@@ -87,15 +81,14 @@ func (f *fake) usage(format string, args ...any) int {
 	return f.fail(125, f.pick("Error: %s\nSee 'podman %s --help'", "%s\nSee 'docker %s --help'."), fmt.Sprintf(format, args...), f.cmd)
 }
 
+// commandKey names the command args run: one word, or two for a group's
+// ("network create").
 func commandKey(args []string) string {
-	if len(args) == 0 {
+	switch {
+	case len(args) == 0:
 		return ""
-	}
-	switch args[0] {
-	case "network", "image", "container", "volume", "system":
-		if len(args) > 1 {
-			return args[0] + " " + args[1]
-		}
+	case len(args) > 1 && slices.Contains([]string{"network", "image", "container", "volume", "system"}, args[0]):
+		return args[0] + " " + args[1]
 	}
 	return args[0]
 }
@@ -103,18 +96,14 @@ func commandKey(args []string) string {
 // injected returns the exit status FailEnv asks for this command, or -1.
 func (f *fake) injected(key string) int {
 	for _, item := range strings.Split(os.Getenv(FailEnv), ",") {
-		name, code, hasCode := strings.Cut(strings.TrimSpace(item), ":")
+		name, code, _ := strings.Cut(strings.TrimSpace(item), ":")
 		if name == "" || name != key {
 			continue
 		}
-		if !hasCode {
-			return f.failCode
+		if n, err := strconv.Atoi(code); err == nil && n > 0 {
+			return n
 		}
-		n, err := strconv.Atoi(code)
-		if err != nil || n <= 0 {
-			return f.failCode
-		}
-		return n
+		return f.failCode
 	}
 	return -1
 }
@@ -130,7 +119,7 @@ func (f *fake) main(args []string) int {
 				f.version = w.Version
 			}
 		}
-		fmt.Fprintf(f.stdout, f.pick("podman version %s\n", "Docker version %s, build e6534b4\n"), f.version)
+		fmt.Fprintf(os.Stdout, f.pick("podman version %s\n", "Docker version %s, build e6534b4\n"), f.version)
 		return 0
 	}
 	f.dir = os.Getenv(StateEnv)
@@ -340,22 +329,17 @@ func normRef(ref string) string {
 }
 
 func (w *World) hasImage(ref string) bool {
-	for _, i := range w.Images {
-		if normRef(i) == normRef(ref) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(w.Images, func(i string) bool { return normRef(i) == normRef(ref) })
 }
 
 func (f *fake) versionCmd(w *World, p parsed) int {
 	format := p.last("format")
 	if f.isPodman() {
 		if format != "json" && format != "{{json .}}" {
-			fmt.Fprintf(f.stdout, "Client:       Podman Engine\nVersion:      %s\nAPI Version:  %s\nOS/Arch:      linux/amd64\n", f.version, f.version)
+			fmt.Fprintf(os.Stdout, "Client:       Podman Engine\nVersion:      %s\nAPI Version:  %s\nOS/Arch:      linux/amd64\n", f.version, f.version)
 			return 0
 		}
-		fmt.Fprintf(f.stdout, `{"Client":{"APIVersion":"%s","Version":"%s","GoVersion":"go1.23.6","GitCommit":"","BuiltTime":"Thu Jan  1 00:00:00 1970","Built":0,"OsArch":"linux/amd64","Os":"linux"}}`+"\n", f.version, f.version)
+		fmt.Fprintf(os.Stdout, `{"Client":{"APIVersion":"%s","Version":"%s","GoVersion":"go1.23.6","GitCommit":"","BuiltTime":"Thu Jan  1 00:00:00 1970","Built":0,"OsArch":"linux/amd64","Os":"linux"}}`+"\n", f.version, f.version)
 		return 0
 	}
 	client := fmt.Sprintf(`{"Version":"%s","ApiVersion":"1.50","DefaultAPIVersion":"1.50","GitCommit":"e6534b4","GoVersion":"go1.24.3","Os":"linux","Arch":"amd64","BuildTime":"Fri May 30 12:07:14 2025","Context":"default"}`, f.version)
@@ -364,9 +348,9 @@ func (f *fake) versionCmd(w *World, p parsed) int {
 		server = fmt.Sprintf(`{"Platform":{"Name":"Docker Engine - Community"},"Version":"%s","ApiVersion":"1.50","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`, f.version)
 	}
 	if format == "{{json .}}" || format == "json" {
-		fmt.Fprintf(f.stdout, `{"Client":%s,"Server":%s}`+"\n", client, server)
+		fmt.Fprintf(os.Stdout, `{"Client":%s,"Server":%s}`+"\n", client, server)
 	} else {
-		fmt.Fprintf(f.stdout, "Client: Docker Engine - Community\n Version:           %s\n", f.version)
+		fmt.Fprintf(os.Stdout, "Client: Docker Engine - Community\n Version:           %s\n", f.version)
 	}
 	if w.DaemonDown {
 		return f.fail(1, noDaemon)
@@ -391,7 +375,7 @@ func (f *fake) info(w *World, p parsed) int {
 	if f.isPodman() {
 		switch format {
 		case "json", "{{json .}}":
-			fmt.Fprintf(f.stdout, `{
+			fmt.Fprintf(os.Stdout, `{
   "host": {
     "arch": "amd64",
     "cgroupManager": "systemd",
@@ -416,7 +400,7 @@ func (f *fake) info(w *World, p parsed) int {
 `, backend(w, `
     "networkBackend": %q,`), w.Rootless, f.version, f.version)
 		case "":
-			fmt.Fprintf(f.stdout, "host:\n  arch: amd64%s\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", backend(w, "\n  networkBackend: %s"), w.Rootless, f.version)
+			fmt.Fprintf(os.Stdout, "host:\n  arch: amd64%s\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", backend(w, "\n  networkBackend: %s"), w.Rootless, f.version)
 		default:
 			return f.fail(125, "Error: template: info:1: unsupported format %q in the fake", format)
 		}
@@ -428,10 +412,10 @@ func (f *fake) info(w *World, p parsed) int {
 	}
 	switch format {
 	case "{{json .}}", "json":
-		fmt.Fprintf(f.stdout, `{"ID":"6d3c5f1e-8a2b-4c7d-9e0f-1a2b3c4d5e6f","Containers":%d,"Images":%d,"Driver":"overlay2","CgroupDriver":"systemd","CgroupVersion":"2","KernelVersion":"6.12.0","OperatingSystem":"Debian GNU/Linux 13 (trixie)","OSType":"linux","Architecture":"x86_64","Name":"fakehost","ServerVersion":"%s","SecurityOptions":[%s],"Warnings":null,"ClientInfo":{"Debug":false,"Version":"%s","Context":"default","Plugins":[],"Warnings":null}}`+"\n",
+		fmt.Fprintf(os.Stdout, `{"ID":"6d3c5f1e-8a2b-4c7d-9e0f-1a2b3c4d5e6f","Containers":%d,"Images":%d,"Driver":"overlay2","CgroupDriver":"systemd","CgroupVersion":"2","KernelVersion":"6.12.0","OperatingSystem":"Debian GNU/Linux 13 (trixie)","OSType":"linux","Architecture":"x86_64","Name":"fakehost","ServerVersion":"%s","SecurityOptions":[%s],"Warnings":null,"ClientInfo":{"Debug":false,"Version":"%s","Context":"default","Plugins":[],"Warnings":null}}`+"\n",
 			len(w.Containers), len(w.Images), f.version, opts, f.version)
 	case "":
-		fmt.Fprintf(f.stdout, "Client: Docker Engine - Community\n Version:    %s\n\nServer:\n Server Version: %s\n", f.version, f.version)
+		fmt.Fprintf(os.Stdout, "Client: Docker Engine - Community\n Version:    %s\n\nServer:\n Server Version: %s\n", f.version, f.version)
 	default:
 		return f.fail(1, "template parsing error: unsupported format %q in the fake", format)
 	}
@@ -453,19 +437,14 @@ func (f *fake) filled(n Network, index int) Network {
 			n.Interface = "br-" + n.ID[:12]
 		}
 	}
-	firstHost := func(s string) string {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return ""
+	// A gateway left out is the subnet's first host.
+	firstHost := func(gateway *string, subnet string) {
+		if p, err := netip.ParsePrefix(subnet); err == nil && *gateway == "" {
+			*gateway = p.Masked().Addr().Next().String()
 		}
-		return p.Masked().Addr().Next().String()
 	}
-	if n.Gateway == "" && n.Subnet != "" {
-		n.Gateway = firstHost(n.Subnet)
-	}
-	if n.Gateway6 == "" && n.Subnet6 != "" {
-		n.Gateway6 = firstHost(n.Subnet6)
-	}
+	firstHost(&n.Gateway, n.Subnet)
+	firstHost(&n.Gateway6, n.Subnet6)
 	return n
 }
 
@@ -536,13 +515,13 @@ func (f *fake) networkInspect(w *World, p parsed) int {
 		i := slices.IndexFunc(w.Networks, func(n Network) bool { return n.Name == name })
 		if i < 0 {
 			if !f.isPodman() {
-				fmt.Fprintln(f.stdout, "[]")
+				fmt.Fprintln(os.Stdout, "[]")
 			}
 			return f.refuse(f.pick("%[1]s: unable to find network with name or ID %[1]s: network not found", "network %s not found"), name)
 		}
 		objs = append(objs, f.networkJSON(f.filled(w.Networks[i], i)))
 	}
-	fmt.Fprintf(f.stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
+	fmt.Fprintf(os.Stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
 	return 0
 }
 
@@ -554,13 +533,10 @@ func (f *fake) networkCreate(w *World, p parsed) int {
 	if _, ok := w.Network(name); ok {
 		return f.refuse(f.pick("network name %s already used: network already exists", "network with name %s already exists"), name)
 	}
-	n := Network{Name: name, Driver: p.last("driver"), Internal: p.has("internal")}
-	if n.Driver == "" {
-		n.Driver = "bridge"
+	if d := p.last("driver"); d != "" && d != "bridge" {
+		return f.refuse("unsupported driver %s in the fake", d)
 	}
-	if n.Driver != "bridge" {
-		return f.refuse("unsupported driver %s in the fake", n.Driver)
-	}
+	n := Network{Name: name, Driver: "bridge", Internal: p.has("internal")}
 	for _, s := range p.all("subnet") {
 		pr, err := netip.ParsePrefix(s)
 		if err != nil {
@@ -592,7 +568,7 @@ func (f *fake) networkCreate(w *World, p parsed) int {
 	}
 	n = f.filled(n, len(w.Networks))
 	w.Networks = append(w.Networks, n)
-	fmt.Fprintln(f.stdout, f.pick(name, n.ID))
+	fmt.Fprintln(os.Stdout, f.pick(name, n.ID))
 	return 0
 }
 
@@ -613,16 +589,16 @@ func (f *fake) imageInspect(w *World, p parsed) int {
 	ref := p.pos[0]
 	if !w.hasImage(ref) {
 		if !f.isPodman() && !p.has("format") {
-			fmt.Fprintln(f.stdout, "[]")
+			fmt.Fprintln(os.Stdout, "[]")
 		}
 		return f.refuse("%s", f.pick(ref+": image not known", "No such image: "+normRef(ref)))
 	}
 	imageID := "sha256:" + id("image", normRef(ref))
 	switch p.last("format") {
 	case "{{.Id}}", "{{.ID}}":
-		fmt.Fprintln(f.stdout, imageID)
+		fmt.Fprintln(os.Stdout, imageID)
 	case "":
-		fmt.Fprintf(f.stdout, "[{\"Id\": %s, \"RepoTags\": [%s]}]\n", quote(imageID), quote(normRef(ref)))
+		fmt.Fprintf(os.Stdout, "[{\"Id\": %s, \"RepoTags\": [%s]}]\n", quote(imageID), quote(normRef(ref)))
 	default:
 		return f.usage("unsupported format %q in the fake", p.last("format"))
 	}
@@ -648,12 +624,12 @@ func (f *fake) build(w *World, p parsed) int {
 			return f.usage("invalid build argument %q", a)
 		}
 	}
-	fmt.Fprintln(f.stdout, "STEP 1/1: FROM scratch")
+	fmt.Fprintln(os.Stdout, "STEP 1/1: FROM scratch")
 	for _, t := range p.all("tag") {
 		if !w.hasImage(t) {
 			w.Images = append(w.Images, normRef(t))
 		}
-		fmt.Fprintf(f.stdout, "Successfully tagged %s\n", normRef(t))
+		fmt.Fprintf(os.Stdout, "Successfully tagged %s\n", normRef(t))
 	}
 	return 0
 }
@@ -685,9 +661,9 @@ func (f *fake) ps(w *World, p parsed) int {
 	}
 	switch {
 	case format == "":
-		fmt.Fprintln(f.stdout, "CONTAINER ID  IMAGE  COMMAND  CREATED  STATUS  PORTS  NAMES")
+		fmt.Fprintln(os.Stdout, "CONTAINER ID  IMAGE  COMMAND  CREATED  STATUS  PORTS  NAMES")
 		for _, c := range shown {
-			fmt.Fprintf(f.stdout, "%s  %s  /bin/zsh  2 minutes ago  %s    %s\n", c.ID[:12], c.Image, status(c.State), c.Name)
+			fmt.Fprintf(os.Stdout, "%s  %s  /bin/zsh  2 minutes ago  %s    %s\n", c.ID[:12], c.Image, status(c.State), c.Name)
 		}
 	case f.isPodman() && format == "json":
 		var objs []string
@@ -695,13 +671,13 @@ func (f *fake) ps(w *World, p parsed) int {
 			objs = append(objs, f.podmanPS(c))
 		}
 		if len(objs) == 0 {
-			fmt.Fprintln(f.stdout, "[]")
+			fmt.Fprintln(os.Stdout, "[]")
 		} else {
-			fmt.Fprintf(f.stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
+			fmt.Fprintf(os.Stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
 		}
 	case !f.isPodman() && (format == "{{json .}}" || format == "json"):
 		for _, c := range shown {
-			fmt.Fprintln(f.stdout, f.dockerPS(c))
+			fmt.Fprintln(os.Stdout, f.dockerPS(c))
 		}
 	default:
 		return f.usage("unsupported format %q in the fake", format)
@@ -831,7 +807,7 @@ func (f *fake) run(w *World, p parsed) int {
 	}
 	c := Container{Name: name, ID: id("container", name), Image: image, State: state, Networks: []string{network}, Args: p.args, Remove: p.has("rm")}
 	w.Containers = append(w.Containers, c)
-	fmt.Fprintln(f.stdout, c.ID)
+	fmt.Fprintln(os.Stdout, c.ID)
 	return 0
 }
 
@@ -852,7 +828,7 @@ func (f *fake) start(w *World, p parsed) int {
 			return f.refuse("cannot start a paused container, try unpause instead")
 		}
 		c.State = "running"
-		fmt.Fprintln(f.stdout, name)
+		fmt.Fprintln(os.Stdout, name)
 	}
 	return 0
 }
@@ -878,7 +854,7 @@ func (f *fake) stop(w *World, p parsed) int {
 			gone := c.Name
 			w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == gone })
 		}
-		fmt.Fprintln(f.stdout, name)
+		fmt.Fprintln(os.Stdout, name)
 	}
 	return 0
 }
@@ -893,7 +869,7 @@ func (f *fake) rm(w *World, p parsed) int {
 			return f.refuse("cannot remove container %s as it is running - running or paused containers cannot be removed without force: container state improper", name)
 		}
 		w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == c.Name })
-		fmt.Fprintln(f.stdout, name)
+		fmt.Fprintln(os.Stdout, name)
 	}
 	return 0
 }
