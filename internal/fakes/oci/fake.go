@@ -530,7 +530,7 @@ func (f *fake) networkCreate(w *World, p parsed) int {
 		return f.usage("accepts 1 arg(s), received %d", len(p.pos))
 	}
 	name := p.pos[0]
-	if _, ok := w.Network(name); ok {
+	if w.hasNetwork(name) {
 		return f.refuse(f.pick("network name %s already used: network already exists", "network with name %s already exists"), name)
 	}
 	if d := p.last("driver"); d != "" && d != "bridge" {
@@ -762,7 +762,7 @@ func (f *fake) run(w *World, p parsed) int {
 	network := p.last("network")
 	if network == "" {
 		network = f.defaultNet
-	} else if _, ok := w.Network(network); !ok {
+	} else if !w.hasNetwork(network) {
 		if f.isPodman() {
 			return f.fail(125, "Error: unable to find network with name or ID %s: network not found", network)
 		}
@@ -815,22 +815,33 @@ func (f *fake) noSuchContainer(name string) int {
 	return f.refuse(f.pick("no container with name or ID %q found: no such container", "No such container: %s"), name)
 }
 
-func (f *fake) start(w *World, p parsed) int {
-	if len(p.pos) == 0 {
-		return f.usage("requires at least 1 arg(s), only received 0")
-	}
-	for _, name := range p.pos {
+// each does what start, stop and rm do to each named container in turn:
+// it prints the name when do succeeds and stops at the first failure.
+func (f *fake) each(w *World, names []string, do func(name string, c *Container) int) int {
+	for _, name := range names {
 		c, ok := w.Container(name)
 		if !ok {
 			return f.noSuchContainer(name)
 		}
+		if code := do(name, c); code != 0 {
+			return code
+		}
+		fmt.Fprintln(os.Stdout, name)
+	}
+	return 0
+}
+
+func (f *fake) start(w *World, p parsed) int {
+	if len(p.pos) == 0 {
+		return f.usage("requires at least 1 arg(s), only received 0")
+	}
+	return f.each(w, p.pos, func(_ string, c *Container) int {
 		if c.State == "paused" {
 			return f.refuse("cannot start a paused container, try unpause instead")
 		}
 		c.State = "running"
-		fmt.Fprintln(os.Stdout, name)
-	}
-	return 0
+		return 0
+	})
 }
 
 func (f *fake) stop(w *World, p parsed) int {
@@ -842,36 +853,25 @@ func (f *fake) stop(w *World, p parsed) int {
 	if len(p.pos) == 0 {
 		return f.usage("requires at least 1 arg(s), only received 0")
 	}
-	for _, name := range p.pos {
-		c, ok := w.Container(name)
-		if !ok {
-			return f.noSuchContainer(name)
-		}
+	return f.each(w, p.pos, func(_ string, c *Container) int {
 		if c.State == "running" || c.State == "paused" {
 			c.State = "exited"
 		}
 		if c.Remove {
-			gone := c.Name
-			w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == gone })
+			w.remove(c.Name)
 		}
-		fmt.Fprintln(os.Stdout, name)
-	}
-	return 0
+		return 0
+	})
 }
 
 func (f *fake) rm(w *World, p parsed) int {
-	for _, name := range p.pos {
-		c, ok := w.Container(name)
-		if !ok {
-			return f.noSuchContainer(name)
-		}
+	return f.each(w, p.pos, func(name string, c *Container) int {
 		if c.State == "running" && !p.has("force") {
 			return f.refuse("cannot remove container %s as it is running - running or paused containers cannot be removed without force: container state improper", name)
 		}
-		w.Containers = slices.DeleteFunc(w.Containers, func(x Container) bool { return x.Name == c.Name })
-		fmt.Fprintln(os.Stdout, name)
-	}
-	return 0
+		w.remove(c.Name)
+		return 0
+	})
 }
 
 // exec checks the container under the lock, then, without it, exits with

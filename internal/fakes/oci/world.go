@@ -54,6 +54,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 )
@@ -155,12 +156,11 @@ func (w *World) Container(name string) (*Container, bool) {
 	return nil, false
 }
 
-// Network returns the named network.
-func (w *World) Network(name string) (*Network, bool) {
-	for i := range w.Networks {
-		if w.Networks[i].Name == name {
-			return &w.Networks[i], true
-		}
-	}
-	return nil, false
+// remove deletes the named container.
+func (w *World) remove(name string) {
+	w.Containers = slices.DeleteFunc(w.Containers, func(c Container) bool { return c.Name == name })
+}
+
+func (w *World) hasNetwork(name string) bool {
+	return slices.ContainsFunc(w.Networks, func(n Network) bool { return n.Name == name })
 }
