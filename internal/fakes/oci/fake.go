@@ -332,27 +332,26 @@ func (w *World) hasImage(ref string) bool {
 	return slices.ContainsFunc(w.Images, func(i string) bool { return normRef(i) == normRef(ref) })
 }
 
+// isJSON reports whether a --format asks for JSON.
+func isJSON(format string) bool { return format == "json" || format == "{{json .}}" }
+
 func (f *fake) versionCmd(w *World, p parsed) int {
-	format := p.last("format")
-	if f.isPodman() {
-		if format != "json" && format != "{{json .}}" {
-			fmt.Fprintf(os.Stdout, "Client:       Podman Engine\nVersion:      %s\nAPI Version:  %s\nOS/Arch:      linux/amd64\n", f.version, f.version)
-			return 0
-		}
+	asJSON := isJSON(p.last("format"))
+	switch {
+	case f.isPodman() && asJSON:
 		fmt.Fprintf(os.Stdout, `{"Client":{"APIVersion":"%s","Version":"%s","GoVersion":"go1.23.6","GitCommit":"","BuiltTime":"Thu Jan  1 00:00:00 1970","Built":0,"OsArch":"linux/amd64","Os":"linux"}}`+"\n", f.version, f.version)
-		return 0
-	}
-	client := fmt.Sprintf(`{"Version":"%s","ApiVersion":"1.50","DefaultAPIVersion":"1.50","GitCommit":"e6534b4","GoVersion":"go1.24.3","Os":"linux","Arch":"amd64","BuildTime":"Fri May 30 12:07:14 2025","Context":"default"}`, f.version)
-	server := "null"
-	if !w.DaemonDown {
-		server = fmt.Sprintf(`{"Platform":{"Name":"Docker Engine - Community"},"Version":"%s","ApiVersion":"1.50","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`, f.version)
-	}
-	if format == "{{json .}}" || format == "json" {
-		fmt.Fprintf(os.Stdout, `{"Client":%s,"Server":%s}`+"\n", client, server)
-	} else {
+	case f.isPodman():
+		fmt.Fprintf(os.Stdout, "Client:       Podman Engine\nVersion:      %s\nAPI Version:  %s\nOS/Arch:      linux/amd64\n", f.version, f.version)
+	case asJSON:
+		server := "null" // docker prints the client's part without its daemon
+		if !w.DaemonDown {
+			server = fmt.Sprintf(`{"Platform":{"Name":"Docker Engine - Community"},"Version":"%s","ApiVersion":"1.50","MinAPIVersion":"1.24","Os":"linux","Arch":"amd64"}`, f.version)
+		}
+		fmt.Fprintf(os.Stdout, `{"Client":{"Version":"%s","ApiVersion":"1.50","DefaultAPIVersion":"1.50","GitCommit":"e6534b4","GoVersion":"go1.24.3","Os":"linux","Arch":"amd64","BuildTime":"Fri May 30 12:07:14 2025","Context":"default"},"Server":%s}`+"\n", f.version, server)
+	default:
 		fmt.Fprintf(os.Stdout, "Client: Docker Engine - Community\n Version:           %s\n", f.version)
 	}
-	if w.DaemonDown {
+	if w.DaemonDown && !f.isPodman() {
 		return f.fail(1, noDaemon)
 	}
 	return 0
@@ -372,10 +371,14 @@ func backend(w *World, format string) string {
 
 func (f *fake) info(w *World, p parsed) int {
 	format := p.last("format")
-	if f.isPodman() {
-		switch format {
-		case "json", "{{json .}}":
-			fmt.Fprintf(os.Stdout, `{
+	switch {
+	case format != "" && !isJSON(format):
+		return f.fail(f.failCode, f.pick("Error: template: info:1: unsupported format %q in the fake",
+			"template parsing error: unsupported format %q in the fake"), format)
+	case f.isPodman() && format == "":
+		fmt.Fprintf(os.Stdout, "host:\n  arch: amd64%s\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", backend(w, "\n  networkBackend: %s"), w.Rootless, f.version)
+	case f.isPodman():
+		fmt.Fprintf(os.Stdout, `{
   "host": {
     "arch": "amd64",
     "cgroupManager": "systemd",
@@ -399,25 +402,15 @@ func (f *fake) info(w *World, p parsed) int {
 }
 `, backend(w, `
     "networkBackend": %q,`), w.Rootless, f.version, f.version)
-		case "":
-			fmt.Fprintf(os.Stdout, "host:\n  arch: amd64%s\n  security:\n    rootless: %t\nversion:\n  Version: %s\n", backend(w, "\n  networkBackend: %s"), w.Rootless, f.version)
-		default:
-			return f.fail(125, "Error: template: info:1: unsupported format %q in the fake", format)
-		}
-		return 0
-	}
-	opts := `"name=seccomp,profile=builtin","name=cgroupns"`
-	if w.Rootless {
-		opts += `,"name=rootless"`
-	}
-	switch format {
-	case "{{json .}}", "json":
-		fmt.Fprintf(os.Stdout, `{"ID":"6d3c5f1e-8a2b-4c7d-9e0f-1a2b3c4d5e6f","Containers":%d,"Images":%d,"Driver":"overlay2","CgroupDriver":"systemd","CgroupVersion":"2","KernelVersion":"6.12.0","OperatingSystem":"Debian GNU/Linux 13 (trixie)","OSType":"linux","Architecture":"x86_64","Name":"fakehost","ServerVersion":"%s","SecurityOptions":[%s],"Warnings":null,"ClientInfo":{"Debug":false,"Version":"%s","Context":"default","Plugins":[],"Warnings":null}}`+"\n",
-			len(w.Containers), len(w.Images), f.version, opts, f.version)
-	case "":
+	case format == "":
 		fmt.Fprintf(os.Stdout, "Client: Docker Engine - Community\n Version:    %s\n\nServer:\n Server Version: %s\n", f.version, f.version)
 	default:
-		return f.fail(1, "template parsing error: unsupported format %q in the fake", format)
+		opts := `"name=seccomp,profile=builtin","name=cgroupns"`
+		if w.Rootless {
+			opts += `,"name=rootless"`
+		}
+		fmt.Fprintf(os.Stdout, `{"ID":"6d3c5f1e-8a2b-4c7d-9e0f-1a2b3c4d5e6f","Containers":%d,"Images":%d,"Driver":"overlay2","CgroupDriver":"systemd","CgroupVersion":"2","KernelVersion":"6.12.0","OperatingSystem":"Debian GNU/Linux 13 (trixie)","OSType":"linux","Architecture":"x86_64","Name":"fakehost","ServerVersion":"%s","SecurityOptions":[%s],"Warnings":null,"ClientInfo":{"Debug":false,"Version":"%s","Context":"default","Plugins":[],"Warnings":null}}`+"\n",
+			len(w.Containers), len(w.Images), f.version, opts, f.version)
 	}
 	return 0
 }
@@ -675,7 +668,7 @@ func (f *fake) ps(w *World, p parsed) int {
 		} else {
 			fmt.Fprintf(os.Stdout, "[\n  %s\n]\n", strings.Join(objs, ",\n  "))
 		}
-	case !f.isPodman() && (format == "{{json .}}" || format == "json"):
+	case !f.isPodman() && isJSON(format):
 		for _, c := range shown {
 			fmt.Fprintln(os.Stdout, f.dockerPS(c))
 		}
