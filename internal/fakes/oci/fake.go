@@ -217,31 +217,29 @@ func (f *fake) dispatch(w *World, key string, args []string) int {
 	return c.run(f, w, p)
 }
 
-// flagSet names the options a command understands: canonical name by every
-// spelling, and whether it takes a value.
+// flagSet names the options a command understands, each "name=-n,--name"
+// (it takes a value) or "name:-n,--name" (a switch).
 type flagSet struct {
-	names  map[string]string
-	values map[string]bool
+	spec []string
 	// stopAtPositional ends option parsing at the first positional argument
 	// (run and exec: what follows is the container's command).
 	stopAtPositional bool
 }
 
 func flags(stop bool, spec ...string) flagSet {
-	fs := flagSet{names: map[string]string{}, values: map[string]bool{}, stopAtPositional: stop}
-	for _, s := range spec {
-		// "name=-n,--name" takes a value; "rm:--rm" is a switch.
-		canon, spellings, ok := strings.Cut(s, "=")
-		if ok {
-			fs.values[canon] = true
-		} else {
-			canon, spellings, _ = strings.Cut(s, ":")
-		}
-		for _, sp := range strings.Split(spellings, ",") {
-			fs.names[sp] = canon
+	return flagSet{spec: spec, stopAtPositional: stop}
+}
+
+// option returns the name of the option spelled sp and whether it takes a
+// value.
+func (fs flagSet) option(sp string) (name string, takesValue, ok bool) {
+	for _, s := range fs.spec {
+		i := strings.IndexAny(s, "=:")
+		if slices.Contains(strings.Split(s[i+1:], ","), sp) {
+			return s[:i], s[i] == '=', true
 		}
 	}
-	return fs
+	return "", false, false
 }
 
 type parsed struct {
@@ -260,7 +258,7 @@ func (p parsed) last(name string) string {
 }
 
 func (fs flagSet) parse(args []string) (parsed, error) {
-	if fs.names == nil { // no options at all: every argument is positional
+	if fs.spec == nil { // no options at all: every argument is positional
 		return parsed{args: args, pos: args}, nil
 	}
 	p := parsed{args: args, opts: map[string][]string{}}
@@ -278,36 +276,33 @@ func (fs flagSet) parse(args []string) (parsed, error) {
 			p.pos = append(p.pos, a)
 			continue
 		}
-		name, value, hasValue := strings.Cut(a, "=")
-		canon, ok := fs.names[name]
+		spelling, value, hasValue := strings.Cut(a, "=")
+		name, takesValue, ok := fs.option(spelling)
 		if !ok && !strings.HasPrefix(a, "--") && len(a) > 2 && !hasValue {
 			// Combined switches: -dit.
 			for _, c := range a[1:] {
-				sw, ok := fs.names["-"+string(c)]
-				if !ok || fs.values[sw] {
+				sw, takes, ok := fs.option("-" + string(c))
+				if !ok || takes {
 					return p, fmt.Errorf("unknown shorthand flag: '%c' in %s", c, a)
 				}
 				p.opts[sw] = append(p.opts[sw], "true")
 			}
 			continue
 		}
-		if !ok {
-			return p, fmt.Errorf("unknown flag: %s", name)
-		}
 		switch {
-		case !fs.values[canon]:
-			if hasValue {
-				return p, fmt.Errorf("flag %s takes no value here", name)
-			}
-			p.opts[canon] = append(p.opts[canon], "true")
-		case hasValue:
-			p.opts[canon] = append(p.opts[canon], value)
-		case i+1 < len(args):
+		case !ok:
+			return p, fmt.Errorf("unknown flag: %s", spelling)
+		case !takesValue && hasValue:
+			return p, fmt.Errorf("flag %s takes no value here", spelling)
+		case !takesValue:
+			value = "true"
+		case !hasValue && i+1 < len(args):
 			i++
-			p.opts[canon] = append(p.opts[canon], args[i])
-		default:
-			return p, fmt.Errorf("flag needs an argument: %s", name)
+			value = args[i]
+		case !hasValue:
+			return p, fmt.Errorf("flag needs an argument: %s", spelling)
 		}
+		p.opts[name] = append(p.opts[name], value)
 	}
 	return p, nil
 }
