@@ -736,10 +736,8 @@ func (f *fake) run(w *World, p parsed) int {
 		return f.usage("the fake needs --name")
 	}
 	if c, ok := w.Container(name); ok {
-		if f.isPodman() {
-			return f.fail(125, "Error: creating container storage: the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: that name is already in use", name, c.ID)
-		}
-		return f.fail(125, "docker: Error response from daemon: Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.\n\nRun 'docker run --help' for more information", name, c.ID)
+		return f.fail(125, f.pick("Error: creating container storage: the container name %q is already in use by %s. You have to remove that container to be able to reuse that name: that name is already in use",
+			"docker: Error response from daemon: Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.\n\nRun 'docker run --help' for more information"), name, c.ID)
 	}
 	if !w.hasImage(image) {
 		if f.isPodman() {
@@ -751,10 +749,8 @@ func (f *fake) run(w *World, p parsed) int {
 	if network == "" {
 		network = f.defaultNet
 	} else if !w.hasNetwork(network) {
-		if f.isPodman() {
-			return f.fail(125, "Error: unable to find network with name or ID %s: network not found", network)
-		}
-		return f.fail(125, "docker: Error response from daemon: network %s not found\n\nRun 'docker run --help' for more information", network)
+		return f.fail(125, f.pick("Error: unable to find network with name or ID %s: network not found",
+			"docker: Error response from daemon: network %s not found\n\nRun 'docker run --help' for more information"), network)
 	}
 	for _, d := range p.all("dns") {
 		if _, err := netip.ParseAddr(d); err != nil {
