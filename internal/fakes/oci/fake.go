@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -115,8 +116,8 @@ func (f *fake) main(args []string) int {
 	}
 	if len(args) > 0 && args[0] == "--version" {
 		if dir := os.Getenv(StateEnv); dir != "" {
-			if w, err := Load(dir); err == nil && w.Version != "" {
-				f.version = w.Version
+			if w, err := Load(dir); err == nil {
+				f.version = cmp.Or(w.Version, f.version)
 			}
 		}
 		fmt.Fprintf(os.Stdout, f.pick("podman version %s\n", "Docker version %s, build e6534b4\n"), f.version)
@@ -130,9 +131,7 @@ func (f *fake) main(args []string) int {
 		return f.exec(args[1:])
 	}
 	code, err := locked(f.dir, func(w *World) int {
-		if w.Version != "" {
-			f.version = w.Version
-		}
+		f.version = cmp.Or(w.Version, f.version)
 		if w.DaemonDown && !f.isPodman() && key != "version" {
 			return f.fail(1, noDaemon)
 		}
@@ -412,12 +411,8 @@ func (f *fake) info(w *World, p parsed) int {
 
 // filled returns n with the defaults the runtime would have given it.
 func (f *fake) filled(n Network, index int) Network {
-	if n.ID == "" {
-		n.ID = id("network", n.Name)
-	}
-	if n.Driver == "" {
-		n.Driver = "bridge"
-	}
+	n.ID = cmp.Or(n.ID, id("network", n.Name))
+	n.Driver = cmp.Or(n.Driver, "bridge")
 	if n.Interface == "" {
 		if f.isPodman() {
 			n.Interface = fmt.Sprintf("podman%d", index+1)
@@ -545,15 +540,11 @@ func (f *fake) networkCreate(w *World, p parsed) int {
 			}
 		}
 	}
-	if n.Subnet == "" {
-		n.Subnet = f.pick(fmt.Sprintf("10.89.%d.0/24", len(w.Networks)), fmt.Sprintf("172.%d.0.0/16", 18+len(w.Networks)))
-	}
+	n.Subnet = cmp.Or(n.Subnet, f.pick(fmt.Sprintf("10.89.%d.0/24", len(w.Networks)), fmt.Sprintf("172.%d.0.0/16", 18+len(w.Networks))))
 	if p.has("ipv6") && n.Subnet6 == "" {
 		n.Subnet6 = fmt.Sprintf("fd%02x:a1b2:c3d4::/64", len(w.Networks))
 	}
-	if g := p.last("gateway"); g != "" {
-		n.Gateway = g
-	}
+	n.Gateway = p.last("gateway")
 	n = f.filled(n, len(w.Networks))
 	w.Networks = append(w.Networks, n)
 	fmt.Fprintln(os.Stdout, f.pick(name, n.ID))
@@ -600,10 +591,7 @@ func (f *fake) build(w *World, p parsed) int {
 	if fi, err := os.Stat(p.pos[0]); err != nil || !fi.IsDir() {
 		return f.refuse("stat %s: no such directory", p.pos[0])
 	}
-	file := p.last("file")
-	if file == "" {
-		file = filepath.Join(p.pos[0], "Dockerfile")
-	}
+	file := cmp.Or(p.last("file"), filepath.Join(p.pos[0], "Dockerfile"))
 	if _, err := os.Stat(file); err != nil {
 		return f.refuse("no Containerfile or Dockerfile specified or found in context directory, %s: %v", p.pos[0], err)
 	}
