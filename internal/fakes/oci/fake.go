@@ -114,7 +114,7 @@ func (f *fake) main(args []string) int {
 	if code := f.injected(key); code >= 0 {
 		return f.fail(code, f.refused+"%s: injected failure (%s)", key, FailEnv)
 	}
-	if len(args) > 0 && args[0] == "--version" {
+	if key == "--version" {
 		if dir := os.Getenv(StateEnv); dir != "" {
 			if w, err := Load(dir); err == nil {
 				f.version = cmp.Or(w.Version, f.version)

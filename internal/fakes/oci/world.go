@@ -55,6 +55,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
 )
@@ -149,7 +150,7 @@ func Save(dir string, w World) error {
 // Container returns the named container.
 func (w *World) Container(name string) (*Container, bool) {
 	for i := range w.Containers {
-		if w.Containers[i].Name == name || (len(name) >= 12 && len(w.Containers[i].ID) >= len(name) && w.Containers[i].ID[:len(name)] == name) {
+		if w.Containers[i].Name == name || len(name) >= 12 && strings.HasPrefix(w.Containers[i].ID, name) {
 			return &w.Containers[i], true
 		}
 	}
