@@ -77,7 +77,8 @@ func (f *fake) refuse(format string, args ...any) int {
 	return f.fail(f.failCode, f.refused+format, args...)
 }
 
-// usage reports a command line that cmd does not accept, with 125.
+// usage reports a command line that the running command (f.cmd) does not
+// accept, with 125.
 func (f *fake) usage(format string, args ...any) int {
 	return f.fail(125, f.pick("Error: %s\nSee 'podman %s --help'", "%s\nSee 'docker %s --help'."), fmt.Sprintf(format, args...), f.cmd)
 }
@@ -354,13 +355,10 @@ func (f *fake) versionCmd(w *World, p parsed) int {
 // backend formats podman's network backend with format, or returns "" when
 // the world leaves it out.
 func backend(w *World, format string) string {
-	switch w.NetworkBackend {
-	case "":
-		return fmt.Sprintf(format, "netavark")
-	case "-":
+	if w.NetworkBackend == "-" {
 		return ""
 	}
-	return fmt.Sprintf(format, w.NetworkBackend)
+	return fmt.Sprintf(format, cmp.Or(w.NetworkBackend, "netavark"))
 }
 
 func (f *fake) info(w *World, p parsed) int {
