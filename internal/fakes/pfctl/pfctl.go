@@ -34,10 +34,12 @@ package pfctl
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -45,6 +47,7 @@ import (
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 )
 
 // Main runs the fake as the program "pfctl". It records the call first.
@@ -99,7 +102,9 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			return 1
 		}
 	}
-	unlock, err := lockKernel(dir)
+	// The lock serialises calls on one fake kernel, as the real kernel
+	// serialises pf ioctls, so concurrent pfctl calls never lose an update.
+	unlock, err := flock.Lock(context.Background(), filepath.Join(dir, "state.lock"))
 	if err != nil {
 		fmt.Fprintln(stderr, "fake pfctl:", err)
 		return 2

@@ -1,5 +1,0 @@
-//go:build !unix
-
-package pfctl
-
-func lockKernel(dir string) (func(), error) { return func() {}, nil }
