@@ -33,16 +33,16 @@
 package pfctl
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -82,46 +82,48 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		fmt.Fprintf(stderr, "pfctl: %v\nusage: pfctl [-AdeghmNnOqRrvz] [-a anchor] [-D macro=value] [-F modifier] [-f file] [-i interface] [-K host | network] [-k host | network] [-o level] [-p device] [-s modifier] [-t table -T command [address ...]] [-x level]\n", err)
 		return 1
 	}
-	dir := getenv(EnvState)
-	if dir == "" {
-		fmt.Fprintln(stderr, "fake pfctl: "+EnvState+" is not set")
+	code, err := run(o, args, &kernel{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now()}, getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "fake pfctl:", err)
 		return 2
 	}
-	if o.file != "" {
-		fmt.Fprint(stderr, fWarning)
+	return code
+}
+
+// run carries out o on the fake kernel in the state directory. Its errors
+// are the fake's own, not pfctl's.
+func run(o options, args []string, k *kernel, getenv func(string) string) (int, error) {
+	dir := getenv(EnvState)
+	if dir == "" {
+		return 0, errors.New(EnvState + " is not set")
 	}
-	fmt.Fprint(stderr, altqNoise)
+	if o.file != "" {
+		fmt.Fprint(k.stderr, fWarning)
+	}
+	fmt.Fprint(k.stderr, altqNoise)
 	if expr := getenv(EnvFail); expr != "" {
 		re, err := regexp.Compile(expr)
 		if err != nil {
-			fmt.Fprintf(stderr, "fake pfctl: %s: %v\n", EnvFail, err)
-			return 2
+			return 0, fmt.Errorf("%s: %v", EnvFail, err)
 		}
 		if re.MatchString(strings.Join(args, " ")) {
-			fmt.Fprintf(stderr, "pfctl: DIOCXCOMMIT: Operation not permitted (failure injected by %s=%q)\n", EnvFail, expr)
-			return 1
+			return k.errf("DIOCXCOMMIT: Operation not permitted (failure injected by %s=%q)", EnvFail, expr), nil
 		}
 	}
 	// The lock serialises calls on one fake kernel, as the real kernel
 	// serialises pf ioctls, so concurrent pfctl calls never lose an update.
 	unlock, err := flock.Lock(context.Background(), filepath.Join(dir, "state.lock"))
 	if err != nil {
-		fmt.Fprintln(stderr, "fake pfctl:", err)
-		return 2
+		return 0, err
 	}
 	defer unlock()
 	st, err := Load(dir)
 	if err != nil {
-		fmt.Fprintln(stderr, "fake pfctl:", err)
-		return 2
+		return 0, err
 	}
-	k := &kernel{st: &st, stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now()}
+	k.st = &st
 	code := k.apply(o)
-	if err := Save(dir, st); err != nil {
-		fmt.Fprintln(stderr, "fake pfctl:", err)
-		return 2
-	}
-	return code
+	return code, Save(dir, st)
 }
 
 // parseArgs parses argv like BSD getopt(3) with pfctl's option string:
@@ -267,12 +269,7 @@ func (k *kernel) apply(o options) int {
 		}
 	}
 	if o.enableRef {
-		st.Seq++
-		tok := Token(st.Seq)
-		st.Refs = append([]Ref{{PID: os.Getpid(), Name: "pfctl", Token: tok, Taken: k.now}}, st.Refs...)
-		if !st.Enabled {
-			st.Enabled, st.Since = true, k.now
-		}
+		tok := st.AddRef(os.Getpid(), "pfctl", k.now)
 		if !o.quiet {
 			fmt.Fprintf(k.stderr, "pf enabled\nToken : %s\n", tok)
 		}
@@ -383,12 +380,12 @@ func (k *kernel) showCmd(o options) int {
 			child, _, _ := strings.Cut(strings.TrimPrefix(path, prefix), "/")
 			seen[prefix+child] = true
 		}
-		for _, name := range sortedKeys(seen) {
+		for _, name := range slices.Sorted(maps.Keys(seen)) {
 			fmt.Fprintf(out, "  %s\n", name)
 		}
 	case 'T':
 		if a, ok := st.Anchors[o.anchor]; ok {
-			for _, name := range sortedKeys(a.Tables) {
+			for _, name := range slices.Sorted(maps.Keys(a.Tables)) {
 				fmt.Fprintln(out, name)
 			}
 		}
@@ -604,7 +601,7 @@ func (k *kernel) tableCmd(o options) int {
 			fmt.Fprintln(k.stderr, "no changes.")
 		}
 	}
-	a.Tables[o.table] = sortedKeys(cur)
+	a.Tables[o.table] = slices.Sorted(maps.Keys(cur))
 	return 0
 }
 
@@ -663,9 +660,7 @@ func (k *kernel) loadCmd(o options) int {
 
 func (k *kernel) readInput(name string) ([]byte, error) {
 	if name == "-" || name == "/dev/stdin" {
-		var b bytes.Buffer
-		_, err := b.ReadFrom(k.stdin)
-		return b.Bytes(), err
+		return io.ReadAll(k.stdin)
 	}
 	return os.ReadFile(name)
 }
@@ -726,13 +721,4 @@ func age(d time.Duration) string {
 	}
 	s := int64(d / time.Second)
 	return fmt.Sprintf("%d days %02d:%02d:%02d", s/86400, s/3600%24, s/60%60, s%60)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -171,12 +172,7 @@ func (st *State) AddRef(pid int, name string, now time.Time) string {
 
 // HasToken reports whether tok is a live enable reference.
 func (st State) HasToken(tok string) bool {
-	for _, r := range st.Refs {
-		if r.Token == tok {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(st.Refs, func(r Ref) bool { return r.Token == tok })
 }
 
 // Token returns the n-th token the fake hands out: a 64-bit number like the
