@@ -31,22 +31,21 @@ func Forbidden(call string) string {
 	if err != nil {
 		return "pfctl refuses it: " + err.Error()
 	}
-	has := func(c byte) bool { return strings.IndexByte(o.given, c) >= 0 }
 	ours := childAnchor.MatchString(o.anchor)
 	switch {
-	case has('d'):
+	case o.has('d'):
 		return "pfctl -d disables pf for every program and drops every reference"
-	case has('e'):
+	case o.has('e'):
 		return "pfctl -e enables pf without a reference"
-	case has('q') && has('E'):
+	case o.has('q') && o.has('E'):
 		return "-q hides the token -E prints"
-	case has('q'):
+	case o.has('q'):
 		return "-q is never needed"
-	case has('F') && !ours:
+	case o.has('F') && !ours:
 		return "-F without -a com.apple/<name> flushes the main ruleset or another program's anchor"
-	case has('f') && !ours:
+	case o.has('f') && !ours:
 		return "-f without -a com.apple/<name> replaces the main ruleset or another program's anchor"
-	case has('T') && !ours:
+	case o.has('T') && !ours:
 		return "-T without -a com.apple/<name> changes a table of the main ruleset or of another program's anchor"
 	}
 	for i, k := range o.kill {

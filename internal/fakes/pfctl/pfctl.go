@@ -68,11 +68,12 @@ type options struct {
 	anchor                        string
 	file, flush, show, table, cmd string
 	kill, release                 []string
-	enable, enableRef, disable    bool
-	quiet, noAction, verbose      bool
 	rest                          []string
 	given                         string // every option letter, in order
 }
+
+// has reports whether the option letter c was given.
+func (o options) has(c byte) bool { return strings.IndexByte(o.given, c) >= 0 }
 
 // Run is the fake with its environment passed in, so it can be tested in
 // process.
@@ -134,6 +135,7 @@ func parseArgs(args []string) (options, error) {
 	const withArg = "aDfFikKopstTxX"
 	const flags = "AdeEghmnNOqrRvz"
 	var o options
+	strs := map[byte]*string{'a': &o.anchor, 'f': &o.file, 'F': &o.flush, 's': &o.show, 't': &o.table, 'T': &o.cmd}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -147,56 +149,34 @@ func parseArgs(args []string) (options, error) {
 		for j := 1; j < len(a); j++ {
 			c := a[j]
 			o.given += string(c)
-			switch {
-			case strings.IndexByte(withArg, c) >= 0:
-				val := a[j+1:]
-				if val == "" {
-					if i+1 >= len(args) {
-						return o, fmt.Errorf("option requires an argument -- %c", c)
-					}
-					i++
-					val = args[i]
-				}
-				switch c {
-				case 'a':
-					o.anchor = val
-				case 'f':
-					o.file = val
-				case 'F':
-					o.flush = val
-				case 's':
-					o.show = val
-				case 't':
-					o.table = val
-				case 'T':
-					o.cmd = val
-				case 'k':
-					if len(o.kill) == 2 {
-						return o, fmt.Errorf("can only specify -k twice")
-					}
-					o.kill = append(o.kill, val)
-				case 'X':
-					o.release = append(o.release, val)
-				}
-				j = len(a)
-			case strings.IndexByte(flags, c) >= 0:
-				switch c {
-				case 'e':
-					o.enable = true
-				case 'E':
-					o.enableRef = true
-				case 'd':
-					o.disable = true
-				case 'q':
-					o.quiet = true
-				case 'n':
-					o.noAction = true
-				case 'v':
-					o.verbose = true
-				}
-			default:
+			if strings.IndexByte(flags, c) >= 0 {
+				continue
+			}
+			if strings.IndexByte(withArg, c) < 0 {
 				return o, fmt.Errorf("illegal option -- %c", c)
 			}
+			val := a[j+1:]
+			if val == "" {
+				if i+1 >= len(args) {
+					return o, fmt.Errorf("option requires an argument -- %c", c)
+				}
+				i++
+				val = args[i]
+			}
+			switch c {
+			case 'k':
+				if len(o.kill) == 2 {
+					return o, fmt.Errorf("can only specify -k twice")
+				}
+				o.kill = append(o.kill, val)
+			case 'X':
+				o.release = append(o.release, val)
+			default:
+				if p := strs[c]; p != nil {
+					*p = val
+				}
+			}
+			break // the rest of the word was the option's argument
 		}
 	}
 	return o, nil
@@ -214,89 +194,81 @@ func (k *kernel) errf(format string, args ...any) int {
 	return 1
 }
 
+// note prints a message on stderr unless -q was given.
+func (k *kernel) note(o options, format string, args ...any) {
+	if !o.has('q') {
+		fmt.Fprintf(k.stderr, format, args...)
+	}
+}
+
 // apply carries out o in the order pfctl's main does: disable and release,
 // show, flush, kill, tables, load, enable.
 func (k *kernel) apply(o options) int {
-	st := k.st
-	if o.disable {
-		if !st.Enabled {
-			return k.errf("pf not enabled")
-		}
-		st.Enabled, st.Refs = false, nil
-		if !o.quiet {
-			fmt.Fprint(k.stderr, "pf disabled\n")
-		}
-	}
-	for _, tok := range o.release {
-		if code := k.release(tok, o.quiet); code != 0 {
-			return code
-		}
-	}
-	if o.show != "" {
-		if code := k.showCmd(o); code != 0 {
-			return code
-		}
-	}
-	if o.flush != "" {
-		if code := k.flushCmd(o); code != 0 {
-			return code
-		}
-	}
-	if len(o.kill) > 0 {
-		if code := k.killStates(o); code != 0 {
-			return code
-		}
-	}
-	if o.cmd != "" {
-		if o.table == "" {
-			return k.errf("-T requires -t")
-		}
-		if code := k.tableCmd(o); code != 0 {
-			return code
-		}
-	} else if o.file != "" {
-		if code := k.loadCmd(o); code != 0 {
-			return code
-		}
-	}
-	if o.enable {
-		if st.Enabled {
-			return k.errf("pf already enabled")
-		}
-		st.Enabled, st.Since = true, k.now
-		if !o.quiet {
-			fmt.Fprint(k.stderr, "pf enabled\n")
-		}
-	}
-	if o.enableRef {
-		tok := st.AddRef(os.Getpid(), "pfctl", k.now)
-		if !o.quiet {
-			fmt.Fprintf(k.stderr, "pf enabled\nToken : %s\n", tok)
+	for _, step := range []struct {
+		given bool
+		run   func(options) int
+	}{
+		{o.has('d'), k.disable},
+		{len(o.release) > 0, k.release},
+		{o.show != "", k.showCmd},
+		{o.flush != "", k.flushCmd},
+		{len(o.kill) > 0, k.killStates},
+		{o.cmd != "", k.tableCmd},
+		{o.cmd == "" && o.file != "", k.loadCmd},
+		{o.has('e'), k.enable},
+		{o.has('E'), k.enableRef},
+	} {
+		if step.given {
+			if code := step.run(o); code != 0 {
+				return code
+			}
 		}
 	}
 	return 0
 }
 
-func (k *kernel) release(tok string, quiet bool) int {
+func (k *kernel) disable(o options) int {
+	if !k.st.Enabled {
+		return k.errf("pf not enabled")
+	}
+	k.st.Enabled, k.st.Refs = false, nil
+	k.note(o, "pf disabled\n")
+	return 0
+}
+
+func (k *kernel) release(o options) int {
 	st := k.st
-	if !st.Enabled {
-		return k.errf("pf not enabled") // ENOENT from DIOCSTOPREF
-	}
-	i := slices.IndexFunc(st.Refs, func(r Ref) bool { return r.Token == tok })
-	if i < 0 {
-		return k.errf("pf: token invalid") // EINVAL
-	}
-	st.Refs = slices.Delete(st.Refs, i, i+1)
-	if len(st.Refs) == 0 {
-		st.Enabled = false
-		if !quiet {
-			fmt.Fprint(k.stderr, "pf disabled\n")
+	for _, tok := range o.release {
+		if !st.Enabled {
+			return k.errf("pf not enabled") // ENOENT from DIOCSTOPREF
 		}
-		return 0
+		i := slices.IndexFunc(st.Refs, func(r Ref) bool { return r.Token == tok })
+		if i < 0 {
+			return k.errf("pf: token invalid") // EINVAL
+		}
+		st.Refs = slices.Delete(st.Refs, i, i+1)
+		if len(st.Refs) == 0 {
+			st.Enabled = false
+			k.note(o, "pf disabled\n")
+		} else {
+			k.note(o, "disable request successful. %d more pf enable reference(s) remaining, pf still enabled.\n", len(st.Refs))
+		}
 	}
-	if !quiet {
-		fmt.Fprintf(k.stderr, "disable request successful. %d more pf enable reference(s) remaining, pf still enabled.\n", len(st.Refs))
+	return 0
+}
+
+func (k *kernel) enable(o options) int {
+	if k.st.Enabled {
+		return k.errf("pf already enabled")
 	}
+	k.st.Enabled, k.st.Since = true, k.now
+	k.note(o, "pf enabled\n")
+	return 0
+}
+
+func (k *kernel) enableRef(o options) int {
+	tok := k.st.AddRef(os.Getpid(), "pfctl", k.now)
+	k.note(o, "pf enabled\nToken : %s\n", tok)
 	return 0
 }
 
@@ -482,13 +454,14 @@ func (k *kernel) killStates(o options) int {
 		killed++
 		return true
 	})
-	if !o.quiet {
-		fmt.Fprintf(k.stderr, "killed %d states from 1 sources and %d destinations\n", killed, len(hosts)-1)
-	}
+	k.note(o, "killed %d states from 1 sources and %d destinations\n", killed, len(hosts)-1)
 	return 0
 }
 
 func (k *kernel) tableCmd(o options) int {
+	if o.table == "" {
+		return k.errf("-T requires -t")
+	}
 	st := k.st
 	a := st.Anchors[o.anchor]
 	var tbl []string
@@ -621,7 +594,7 @@ func (k *kernel) loadCmd(o options) int {
 		}
 		return k.errf("Syntax error in config file: pf rules not loaded")
 	}
-	if o.noAction {
+	if o.has('n') {
 		return 0
 	}
 	st := k.st
