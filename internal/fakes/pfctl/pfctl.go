@@ -303,40 +303,16 @@ func (k *kernel) showCmd(o options) int {
 			"state-limit", "src-limit", "synproxy", "dummynet", "invalid-port"} {
 			fmt.Fprintf(out, "  %-25s%14d\n", c, 0)
 		}
-	case 'r':
-		if o.anchor == "" {
-			for _, r := range st.Main {
-				fmt.Fprintln(out, r)
-			}
-			return 0
-		}
-		if strings.HasSuffix(o.anchor, "/*") {
-			// Apple's pfctl cannot list a wildcard anchor (osquery#1521).
-			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
-			return 0
-		}
-		a, ok := st.Anchors[o.anchor]
-		if !ok {
+	case 'r', 'n':
+		rules := st.rules(o.anchor, o.show[0] == 'n')
+		if rules == nil || strings.HasSuffix(o.anchor, "/*") {
 			// pf_find_ruleset fails: EINVAL. pfctl warns and carries on.
+			// Apple's pfctl cannot list a wildcard anchor either
+			// (osquery#1521).
 			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
 			return 0
 		}
-		for _, r := range a.Rules {
-			fmt.Fprintln(out, r)
-		}
-	case 'n':
-		if o.anchor == "" {
-			for _, r := range st.MainNAT {
-				fmt.Fprintln(out, r)
-			}
-			return 0
-		}
-		a, ok := st.Anchors[o.anchor]
-		if !ok || strings.HasSuffix(o.anchor, "/*") {
-			fmt.Fprintln(k.stderr, "pfctl: DIOCGETRULES: Invalid argument")
-			return 0
-		}
-		for _, r := range a.NAT {
+		for _, r := range *rules {
 			fmt.Fprintln(out, r)
 		}
 	case 'A':
@@ -374,13 +350,11 @@ func (k *kernel) showCmd(o options) int {
 func (k *kernel) flushCmd(o options) int {
 	st := k.st
 	w := k.stderr
-	rules := func() {
-		if o.anchor == "" {
-			st.Main = nil
-		} else if a := st.Anchors[o.anchor]; a != nil {
-			a.Rules = nil
+	rules := func(nat bool, what string) {
+		if r := st.rules(o.anchor, nat); r != nil {
+			*r = nil
 		}
-		fmt.Fprintln(w, "rules cleared")
+		fmt.Fprintln(w, what+" cleared")
 	}
 	tables := func() {
 		n := 0
@@ -390,30 +364,22 @@ func (k *kernel) flushCmd(o options) int {
 		}
 		fmt.Fprintf(w, "%d tables deleted.\n", n)
 	}
-	nat := func() {
-		if o.anchor == "" {
-			st.MainNAT = nil
-		} else if a := st.Anchors[o.anchor]; a != nil {
-			a.NAT = nil
-		}
-		fmt.Fprintln(w, "nat cleared")
-	}
 	states := func() {
 		fmt.Fprintf(w, "%d states cleared\n", len(st.Conns))
 		st.Conns = nil
 	}
 	switch o.flush[0] {
 	case 'r':
-		rules()
+		rules(false, "rules")
 	case 'n':
-		nat()
+		rules(true, "nat")
 	case 'T':
 		tables()
 	case 's':
 		states()
 	case 'a':
-		rules()
-		nat()
+		rules(false, "rules")
+		rules(true, "nat")
 		fmt.Fprintln(w, "dummynet cleared")
 		tables()
 		if o.anchor == "" {
@@ -426,9 +392,7 @@ func (k *kernel) flushCmd(o options) int {
 		fmt.Fprintf(w, "pfctl: Unknown flush modifier '%s'\n", o.flush)
 		return 1
 	}
-	if a := st.Anchors[o.anchor]; o.anchor != "" && a != nil && len(a.Rules) == 0 && len(a.NAT) == 0 && len(a.Tables) == 0 {
-		delete(st.Anchors, o.anchor) // pf removes an empty ruleset
-	}
+	st.prune(o.anchor)
 	return 0
 }
 
@@ -469,29 +433,21 @@ func (k *kernel) tableCmd(o options) int {
 	if a != nil {
 		tbl, exists = a.Tables[o.table]
 	}
+	if !exists && (o.cmd == "show" || o.cmd == "kill" || o.cmd == "flush") {
+		return k.errf("Table does not exist.")
+	}
 	switch o.cmd {
 	case "show":
-		if !exists {
-			return k.errf("Table does not exist.")
-		}
 		for _, e := range tbl {
 			fmt.Fprintf(k.stdout, "   %s\n", e)
 		}
 		return 0
 	case "kill":
-		if !exists {
-			return k.errf("Table does not exist.")
-		}
 		delete(a.Tables, o.table)
-		if o.anchor != "" && len(a.Rules) == 0 && len(a.NAT) == 0 && len(a.Tables) == 0 {
-			delete(st.Anchors, o.anchor) // pf removes an empty ruleset
-		}
+		st.prune(o.anchor)
 		fmt.Fprintln(k.stderr, "1 table deleted.")
 		return 0
 	case "flush":
-		if !exists {
-			return k.errf("Table does not exist.")
-		}
 		fmt.Fprintf(k.stderr, "%d addresses deleted.\n", len(tbl))
 		a.Tables[o.table] = []string{}
 		return 0
@@ -512,16 +468,10 @@ func (k *kernel) tableCmd(o options) int {
 	if err != nil {
 		return k.errf("%v", err)
 	}
-	if o.cmd != "replace" && !exists && o.cmd == "delete" {
+	if !exists && o.cmd == "delete" {
 		return k.errf("Table does not exist.")
 	}
-	if a == nil {
-		a = &Anchor{Tables: map[string][]string{}}
-		st.Anchors[o.anchor] = a
-	}
-	if a.Tables == nil {
-		a.Tables = map[string][]string{}
-	}
+	a = st.anchor(o.anchor)
 	if !exists {
 		fmt.Fprintln(k.stderr, "1 table created.")
 	}
@@ -598,24 +548,8 @@ func (k *kernel) loadCmd(o options) int {
 		return 0
 	}
 	st := k.st
-	if o.anchor == "" {
-		st.Main, st.MainNAT = rs.rules, rs.nat
-	} else {
-		a := st.Anchors[o.anchor]
-		if a == nil {
-			a = &Anchor{}
-			st.Anchors[o.anchor] = a
-		}
-		a.Rules, a.NAT = rs.rules, rs.nat
-	}
-	a := st.Anchors[o.anchor]
-	if a == nil {
-		a = &Anchor{}
-		st.Anchors[o.anchor] = a
-	}
-	if a.Tables == nil {
-		a.Tables = map[string][]string{}
-	}
+	a := st.anchor(o.anchor)
+	*st.rules(o.anchor, false), *st.rules(o.anchor, true) = rs.rules, rs.nat
 	for _, t := range rs.tables {
 		_, exists := a.Tables[t.name]
 		switch {
@@ -625,8 +559,8 @@ func (k *kernel) loadCmd(o options) int {
 			a.Tables[t.name] = []string{} // contents of a pre-existing table are kept
 		}
 	}
-	if o.anchor == "" && len(a.Tables) == 0 {
-		delete(st.Anchors, "")
+	if o.anchor == "" {
+		st.prune("") // the main ruleset's rules are not in Anchors
 	}
 	return 0
 }

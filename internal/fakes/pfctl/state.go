@@ -101,6 +101,45 @@ func Stock() State {
 	}
 }
 
+// rules returns the filter rules of the ruleset at path, or with nat its
+// translation rules: the main ruleset's for "", nil for an anchor that does
+// not exist.
+func (st *State) rules(path string, nat bool) *[]string {
+	a := st.Anchors[path]
+	switch {
+	case path == "" && nat:
+		return &st.MainNAT
+	case path == "":
+		return &st.Main
+	case a == nil:
+		return nil
+	case nat:
+		return &a.NAT
+	}
+	return &a.Rules
+}
+
+// anchor returns the ruleset at path, making an empty one if there is none.
+func (st *State) anchor(path string) *Anchor {
+	a := st.Anchors[path]
+	if a == nil {
+		a = &Anchor{}
+		st.Anchors[path] = a
+	}
+	if a.Tables == nil {
+		a.Tables = map[string][]string{}
+	}
+	return a
+}
+
+// prune removes the ruleset at path when it holds nothing, as pf removes an
+// empty ruleset.
+func (st *State) prune(path string) {
+	if a := st.Anchors[path]; a != nil && len(a.Rules) == 0 && len(a.NAT) == 0 && len(a.Tables) == 0 {
+		delete(st.Anchors, path)
+	}
+}
+
 const stateFile = "state.json"
 
 // Load reads the fake kernel state from dir; a missing file is Stock().
