@@ -322,11 +322,10 @@ func (k *kernel) showCmd(o options) int {
 			prefix = o.anchor + "/"
 		}
 		for path := range st.Anchors {
-			if path == "" || !strings.HasPrefix(path, prefix) {
-				continue
+			if rest, ok := strings.CutPrefix(path, prefix); ok && path != "" {
+				child, _, _ := strings.Cut(rest, "/")
+				seen[prefix+child] = true
 			}
-			child, _, _ := strings.Cut(strings.TrimPrefix(path, prefix), "/")
-			seen[prefix+child] = true
 		}
 		for _, name := range slices.Sorted(maps.Keys(seen)) {
 			fmt.Fprintf(out, "  %s\n", name)
@@ -426,8 +425,7 @@ func (k *kernel) tableCmd(o options) int {
 	if o.table == "" {
 		return k.errf("-T requires -t")
 	}
-	st := k.st
-	a := st.Anchors[o.anchor]
+	a := k.st.Anchors[o.anchor]
 	var tbl []string
 	exists := false
 	if a != nil {
@@ -441,20 +439,24 @@ func (k *kernel) tableCmd(o options) int {
 		for _, e := range tbl {
 			fmt.Fprintf(k.stdout, "   %s\n", e)
 		}
-		return 0
 	case "kill":
 		delete(a.Tables, o.table)
-		st.prune(o.anchor)
+		k.st.prune(o.anchor)
 		fmt.Fprintln(k.stderr, "1 table deleted.")
-		return 0
 	case "flush":
 		fmt.Fprintf(k.stderr, "%d addresses deleted.\n", len(tbl))
 		a.Tables[o.table] = []string{}
-		return 0
 	case "add", "delete", "replace":
+		return k.changeTable(o, tbl, exists)
 	default:
 		return k.errf("Unknown table command '%s'", o.cmd)
 	}
+	return 0
+}
+
+// changeTable carries out -T add, delete and replace with the addresses of
+// -f and the command line, and reports what changed as pfctl does.
+func (k *kernel) changeTable(o options, tbl []string, exists bool) int {
 	var words []string
 	if o.file != "" {
 		text, err := k.readInput(o.file)
@@ -463,69 +465,62 @@ func (k *kernel) tableCmd(o options) int {
 		}
 		words = tableWords(text)
 	}
-	words = append(words, o.rest...)
-	addrs, err := parseTableAddrs(words)
+	addrs, err := parseTableAddrs(append(words, o.rest...))
 	if err != nil {
 		return k.errf("%v", err)
 	}
 	if !exists && o.cmd == "delete" {
 		return k.errf("Table does not exist.")
 	}
-	a = st.anchor(o.anchor)
 	if !exists {
 		fmt.Fprintln(k.stderr, "1 table created.")
 	}
-	cur := map[string]bool{}
-	for _, e := range tbl {
-		cur[e] = true
-	}
+	was, given := set(tbl), set(addrs)
+	now := given // replace
 	switch o.cmd {
 	case "add":
-		n := 0
-		for _, e := range addrs {
-			if !cur[e] {
-				cur[e] = true
-				n++
-			}
-		}
-		fmt.Fprintf(k.stderr, "%d/%d addresses added.\n", n, len(addrs))
+		now = set(append(slices.Clone(tbl), addrs...))
 	case "delete":
-		n := 0
-		for _, e := range addrs {
-			if cur[e] {
-				delete(cur, e)
-				n++
-			}
-		}
-		fmt.Fprintf(k.stderr, "%d/%d addresses deleted.\n", n, len(addrs))
-	case "replace":
-		want := map[string]bool{}
-		added := 0
-		for _, e := range addrs {
-			if !want[e] && !cur[e] {
-				added++
-			}
-			want[e] = true
-		}
-		deleted := 0
-		for e := range cur {
-			if !want[e] {
-				deleted++
-			}
-		}
-		cur = want
+		now = set(slices.DeleteFunc(slices.Clone(tbl), func(e string) bool { return given[e] }))
+	}
+	added, deleted := missing(now, was), missing(was, now)
+	switch {
+	case o.cmd == "add":
+		fmt.Fprintf(k.stderr, "%d/%d addresses added.\n", added, len(addrs))
+	case o.cmd == "delete":
+		fmt.Fprintf(k.stderr, "%d/%d addresses deleted.\n", deleted, len(addrs))
+	case added == 0 && deleted == 0:
+		fmt.Fprintln(k.stderr, "no changes.")
+	default:
 		if added > 0 {
 			fmt.Fprintf(k.stderr, "%d addresses added.\n", added)
 		}
 		if deleted > 0 {
 			fmt.Fprintf(k.stderr, "%d addresses deleted.\n", deleted)
 		}
-		if added == 0 && deleted == 0 {
-			fmt.Fprintln(k.stderr, "no changes.")
+	}
+	k.st.anchor(o.anchor).Tables[o.table] = slices.Sorted(maps.Keys(now))
+	return 0
+}
+
+// set returns the members of list as a set.
+func set(list []string) map[string]bool {
+	m := map[string]bool{}
+	for _, e := range list {
+		m[e] = true
+	}
+	return m
+}
+
+// missing counts the members of a that b lacks.
+func missing(a, b map[string]bool) int {
+	n := 0
+	for e := range a {
+		if !b[e] {
+			n++
 		}
 	}
-	a.Tables[o.table] = slices.Sorted(maps.Keys(cur))
-	return 0
+	return n
 }
 
 func (k *kernel) loadCmd(o options) int {
@@ -551,12 +546,10 @@ func (k *kernel) loadCmd(o options) int {
 	a := st.anchor(o.anchor)
 	*st.rules(o.anchor, false), *st.rules(o.anchor, true) = rs.rules, rs.nat
 	for _, t := range rs.tables {
-		_, exists := a.Tables[t.name]
-		switch {
-		case t.list != nil:
-			a.Tables[t.name] = t.list // "{ }" clears, a list replaces
-		case !exists:
-			a.Tables[t.name] = []string{} // contents of a pre-existing table are kept
+		// A list replaces the table's contents ("{ }" clears them); a
+		// table declared without one keeps what it held.
+		if _, exists := a.Tables[t.name]; t.list != nil || !exists {
+			a.Tables[t.name] = append([]string{}, t.list...)
 		}
 	}
 	if o.anchor == "" {
