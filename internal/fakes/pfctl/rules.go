@@ -30,6 +30,8 @@ var (
 	shownStatements       = []string{"pass", "block", "anchor", "scrub", "scrub-anchor", "antispoof"}
 	translationStatements = []string{"nat", "no", "rdr", "binat", "nat-anchor", "rdr-anchor", "binat-anchor"}
 	silentStatements      = []string{"set", "dummynet", "dummynet-anchor", "load", "altq", "queue"}
+	// Words pfctl's grammar has no place for in a translation rule.
+	notInTranslation = []string{"label", "quick", "keep", "state", "flags", "in", "out", "return", "drop"}
 )
 
 // orderError is pfctl's message for a translation rule after a filter rule.
@@ -195,33 +197,33 @@ func parseTable(toks []string) (tableDecl, string) {
 	}
 	t := tableDecl{name: strings.Trim(toks[1], "<>")}
 	for i := 2; i < len(toks); i++ {
+		var words []string
 		switch toks[i] {
 		case "persist", "const", "counters":
+			continue
 		case "file":
 			if i+1 >= len(toks) || !strings.HasPrefix(toks[i+1], `"`) {
 				return t, "syntax error"
 			}
 			i++
-			b, err := os.ReadFile(strings.Trim(toks[i], `"`))
+			name := strings.Trim(toks[i], `"`)
+			b, err := os.ReadFile(name)
 			if err != nil {
-				return t, fmt.Sprintf("cannot load \"%s\": %v", strings.Trim(toks[i], `"`), err)
+				return t, fmt.Sprintf("cannot load \"%s\": %v", name, err)
 			}
-			addrs, err := parseTableAddrs(tableWords(b))
-			if err != nil {
-				return t, err.Error()
-			}
-			t.list = append(append([]string{}, t.list...), addrs...)
+			words = tableWords(b)
 		case "{":
-			end := slices.Index(toks[i:], "}")
-			addrs, err := parseTableAddrs(toks[i+1 : i+end])
-			if err != nil {
-				return t, err.Error()
-			}
-			t.list = append(append([]string{}, t.list...), addrs...)
-			i += end
+			end := i + slices.Index(toks[i:], "}")
+			words = toks[i+1 : end]
+			i = end
 		default:
 			return t, "syntax error"
 		}
+		addrs, err := parseTableAddrs(words)
+		if err != nil {
+			return t, err.Error()
+		}
+		t.list = append(append([]string{}, t.list...), addrs...)
 	}
 	return t, ""
 }
@@ -234,14 +236,7 @@ func normalise(toks []string) ([]string, string) {
 	if i := slices.Index(toks, "label"); i >= 0 && (i+1 >= len(toks) || !strings.HasPrefix(toks[i+1], `"`)) {
 		return nil, "syntax error"
 	}
-	var out []string
-	for _, r := range expand(toks) {
-		if msg := checkPorts(r); msg != "" {
-			return nil, msg
-		}
-		out = append(out, spell(r))
-	}
-	return out, ""
+	return spellAll(toks, false)
 }
 
 // normaliseTranslation checks a translation rule as far as pfctl's grammar
@@ -252,27 +247,24 @@ func normalise(toks []string) ([]string, string) {
 func normaliseTranslation(toks []string) ([]string, string) {
 	anchorCall := strings.HasSuffix(toks[0], "-anchor")
 	no := toks[0] == "no"
-	if no && (len(toks) < 2 || !slices.Contains([]string{"nat", "rdr", "binat"}, toks[1])) {
-		return nil, "syntax error"
-	}
-	if anchorCall && (len(toks) < 2 || !strings.HasPrefix(toks[1], `"`)) {
-		return nil, "syntax error"
-	}
-	for _, w := range toks {
-		switch w {
-		case "label", "quick", "keep", "state", "flags", "in", "out", "return", "drop":
-			return nil, "syntax error"
-		}
-	}
 	arrow := slices.Contains(toks, "->")
 	switch {
+	case no && (len(toks) < 2 || !slices.Contains([]string{"nat", "rdr", "binat"}, toks[1])),
+		anchorCall && (arrow || len(toks) < 2 || !strings.HasPrefix(toks[1], `"`)),
+		slices.ContainsFunc(toks, func(w string) bool { return slices.Contains(notInTranslation, w) }):
+		return nil, "syntax error"
 	case no && arrow:
 		return nil, "translation rule with 'no' does not need '->'"
 	case !no && !anchorCall && !arrow:
 		return nil, "translation rule requires '-> address'"
-	case anchorCall && arrow:
-		return nil, "syntax error"
 	}
+	return spellAll(toks, anchorCall)
+}
+
+// spellAll expands a rule's lists and spells each rule it stands for;
+// anchorCall adds the "all" pfctl prints after a translation anchor call
+// that names no addresses.
+func spellAll(toks []string, anchorCall bool) ([]string, string) {
 	var out []string
 	for _, r := range expand(toks) {
 		if msg := checkPorts(r); msg != "" {
@@ -307,18 +299,13 @@ func expand(toks []string) [][]string {
 }
 
 func checkPorts(r []string) string {
+	// A translation target's port ("-> addr port N") is no match on the
+	// packet's port.
+	if i := slices.Index(r, "->"); i >= 0 && r[0] != "pass" && r[0] != "block" {
+		r = r[:i]
+	}
 	if !slices.Contains(r, "port") || !slices.Contains([]string{"pass", "block", "rdr", "nat", "binat", "no"}, r[0]) {
 		return ""
-	}
-	if r[0] != "pass" && r[0] != "block" {
-		// A translation target's port ("-> addr port N") is no match on
-		// the packet's port.
-		if i := slices.Index(r, "->"); i >= 0 {
-			r = r[:i]
-		}
-		if !slices.Contains(r, "port") {
-			return ""
-		}
 	}
 	i := slices.Index(r, "proto")
 	if i < 0 || i+1 >= len(r) || (r[i+1] != "tcp" && r[i+1] != "udp") {
