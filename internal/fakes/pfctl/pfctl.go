@@ -404,19 +404,13 @@ func (k *kernel) killStates(o options) int {
 		}
 		hosts = append(hosts, p)
 	}
-	killed := 0
+	before := len(k.st.Conns)
 	k.st.Conns = slices.DeleteFunc(k.st.Conns, func(c Conn) bool {
 		src, err1 := netip.ParseAddr(c.Src)
 		dst, err2 := netip.ParseAddr(c.Dst)
-		if err1 != nil || err2 != nil || !hosts[0].Contains(src) {
-			return false
-		}
-		if len(hosts) == 2 && !hosts[1].Contains(dst) {
-			return false
-		}
-		killed++
-		return true
+		return err1 == nil && err2 == nil && hosts[0].Contains(src) && (len(hosts) == 1 || hosts[1].Contains(dst))
 	})
+	killed := before - len(k.st.Conns)
 	k.note(o, "killed %d states from 1 sources and %d destinations\n", killed, len(hosts)-1)
 	return 0
 }

@@ -84,12 +84,8 @@ func parseRules(text, file string) (ruleset, []string) {
 			}
 			return v
 		})
-		if bad {
-			fail(lineNo, "syntax error")
-			continue
-		}
 		toks, ok := tokens(line)
-		if !ok {
+		if bad || !ok {
 			fail(lineNo, "syntax error")
 			continue
 		}
@@ -136,13 +132,10 @@ func parseRules(text, file string) (ruleset, []string) {
 func stripComment(line string) string {
 	inQuote := false
 	for i, c := range line {
-		switch c {
-		case '"':
+		if c == '"' {
 			inQuote = !inQuote
-		case '#':
-			if !inQuote {
-				return line[:i]
-			}
+		} else if c == '#' && !inQuote {
+			return line[:i]
 		}
 	}
 	return line
@@ -159,19 +152,12 @@ func tokens(line string) ([]string, bool) {
 		switch {
 		case c == ' ' || c == '\t' || c == ',':
 			i++
-		case c == '{' || c == '}':
-			if c == '{' {
-				depth++
-			} else {
-				depth--
-			}
+		case c == '{' || c == '}' || c == '!':
+			depth += map[byte]int{'{': 1, '}': -1}[c]
 			if depth < 0 || depth > 1 {
 				return nil, false
 			}
 			out = append(out, string(c))
-			i++
-		case c == '!':
-			out = append(out, "!")
 			i++
 		case c == '"':
 			j := strings.IndexByte(line[i+1:], '"')
