@@ -45,7 +45,6 @@ func parseRules(text, file string) (ruleset, []string) {
 	var errs []string
 	fail := func(line int, msg string) { errs = append(errs, fmt.Sprintf("%s:%d: %s", file, line, msg)) }
 	macros := map[string]string{}
-	tables := map[string]bool{}
 	filtering := false // a filter rule was seen
 
 	lines := strings.Split(text, "\n")
@@ -96,11 +95,10 @@ func parseRules(text, file string) (ruleset, []string) {
 				fail(lineNo, msg)
 				continue
 			}
-			if tables[t.name] {
+			if slices.ContainsFunc(rs.tables, func(d tableDecl) bool { return d.name == t.name }) {
 				fail(lineNo, fmt.Sprintf("cannot define table %s: Resource busy", t.name))
 				continue
 			}
-			tables[t.name] = true
 			rs.tables = append(rs.tables, t)
 		case slices.Contains(shownStatements, kw):
 			expanded, msg := normalise(toks)
@@ -278,8 +276,7 @@ func expand(toks []string) [][]string {
 			item = []string{"!", items[i+1]}
 			i++
 		}
-		r := append(append(append([]string{}, toks[:open]...), item...), toks[end+1:]...)
-		out = append(out, expand(r)...)
+		out = append(out, expand(slices.Concat(toks[:open], item, toks[end+1:]))...)
 	}
 	return out
 }
