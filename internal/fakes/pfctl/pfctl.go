@@ -340,8 +340,7 @@ func (k *kernel) showCmd(o options) int {
 		fmt.Fprintf(k.stderr, "fake pfctl: -s %s is not implemented\n", o.show)
 		return 2
 	default:
-		fmt.Fprintf(k.stderr, "pfctl: Unknown show modifier '%s'\n", o.show)
-		return 1
+		return k.errf("Unknown show modifier '%s'", o.show)
 	}
 	return 0
 }
@@ -388,8 +387,7 @@ func (k *kernel) flushCmd(o options) int {
 			fmt.Fprintln(w, "pf: interface flags reset")
 		}
 	default:
-		fmt.Fprintf(w, "pfctl: Unknown flush modifier '%s'\n", o.flush)
-		return 1
+		return k.errf("Unknown flush modifier '%s'", o.flush)
 	}
 	st.prune(o.anchor)
 	return 0

@@ -108,11 +108,9 @@ func parseRules(text, file string) (ruleset, []string) {
 			}
 			filtering = filtering || kw != "scrub" && kw != "scrub-anchor"
 			rs.rules = append(rs.rules, expanded...)
+		case slices.Contains(translationStatements, kw) && filtering:
+			fail(lineNo, orderError)
 		case slices.Contains(translationStatements, kw):
-			if filtering {
-				fail(lineNo, orderError)
-				continue
-			}
 			expanded, msg := normaliseTranslation(toks)
 			if msg != "" {
 				fail(lineNo, msg)
