@@ -107,6 +107,11 @@ func chains(p policy.Policy, ingress bool) ([]chain, error) {
 	established := false
 	for _, r := range p.Rules() {
 		switch {
+		case r.Fragments:
+			// The kernel puts fragments together (nf_defrag) before
+			// connection tracking and before these chains judge them, so
+			// no rule here ever sees one. The made-up source chains run
+			// before that, but match on addresses alone.
 		case r.Verdict == policy.Redirect:
 			redirect, accept, err := redirectRules(p, r)
 			if err != nil {

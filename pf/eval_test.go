@@ -47,6 +47,7 @@ type pfRule struct {
 	ports      []uint16 // destination ports
 	icmp6Types []string
 	noState    bool
+	fragOnly   bool // "fragment": matches only fragments not reassembled
 	label      string
 	// The redirect's target, for rdr.
 	target     netip.Addr
@@ -337,6 +338,10 @@ func parseRule(toks []string, tables map[string]bool) (pfRule, error) {
 		}
 		return r, nil
 	}
+	if peek() == "fragment" {
+		next()
+		r.fragOnly = true
+	}
 	if peek() == "icmp6-type" {
 		next()
 		ts, err := list()
@@ -495,6 +500,15 @@ func (r pfRule) match(p packet, w world) bool {
 	return true
 }
 
+// skipsFragments reports whether pf_test_fragment passes over r for the
+// fragment p: a rule that names a port or an ICMP type, and for a TCP
+// fragment a rule with TCP flags, which pfctl gives every pass rule that
+// keeps state and can match TCP ("flags S/SA").
+func (r pfRule) skipsFragments(p packet) bool {
+	flags := r.action == "pass" && !r.noState && (len(r.protos) == 0 || slices.Contains(r.protos, "tcp"))
+	return len(r.ports) > 0 || len(r.icmp6Types) > 0 || p.proto == "tcp" && flags
+}
+
 // passNoState is the verdict of a "pass ... no state" rule, which the
 // evaluator gives besides policy's verdicts: it is right for no flow of the
 // policy's model (the flow's replies would be refused), only for neighbour
@@ -525,7 +539,7 @@ func (rs *pfRuleset) eval(p packet, w world) (policy.Verdict, *pfRule) {
 	var last *pfRule
 	for i := range rs.rules {
 		r := &rs.rules[i]
-		if !r.match(p, w) || p.fragment && (len(r.ports) > 0 || len(r.icmp6Types) > 0) {
+		if !r.match(p, w) || r.fragOnly && !p.fragment || p.fragment && r.skipsFragments(p) {
 			continue
 		}
 		last = r

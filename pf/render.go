@@ -312,6 +312,9 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	if r.Port != 0 {
 		add(fmt.Sprintf("port %d", r.Port))
 	}
+	if r.Fragments {
+		add("fragment")
+	}
 	if len(r.ICMP6) > 0 {
 		var types []string
 		for _, t := range r.ICMP6 {
@@ -329,29 +332,30 @@ func printRule(p policy.Policy, r policy.Rule, last bool) (text, why string) {
 	return strings.Join(strings.Fields(strings.Join(words, " ")), " "), ""
 }
 
-// normalization returns the scrub rules that reassemble the containers'
-// fragmented packets before pf translates or filters them, with their
+// normalization returns the scrub rule that reassembles the containers'
+// fragmented IPv4 packets before pf translates or filters them, with its
 // comment. pf judges a fragment it has not reassembled by pf_test_fragment
-// (xnu's pf.c): neither rdr nor any rule that names a port applies to it,
-// so a DNS query sent in fragments would be neither redirected to the DNS
-// filter nor refused by the rule for port 53, and a rule without a port
-// (the allowlist) would pass it. The stock main ruleset reads our scrub
-// rules through `scrub-anchor "com.apple/*"`. Scrub rules take no label and
-// no "quick": every one that matches applies.
+// (xnu's pf.c): neither rdr nor any rule that names a port, an ICMP type or
+// TCP flags applies to it, so a DNS query sent in fragments would be
+// neither redirected to the DNS filter nor refused by the rule for port 53,
+// and the allowlist's rule (UDP, no port) would pass it. The stock main
+// ruleset reads our scrub rules through `scrub-anchor "com.apple/*"`.
+//
+// IPv6 is not scrubbed: xnu's pf_normalize_ip6 mishandles fragments a
+// container can craft (a fragment followed by destination options reads a
+// buffer it has just taken apart; a full fragment pool leaks the packet).
+// The containers' IPv6 fragments are dropped by a filter rule instead.
 func normalization(n policy.Network) []string {
 	out := []string{
-		"# Normalization: pf reassembles the containers' fragmented packets before any",
-		"# rule below sees them. A fragment carries no ports, so the rules that name a",
-		"# port (DNS, the redirect to the DNS filter) would not apply to one.",
+		"# Normalization: pf reassembles the containers' fragmented IPv4 packets before",
+		"# any rule below sees them: a fragment carries no ports, so the rules that name",
+		"# a port (DNS, the redirect to the DNS filter) would not apply to one. Their",
+		"# IPv6 fragments are dropped by a filter rule instead.",
 	}
 	if n.Interface != "" {
-		return append(out, "scrub in on $ctr_if all fragment reassemble")
+		return append(out, "scrub in on $ctr_if inet all fragment reassemble")
 	}
-	out = append(out, "scrub in on ! lo0 inet from $ctr_net4 to any fragment reassemble")
-	if n.IPv6.IsValid() {
-		out = append(out, "scrub in on ! lo0 inet6 from $ctr_net6 to any fragment reassemble")
-	}
-	return out
+	return append(out, "scrub in on ! lo0 inet from $ctr_net4 to any fragment reassemble")
 }
 
 // translation returns the translation rules of p, with their comments: an
@@ -410,7 +414,9 @@ func translation(p policy.Policy, rules []policy.Rule) ([]string, error) {
 // Sets are not compared, so a rule that names other addresses counts too.
 func overlaps(e, r policy.Rule) bool {
 	switch {
-	case e.Verdict == policy.Redirect, e.FromHost, len(e.ICMP6) > 0:
+	case e.Verdict == policy.Redirect, e.FromHost, len(e.ICMP6) > 0, e.Fragments:
+		// pf translates no fragment it has not reassembled, and a rule
+		// for fragments matches no whole packet.
 		return false
 	case e.Family != policy.Both && r.Family != policy.Both && e.Family != r.Family:
 		return false

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -369,49 +370,63 @@ func TestPacketsOutsideThePolicyModel(t *testing.T) {
 	}
 }
 
-// TestFragmentsAreJudgedAsTheWholePacket pins the anchor's scrub rules. pf
-// judges a fragment it has not reassembled without rdr and without any rule
-// that names a port, so a DNS query sent in fragments to an allowlisted
-// address would pass the allowlist's rule: neither refused by the rules for
-// port 53 nor redirected to the DNS filter. Each case is checked against
-// the anchor with its scrub rules and, to show the case can fail, without.
+// TestFragmentsAreJudgedAsTheWholePacket pins the anchor's scrub rule and
+// its rule for IPv6 fragments. pf judges a fragment it has not reassembled
+// without rdr and without the rules that name a port, so a DNS query sent
+// in fragments to an allowlisted address would pass the allowlist's rule:
+// neither refused by the rules for port 53 nor redirected to the DNS
+// filter. IPv4 fragments are reassembled first and judged as the whole
+// query; IPv6 fragments are dropped. Each case is checked against the anchor
+// without the rule that handles it too, to show that the case can fail.
 func TestFragmentsAreJudgedAsTheWholePacket(t *testing.T) {
 	a := netip.MustParseAddr
 	dual, v4only, mac15 := policytest.DualStack(), policytest.IPv4Only(), policytest.MacOS15()
 	noIf := policytest.DualStackNoInterface()
 	query := func(src, dst string) packet {
-		return packet{dir: "in", ifname: "bridge100", src: a(src), dst: a(dst), proto: "udp", port: 53}
+		return packet{dir: "in", ifname: "bridge100", src: a(src), dst: a(dst), proto: "udp", port: 53, fragment: true}
 	}
+	const ctr4, ctr6, github4, github6 = "192.168.64.5", "fd5e:9a3b:1c2d:4e5f::5", "140.82.112.3", "2606:50c0::1"
 	cases := []struct {
 		name string
 		p    policy.Policy
 		pk   packet
+		// without is the verdict without the rule that handles the
+		// fragment: a pass where the fragment would escape.
+		without policy.Verdict
 	}{
-		{"a query to an allowlisted address", dual, query("192.168.64.5", "140.82.112.3")},
-		{"a query to an allowlisted address, IPv4-only network", v4only, query("192.168.218.5", "140.82.112.3")},
-		{"a query to an allowlisted address, macOS 15", mac15, query("192.168.64.5", "140.82.112.3")},
-		{"an IPv6 query to an allowlisted address", dual, query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
-		{"an IPv6 query to an allowlisted address without the bridge", noIf, query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
-		{"a query to an allowlisted address, with the DNS filter", withFilter(dual), query("192.168.64.5", "140.82.112.3")},
-		{"an IPv6 query, with the DNS filter", withFilter(dual), query("fd5e:9a3b:1c2d:4e5f::5", "2606:50c0::1")},
-		{"a query, with the DNS filter on macOS 15", withFilter(mac15), query("192.168.64.5", "140.82.112.3")},
+		{"a query to an allowlisted address", dual, query(ctr4, github4), policy.Pass},
+		{"a query to an allowlisted address, IPv4-only network", v4only, query("192.168.218.5", github4), policy.Pass},
+		{"a query to an allowlisted address, macOS 15", mac15, query(ctr4, github4), policy.Pass},
+		{"a query to an allowlisted address without the bridge", noIf, query(ctr4, github4), policy.Pass},
+		{"a query to an allowlisted address, with the DNS filter", withFilter(dual), query(ctr4, github4), policy.Pass},
+		{"a query, with the DNS filter on macOS 15", withFilter(mac15), query(ctr4, github4), policy.Pass},
+		{"an IPv6 query to an allowlisted address", dual, query(ctr6, github6), policy.Pass},
+		{"an IPv6 query to an allowlisted address without the bridge", noIf, query(ctr6, github6), policy.Pass},
+		{"an IPv6 query, with the DNS filter", withFilter(dual), query(ctr6, github6), policy.Pass},
+		{"an IPv6 query from a link-local address", dual, query("fe80::5", github6), policy.Refuse},
+		{"an IPv6 TCP segment to an allowlisted address (refused without it: allow6 keeps state, so has flags)", dual,
+			packet{dir: "in", ifname: "bridge100", src: a(ctr6), dst: a(github6), proto: "tcp", port: 443, fragment: true}, policy.Refuse},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := worldFor(c.p, policytest.Allowlist())
 			rs := render(t, c.p)
-			want, _ := rs.eval(c.pk, w)
-			if want == policy.Pass {
-				t.Fatalf("the whole query passes: the case tests nothing")
+			whole := c.pk
+			whole.fragment = false
+			want, _ := rs.eval(whole, w)
+			if c.pk.src.Is6() {
+				want = policy.Drop
 			}
-			frag := c.pk
-			frag.fragment = true
-			if got, r := rs.eval(frag, w); got != want {
-				t.Errorf("the query in fragments: %s (%s), the whole query: %s", got, describe(r), want)
+			if got, r := rs.eval(c.pk, w); got != want {
+				t.Errorf("in fragments: %s (%s), want %s", got, describe(r), want)
 			}
-			rs.scrub = nil
-			if got, _ := rs.eval(frag, w); got != policy.Pass {
-				t.Errorf("without the scrub rules the fragments get %s, want them passed (so this case would catch their absence)", got)
+			if c.pk.src.Is4() {
+				rs.scrub = nil
+			} else {
+				rs.rules = slices.DeleteFunc(rs.rules, func(r pfRule) bool { return r.fragOnly })
+			}
+			if got, r := rs.eval(c.pk, w); got != c.without {
+				t.Errorf("without the rule for fragments: %s (%s), want %s", got, describe(r), c.without)
 			}
 		})
 	}
@@ -452,15 +467,21 @@ func TestTheEvaluatorFollowsPfSemantics(t *testing.T) {
 		want       policy.Verdict
 	}{
 		{"a fragment skips the rules that name a port",
-			"block return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+			"block return in quick proto tcp from any to any port 80\npass in quick all no state", passNoState},
+		{"a TCP fragment skips a pass rule that keeps state (pfctl adds flags S/SA)",
+			"pass in quick all", policy.Ignore},
+		{"a rule for fragments matches a fragment",
+			"block drop in quick inet all fragment\npass in quick all no state", policy.Drop},
 		{"a fragment skips rdr",
 			"rdr pass on bridge100 inet proto tcp from any to any port 80 -> 127.0.0.1 port 8080", policy.Ignore},
 		{"a scrub rule that matches reassembles the fragment first",
-			"scrub in on bridge100 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Refuse},
+			"scrub in on bridge100 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all no state", policy.Refuse},
+		{"a reassembled packet no longer matches a rule for fragments",
+			"scrub in on bridge100 all fragment reassemble\nblock drop in quick all fragment\npass in quick all no state", passNoState},
 		{"a scrub rule for another interface does not",
-			"scrub in on bridge101 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+			"scrub in on bridge101 all fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all no state", passNoState},
 		{"a scrub rule for other sources does not",
-			"scrub in on ! lo0 inet from 192.168.0.0/16 to any fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all", policy.Pass},
+			"scrub in on ! lo0 inet from 192.168.0.0/16 to any fragment reassemble\nblock return in quick proto tcp from any to any port 80\npass in quick all no state", passNoState},
 	} {
 		rs, err := parseRuleset(c.text)
 		if err != nil {

@@ -89,8 +89,13 @@ type Rule struct {
 	ICMP6    []ICMP6Type
 	Src, Dst Set
 	// Port is the destination port (TCP and UDP); 0 for any.
-	Port    uint16
-	Verdict Verdict
+	Port uint16
+	// Fragments rules match only a piece of a fragmented packet that the
+	// firewall judges before it is put together. A Flow is a whole packet,
+	// so Decide never matches such a rule; a backend that reassembles
+	// every fragment first leaves it out.
+	Fragments bool
+	Verdict   Verdict
 }
 
 // Rules returns the policy as the ordered list of rules every backend
@@ -120,6 +125,18 @@ func (p Policy) Rules() []Rule {
 	if hasIf {
 		add(Rule{Label: "spoofed-host", Note: "a container sending as the host itself (the gateway, the broadcasts)",
 			OnBridge: true, Family: IPv4, Src: Host, Dst: Any, Verdict: Drop})
+	}
+	if hasIf || has6 {
+		// pf reassembles only IPv4 (xnu's IPv6 reassembly in pf is not
+		// safe to expose to a container), and judges a fragment it has not
+		// reassembled without its ports: a DNS query in fragments would
+		// pass the allowlist's rule.
+		src := Any
+		if !hasIf {
+			src = Net
+		}
+		add(Rule{Label: "fragment6", Note: "IPv6 fragments from the containers: dropped unanswered, since their ports cannot be judged",
+			OnBridge: hasIf, Family: IPv6, Src: src, Dst: Any, Fragments: true, Verdict: Drop})
 	}
 	// Neighbour discovery: on the bridge from the sources it uses (link-local
 	// and the unspecified address included); without it only from the subnet.
@@ -222,6 +239,7 @@ func (p Policy) matches(r Rule, f Flow, src, dst netip.Addr, sets map[Set]*netip
 	fromNet := n.IPv4.Contains(src) || in6(src)
 	switch {
 	case r.FromHost != f.FromHost,
+		r.Fragments, // a Flow is a whole packet
 		r.Family == IPv4 && !(src.Is4() && dst.Is4()),
 		r.Family == IPv6 && !(src.Is6() && dst.Is6()),
 		len(r.ICMP6) > 0,
