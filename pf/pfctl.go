@@ -427,8 +427,9 @@ func (f *Firewall) verify(ctx context.Context, rec *record, want, wantNAT []stri
 			ErrAnchorPointMissing, rec.Anchor)
 	}
 	if !scrub {
-		return fmt.Errorf("%w: a program loaded its own main ruleset without Apple's scrub anchor, "+
-			"so the containers' fragmented packets would not be reassembled and a DNS query sent in fragments would escape the rules for DNS. "+anchorPointFix,
+		return fmt.Errorf("%w: the main ruleset (a program's own, or an edited /etc/pf.conf) lacks Apple's scrub anchor, "+
+			"so the containers' fragmented packets would not be reassembled and a DNS query sent in fragments would escape the rules for DNS. "+
+			"If /etc/pf.conf lacks the line `scrub-anchor \"com.apple/*\"`, put it back first. "+anchorPointFix,
 			ErrScrubAnchorPointMissing)
 	}
 	if rec.DNSFilterPort == 0 {
