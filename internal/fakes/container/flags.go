@@ -1,6 +1,9 @@
 package container
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // flag is one option of a command.
 type flag struct {
@@ -30,16 +33,13 @@ func (p parsed) last(name string) string {
 // image of `run`, the container of `exec`) is kept as is.
 func (c *cli) parseFlags(path string, args []string, flags []flag, passthrough int) (parsed, *exit) {
 	p := parsed{opts: map[string][]string{}}
-	lookup := func(name string) *flag {
+	lookup := func(name string) (*flag, *exit) {
 		for i := range flags {
-			f := &flags[i]
-			for _, n := range f.names {
-				if n == name {
-					return f
-				}
+			if slices.Contains(flags[i].names, name) {
+				return &flags[i], nil
 			}
 		}
-		return nil
+		return nil, usage(path, "Unknown option '%s'", name)
 	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -47,45 +47,43 @@ func (c *cli) parseFlags(path string, args []string, flags []flag, passthrough i
 			p.args = append(p.args, args[i:]...)
 			break
 		}
+		// next takes the argument after a as the value of the option name.
+		next := func(name string) (string, *exit) {
+			if i+1 >= len(args) {
+				return "", usage(path, "Missing value for '%s <value>'", name)
+			}
+			i++
+			return args[i], nil
+		}
 		switch {
 		case a == "--":
 			p.args = append(p.args, args[i+1:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "--"):
 			name, val, hasVal := strings.Cut(a, "=")
-			f := lookup(name)
-			if f == nil {
-				return p, usage(path, "Unknown option '%s'", name)
+			f, e := lookup(name)
+			if e == nil && f.value && !hasVal {
+				val, e = next(name)
 			}
-			if f.value && !hasVal {
-				if i+1 >= len(args) {
-					return p, usage(path, "Missing value for '%s <value>'", name)
-				}
-				i++
-				val = args[i]
+			if e != nil {
+				return p, e
 			}
 			p.opts[f.names[0]] = append(p.opts[f.names[0]], val)
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			for j := 1; j < len(a); j++ {
 				name := "-" + string(a[j])
-				f := lookup(name)
-				if f == nil {
-					return p, usage(path, "Unknown option '%s'", name)
-				}
-				if !f.value {
-					p.opts[f.names[0]] = append(p.opts[f.names[0]], "")
-					continue
-				}
-				val := a[j+1:]
-				if val == "" {
-					if i+1 >= len(args) {
-						return p, usage(path, "Missing value for '%s <value>'", name)
+				f, e := lookup(name)
+				val := ""
+				if e == nil && f.value {
+					val, j = a[j+1:], len(a) // the rest of the word, else the next argument
+					if val == "" {
+						val, e = next(name)
 					}
-					i++
-					val = args[i]
+				}
+				if e != nil {
+					return p, e
 				}
 				p.opts[f.names[0]] = append(p.opts[f.names[0]], val)
-				break
 			}
 		default:
 			p.args = append(p.args, a)
