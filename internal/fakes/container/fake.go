@@ -60,9 +60,11 @@
 package container
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,8 +108,8 @@ var Versions = []string{"1.0.0", "1.2.2", "1.4.1"}
 
 // ver is the emulated release.
 type ver struct {
-	major, minor, patch int
-	raw                 string
+	n   [3]int // major, minor, patch
+	raw string
 }
 
 var verRE = regexp.MustCompile(`^(\d+)\.(\d+)\.(\d+)(?:-.*)?$`)
@@ -118,20 +120,14 @@ func parseVer(s string) (ver, error) {
 		return ver{}, fmt.Errorf("%s=%q: want a release such as 1.2.2", EnvVersion, s)
 	}
 	v := ver{raw: s}
-	v.major, _ = strconv.Atoi(m[1])
-	v.minor, _ = strconv.Atoi(m[2])
-	v.patch, _ = strconv.Atoi(m[3])
+	for i := range v.n {
+		v.n[i], _ = strconv.Atoi(m[i+1])
+	}
 	return v, nil
 }
 
 func (v ver) atLeast(major, minor, patch int) bool {
-	if v.major != major {
-		return v.major > major
-	}
-	if v.minor != minor {
-		return v.minor > minor
-	}
-	return v.patch >= patch
+	return slices.Compare(v.n[:], []int{major, minor, patch}) >= 0
 }
 
 // cli is one invocation of the fake.
@@ -156,32 +152,35 @@ func usage(path, format string, a ...any) *exit {
 	return &exit{code: 64, msg: fmt.Sprintf(format, a...) + "\nUsage: container " + path + " [<options>]\n  See 'container " + path + " --help' for more help."}
 }
 
+// newCLI reads the knobs that both fakes share: the release, the version
+// of macOS and the state directory.
+func newCLI() (*cli, error) {
+	v, err := parseVer(cmp.Or(os.Getenv(EnvVersion), DefaultVersion))
+	if err != nil {
+		return nil, err
+	}
+	c := &cli{v: v, macos: 26, stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, dir: os.Getenv(EnvState)}
+	if os.Getenv(EnvMacOS) == "15" {
+		c.macos = 15
+	}
+	return c, nil
+}
+
 // Main runs the fake `container`. It records its argv (fakebin.Record)
 // first, and returns the exit code.
 func Main() int {
 	fakebin.Record()
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
-	raw := os.Getenv(EnvVersion)
-	if raw == "" {
-		raw = DefaultVersion
-	}
-	v, err := parseVer(raw)
+	c, err := newCLI()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake container:", err)
 		return 2
 	}
-	c.v = v
-	c.macos = 26
-	if os.Getenv(EnvMacOS) == "15" {
-		c.macos = 15
-	}
-	c.dir = os.Getenv(EnvState)
 	if c.dir == "" {
 		fmt.Fprintf(os.Stderr, "fake container: %s is not set\n", EnvState)
 		return 2
 	}
-	if !v.atLeast(1, 0, 0) && (len(os.Args) < 2 || os.Args[1] != "--version") {
-		fmt.Fprintf(os.Stderr, "fake container: release %s answers only --version\n", v.raw)
+	if !c.v.atLeast(1, 0, 0) && (len(os.Args) < 2 || os.Args[1] != "--version") {
+		fmt.Fprintf(os.Stderr, "fake container: release %s answers only --version\n", c.v.raw)
 		return 2
 	}
 	e := c.dispatch(os.Args[1:])

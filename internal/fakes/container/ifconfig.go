@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,16 +16,11 @@ import (
 // argument or -a it lists every interface; with a name, that one.
 func Ifconfig() int {
 	fakebin.Record()
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, macos: 26, dir: os.Getenv(EnvState)}
-	if os.Getenv(EnvMacOS) == "15" {
-		c.macos = 15
-	}
-	v, err := parseVer(firstNonEmpty(os.Getenv(EnvVersion), DefaultVersion))
+	c, err := newCLI()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fake ifconfig:", err)
 		return 2
 	}
-	c.v = v
 	var s *state
 	if c.dir != "" {
 		if s, err = c.snapshot(); err != nil {
@@ -53,20 +49,13 @@ func Ifconfig() int {
 
 type iface struct{ name, text string }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 func netmask(bits int) string {
 	m := uint32(0xffffffff) << (32 - bits)
 	return fmt.Sprintf("0x%08x", m)
 }
 
 func (c *cli) interfaces(s *state) []iface {
-	en0, err := netip.ParsePrefix(firstNonEmpty(os.Getenv(EnvEn0), "192.168.1.23/24"))
+	en0, err := netip.ParsePrefix(cmp.Or(os.Getenv(EnvEn0), "192.168.1.23/24"))
 	if err != nil || !en0.Addr().Is4() {
 		en0 = netip.MustParsePrefix("192.168.1.23/24")
 	}
