@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,15 +130,13 @@ func pluginNotFound(word string) *exit {
 		"  - /usr/local/libexec/container/plugins/%s\n", word, word, word)}
 }
 
+// needService fails as every command but `system …` does while the
+// service is down.
 func (c *cli) needService() *exit {
-	var e *exit
-	c.locked(func(s *state) (bool, *exit) {
-		if s.Service != "running" {
-			e = fail("%s", xpcDown)
-		}
-		return false, nil
-	})
-	return e
+	if s, e := c.snapshot(); e == nil && s.Service != "running" {
+		return fail("%s", xpcDown)
+	}
+	return nil
 }
 
 // ---- system ----
@@ -187,10 +185,8 @@ func (c *cli) systemStart(args []string) *exit {
 
 func (c *cli) systemStop() *exit {
 	return c.locked(func(s *state) (bool, *exit) {
-		for _, ct := range append([]*ctr(nil), s.Containers...) {
-			if ct.Status == "running" {
-				s.stop(ct)
-			}
+		for _, ct := range s.running("") {
+			s.stop(ct)
 		}
 		s.Service = "unregistered"
 		return true, nil
@@ -202,9 +198,9 @@ func (c *cli) systemStatus(args []string) *exit {
 	if e != nil {
 		return e
 	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	if p.last("--format") == "json" {
 		c.out(c.statusJSON(s))
@@ -231,9 +227,9 @@ func (c *cli) networkList(args []string) *exit {
 	if e != nil {
 		return e
 	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	if p.last("--format") == "json" {
 		var items []any
@@ -323,17 +319,10 @@ func (c *cli) networkDelete(args []string) *exit {
 			if n == nil {
 				return false, fail("network %s not found", name)
 			}
-			for _, ct := range s.Containers {
-				if ct.Status == "running" && contains(ct.Networks, name) {
-					return false, fail("cannot delete network %s: container %s is attached", name, ct.ID)
-				}
+			if attached := s.running(name); len(attached) > 0 {
+				return false, fail("cannot delete network %s: container %s is attached", name, attached[0].ID)
 			}
-			for i, o := range s.Networks {
-				if o == n {
-					s.Networks = append(s.Networks[:i], s.Networks[i+1:]...)
-					break
-				}
-			}
+			s.Networks = slices.DeleteFunc(s.Networks, func(o *network) bool { return o == n })
 			fmt.Fprintln(c.stdout, name)
 		}
 		return true, nil
@@ -350,9 +339,9 @@ func (c *cli) imageList(args []string) *exit {
 	if p.last("--format") == "json" && (p.has("-q") || p.has("-v")) {
 		return usage("image list", "Cannot use flag --quiet or --verbose along with --format json")
 	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	if p.last("--format") == "json" {
 		var items []any
@@ -687,16 +676,14 @@ func (c *cli) listContainers(args []string) *exit {
 	if e != nil {
 		return e
 	}
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	json := p.last("--format") == "json"
-	var shown []*ctr
-	for _, ct := range s.Containers {
-		if ct.Status == "running" || p.has("-a") {
-			shown = append(shown, ct)
-		}
+	shown := s.running("")
+	if p.has("-a") {
+		shown = s.Containers
 	}
 	if json {
 		var items []any
@@ -757,10 +744,8 @@ func (c *cli) stopContainers(args []string) *exit {
 		ids := p.args
 		if p.has("-a") {
 			ids = nil
-			for _, ct := range s.Containers {
-				if ct.Status == "running" {
-					ids = append(ids, ct.ID)
-				}
+			for _, ct := range s.running("") {
+				ids = append(ids, ct.ID)
 			}
 		}
 		for _, id := range ids {
@@ -825,9 +810,9 @@ func (c *cli) exec(args []string) *exit {
 		return usage("exec", "Missing expected argument '<arguments> ...'")
 	}
 	id, argv := p.args[0], p.args[1:]
-	s, err := c.snapshot()
-	if err != nil {
-		return fail("%v", err)
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	ct := s.container(id)
 	if ct == nil {
@@ -850,8 +835,8 @@ func (c *cli) session(id string, argv []string) *exit {
 		return exitCode(os.Getenv(EnvExecExit))
 	}
 	code, err := execsession.Serve(dir, argv, func() bool {
-		s, err := c.snapshot()
-		if err != nil {
+		s, e := c.snapshot()
+		if e != nil {
 			return true
 		}
 		ct := s.container(id)
@@ -872,14 +857,4 @@ func exitCode(s string) *exit {
 		return nil
 	}
 	return &exit{code: n}
-}
-
-// byBridge returns the networks that have a bridge, by bridge index.
-func byBridge(m map[string]int) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return m[keys[i]] < m[keys[j]] })
-	return keys
 }

@@ -3,8 +3,10 @@ package container
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/VerilyPete/claudecontainer/internal/fakebin"
@@ -23,8 +25,9 @@ func Ifconfig() int {
 	}
 	var s *state
 	if c.dir != "" {
-		if s, err = c.snapshot(); err != nil {
-			fmt.Fprintln(os.Stderr, "fake ifconfig:", err)
+		var e *exit
+		if s, e = c.snapshot(); e != nil {
+			fmt.Fprintln(os.Stderr, "fake ifconfig:", e.msg)
 			return 2
 		}
 	}
@@ -79,7 +82,8 @@ func (c *cli) interfaces(s *state) []iface {
 		return ifs
 	}
 	member := 0
-	for _, name := range byBridge(s.Bridges) {
+	// The bridges in the order of their index.
+	for _, name := range slices.SortedFunc(maps.Keys(s.Bridges), func(a, b string) int { return s.Bridges[a] - s.Bridges[b] }) {
 		n := s.network(name)
 		if n == nil {
 			continue
@@ -103,11 +107,9 @@ func (c *cli) interfaces(s *state) []iface {
 			"\t\tmaxage 0 holdcnt 0 proto stp maxaddr 100 timeout 1200\n" +
 			"\t\troot id 0:0:0:0:0:0 priority 0 ifcost 0 port 0\n" +
 			"\t\tipfilter disabled flags 0x0\n")
-		for _, ct := range s.Containers {
-			if ct.Status == "running" && contains(ct.Networks, name) {
-				fmt.Fprintf(&b, "\tmember: vmenet%d flags=3<LEARNING,DISCOVER>\n\t        ifmaxaddr 0 port %d priority 0 path cost 0\n", member, 21+member)
-				member++
-			}
+		for range s.running(name) {
+			fmt.Fprintf(&b, "\tmember: vmenet%d flags=3<LEARNING,DISCOVER>\n\t        ifmaxaddr 0 port %d priority 0 path cost 0\n", member, 21+member)
+			member++
 		}
 		b.WriteString("\tnd6 options=201<PERFORMNUD,DAD>\n\tmedia: autoselect\n\tstatus: active\n")
 		ifs = append(ifs, iface{fmt.Sprintf("bridge%d", idx), b.String()})

@@ -1,16 +1,19 @@
 package container
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/VerilyPete/claudecontainer/internal/atomicfile"
+	"github.com/VerilyPete/claudecontainer/internal/flock"
 )
 
 // state is everything the fake runtime remembers between calls.
@@ -89,15 +92,11 @@ func (c *cli) locked(f func(s *state) (save bool, e *exit)) *exit {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fail("fake state: %v", err)
 	}
-	lf, err := os.OpenFile(filepath.Join(c.dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := flock.Lock(context.Background(), filepath.Join(c.dir, "lock"))
 	if err != nil {
 		return fail("fake state: %v", err)
 	}
-	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX); err != nil {
-		return fail("fake state: %v", err)
-	}
-	defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	s, fresh, err := c.load()
 	if err != nil {
 		return fail("fake state: %v", err)
@@ -116,13 +115,9 @@ func (c *cli) locked(f func(s *state) (save bool, e *exit)) *exit {
 }
 
 // snapshot loads the state for reading without keeping the lock.
-func (c *cli) snapshot() (*state, error) {
-	var s *state
-	e := c.locked(func(st *state) (bool, *exit) { s = st; return false, nil })
-	if e != nil {
-		return nil, fmt.Errorf("%s", e.msg)
-	}
-	return s, nil
+func (c *cli) snapshot() (s *state, e *exit) {
+	e = c.locked(func(st *state) (bool, *exit) { s = st; return false, nil })
+	return s, e
 }
 
 // load reads the state; fresh reports that there was none yet, so that the
@@ -178,41 +173,44 @@ func (s *state) addImage(ref string, cmd, entrypoint []string) *image {
 	n := s.next()
 	img := &image{Ref: ref, Digest: fmt.Sprintf("sha256:%064x", 0xc0ffee00+n), Size: int64(4000000 + 1000*n),
 		Created: now(), Cmd: cmd, Entrypoint: entrypoint}
-	for i, old := range s.Images {
-		if old.Ref == ref {
-			s.Images[i] = img
-			return img
-		}
+	if i := slices.IndexFunc(s.Images, func(old *image) bool { return old.Ref == ref }); i >= 0 {
+		s.Images[i] = img
+	} else {
+		s.Images = append(s.Images, img)
 	}
-	s.Images = append(s.Images, img)
 	return img
 }
 
 func (s *state) image(ref string) *image {
-	for _, img := range s.Images {
-		if img.Ref == ref {
-			return img
-		}
-	}
-	return nil
+	return find(s.Images, func(img *image) bool { return img.Ref == ref })
 }
 
 func (s *state) network(name string) *network {
-	for _, n := range s.Networks {
-		if n.Name == name {
-			return n
-		}
+	return find(s.Networks, func(n *network) bool { return n.Name == name })
+}
+
+func (s *state) container(id string) *ctr {
+	return find(s.Containers, func(c *ctr) bool { return c.ID == id })
+}
+
+// find returns the first item that matches, or nil.
+func find[T any](items []*T, match func(*T) bool) *T {
+	if i := slices.IndexFunc(items, match); i >= 0 {
+		return items[i]
 	}
 	return nil
 }
 
-func (s *state) container(id string) *ctr {
+// running returns the running containers; with a network, those attached
+// to it.
+func (s *state) running(network string) []*ctr {
+	var list []*ctr
 	for _, c := range s.Containers {
-		if c.ID == id {
-			return c
+		if c.Status == "running" && (network == "" || slices.Contains(c.Networks, network)) {
+			list = append(list, c)
 		}
 	}
-	return nil
+	return list
 }
 
 // gateway is the first host of the network's subnet.
@@ -267,13 +265,7 @@ func (s *state) stop(c *ctr) {
 	c.Status = "stopped"
 	c.Attach = nil
 	for name := range s.Bridges {
-		used := false
-		for _, o := range s.Containers {
-			if o.Status == "running" && contains(o.Networks, name) {
-				used = true
-			}
-		}
-		if !used {
+		if len(s.running(name)) == 0 {
 			delete(s.Bridges, name)
 		}
 	}
@@ -283,26 +275,16 @@ func (s *state) stop(c *ctr) {
 }
 
 func (s *state) remove(id string) {
-	for i, o := range s.Containers {
-		if o.ID == id {
-			s.Containers = append(s.Containers[:i], s.Containers[i+1:]...)
-			return
-		}
-	}
+	s.Containers = slices.DeleteFunc(s.Containers, func(o *ctr) bool { return o.ID == id })
 }
 
 func (s *state) freeBridge() int {
-	for i := 100; ; i++ {
-		taken := false
-		for _, b := range s.Bridges {
-			if b == i {
-				taken = true
-			}
-		}
-		if !taken {
-			return i
-		}
+	used := slices.Collect(maps.Values(s.Bridges))
+	i := 100
+	for slices.Contains(used, i) {
+		i++
 	}
+	return i
 }
 
 // eui64 is the network's /64 prefix plus the MAC's modified EUI-64.
@@ -316,15 +298,6 @@ func eui64(prefix, mac string) string {
 	b := p.Masked().Addr().As16()
 	copy(b[8:], []byte{m[0] ^ 0x02, m[1], m[2], 0xff, 0xfe, m[3], m[4], m[5]})
 	return netip.PrefixFrom(netip.AddrFrom16(b), 64).String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // normalize writes an image reference as the runtime lists it.
