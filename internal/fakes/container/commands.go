@@ -41,6 +41,25 @@ func canon(word string) string {
 
 func (c *cli) out(b []byte) { c.stdout.Write(b); c.stdout.Write([]byte("\n")) }
 
+// commands maps each command, by its canonical path, to what runs it.
+var commands = map[string]func(c *cli, args []string) *exit{
+	"system start":   (*cli).systemStart,
+	"system stop":    (*cli).systemStop,
+	"system status":  (*cli).systemStatus,
+	"network list":   (*cli).networkList,
+	"network create": (*cli).networkCreate,
+	"network delete": (*cli).networkDelete,
+	"image list":     (*cli).imageList,
+	"build":          (*cli).build,
+	"run":            func(c *cli, args []string) *exit { return c.run(args, true) },
+	"create":         func(c *cli, args []string) *exit { return c.run(args, false) },
+	"list":           (*cli).listContainers,
+	"start":          (*cli).startContainer,
+	"stop":           (*cli).stopContainers,
+	"delete":         (*cli).deleteContainers,
+	"exec":           (*cli).exec,
+}
+
 func (c *cli) dispatch(args []string) *exit {
 	if len(args) == 0 {
 		fmt.Fprintln(c.stdout, "OVERVIEW: A container platform for macOS")
@@ -64,11 +83,7 @@ func (c *cli) dispatch(args []string) *exit {
 		if len(rest) == 0 {
 			return usage(cmd, "Missing subcommand")
 		}
-		sub := canon(rest[0])
-		if cmd == "image" && rest[0] == "ls" {
-			sub = "list"
-		}
-		cmd, rest = cmd+" "+sub, rest[1:]
+		cmd, rest = cmd+" "+canon(rest[0]), rest[1:]
 	}
 	if e := injected(cmd); e != nil {
 		return e
@@ -78,37 +93,8 @@ func (c *cli) dispatch(args []string) *exit {
 			return e
 		}
 	}
-	switch cmd {
-	case "system start":
-		return c.systemStart(rest)
-	case "system stop":
-		return c.systemStop()
-	case "system status":
-		return c.systemStatus(rest)
-	case "network list":
-		return c.networkList(rest)
-	case "network create":
-		return c.networkCreate(rest)
-	case "network delete":
-		return c.networkDelete(rest)
-	case "image list":
-		return c.imageList(rest)
-	case "build":
-		return c.build(rest)
-	case "run":
-		return c.run(rest, true)
-	case "create":
-		return c.run(rest, false)
-	case "list":
-		return c.listContainers(rest)
-	case "start":
-		return c.startContainer(rest)
-	case "stop":
-		return c.stopContainers(rest)
-	case "delete":
-		return c.deleteContainers(rest)
-	case "exec":
-		return c.exec(rest)
+	if run, ok := commands[cmd]; ok {
+		return run(c, rest)
 	}
 	if group != "" {
 		path := strings.SplitN(cmd, " ", 2)
@@ -183,7 +169,7 @@ func (c *cli) systemStart(args []string) *exit {
 	})
 }
 
-func (c *cli) systemStop() *exit {
+func (c *cli) systemStop([]string) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
 		for _, ct := range s.running("") {
 			s.stop(ct)
