@@ -116,6 +116,17 @@ func pluginNotFound(word string) *exit {
 		"  - /usr/local/libexec/container/plugins/%s\n", word, word, word)}
 }
 
+// read parses args for the command at path and loads the state, as the
+// commands that only look start.
+func (c *cli) read(path string, args []string, flags []flag) (parsed, *state, *exit) {
+	p, e := c.parseFlags(path, args, flags, 0)
+	if e != nil {
+		return p, nil, e
+	}
+	s, e := c.snapshot()
+	return p, s, e
+}
+
 // needService fails as every command but `system …` does while the
 // service is down.
 func (c *cli) needService() *exit {
@@ -180,11 +191,7 @@ func (c *cli) systemStop([]string) *exit {
 }
 
 func (c *cli) systemStatus(args []string) *exit {
-	p, e := c.parseFlags("system status", args, []flag{valueFlag("--format"), valueFlag("-p", "--prefix")}, 0)
-	if e != nil {
-		return e
-	}
-	s, e := c.snapshot()
+	p, s, e := c.read("system status", args, []flag{valueFlag("--format"), valueFlag("-p", "--prefix")})
 	if e != nil {
 		return e
 	}
@@ -209,26 +216,12 @@ func (c *cli) systemStatus(args []string) *exit {
 // ---- networks ----
 
 func (c *cli) networkList(args []string) *exit {
-	p, e := c.parseFlags("network list", args, formatFlags, 0)
+	p, s, e := c.read("network list", args, formatFlags)
 	if e != nil {
 		return e
 	}
-	s, e := c.snapshot()
-	if e != nil {
-		return e
-	}
-	if p.last("--format") == "json" {
-		var items []any
-		for _, n := range s.Networks {
-			items = append(items, c.networkJSON(n))
-		}
-		c.out(c.list(items))
-		return nil
-	}
-	fmt.Fprintf(c.stdout, "%-16s%-10s%s\n", "NETWORK", "STATE", "SUBNET")
-	for _, n := range s.Networks {
-		fmt.Fprintf(c.stdout, "%-16s%-10s%s\n", n.Name, "running", n.Subnet)
-	}
+	list(c, p, s.Networks, c.networkJSON, "%-16s%-10s%s\n", []any{"NETWORK", "STATE", "SUBNET"},
+		func(n *network) []any { return []any{n.Name, "running", n.Subnet} })
 	return nil
 }
 
@@ -318,30 +311,17 @@ func (c *cli) networkDelete(args []string) *exit {
 // ---- images ----
 
 func (c *cli) imageList(args []string) *exit {
-	p, e := c.parseFlags("image list", args, append([]flag{boolFlag("-v", "--verbose")}, formatFlags...), 0)
+	p, s, e := c.read("image list", args, append([]flag{boolFlag("-v", "--verbose")}, formatFlags...))
 	if e != nil {
 		return e
 	}
 	if p.last("--format") == "json" && (p.has("-q") || p.has("-v")) {
 		return usage("image list", "Cannot use flag --quiet or --verbose along with --format json")
 	}
-	s, e := c.snapshot()
-	if e != nil {
-		return e
-	}
-	if p.last("--format") == "json" {
-		var items []any
-		for _, img := range s.Images {
-			items = append(items, c.imageJSON(img))
-		}
-		c.out(c.list(items))
-		return nil
-	}
-	fmt.Fprintf(c.stdout, "%-40s%-10s%s\n", "NAME", "TAG", "DIGEST")
-	for _, img := range s.Images {
+	list(c, p, s.Images, c.imageJSON, "%-40s%-10s%s\n", []any{"NAME", "TAG", "DIGEST"}, func(img *image) []any {
 		name, tag, _ := strings.Cut(strings.TrimPrefix(img.Ref, "docker.io/library/"), ":")
-		fmt.Fprintf(c.stdout, "%-40s%-10s%s\n", name, tag, strings.TrimPrefix(img.Digest, "sha256:")[:12])
-	}
+		return []any{name, tag, strings.TrimPrefix(img.Digest, "sha256:")[:12]}
+	})
 	return nil
 }
 
@@ -658,41 +638,27 @@ func parseVolume(spec string) (m mount, e *exit) {
 }
 
 func (c *cli) listContainers(args []string) *exit {
-	p, e := c.parseFlags("list", args, append([]flag{boolFlag("-a", "--all")}, formatFlags...), 0)
+	p, s, e := c.read("list", args, append([]flag{boolFlag("-a", "--all")}, formatFlags...))
 	if e != nil {
 		return e
 	}
-	s, e := c.snapshot()
-	if e != nil {
-		return e
-	}
-	json := p.last("--format") == "json"
 	shown := s.running("")
 	if p.has("-a") {
 		shown = s.Containers
 	}
-	if json {
-		var items []any
-		for _, ct := range shown {
-			items = append(items, c.containerJSON(ct))
-		}
-		c.out(c.list(items))
-		return nil
-	}
-	if p.has("-q") {
+	if p.has("-q") && p.last("--format") != "json" {
 		for _, ct := range shown {
 			fmt.Fprintln(c.stdout, ct.ID)
 		}
 		return nil
 	}
-	fmt.Fprintf(c.stdout, "%-16s%-40s%-6s%-6s%-9s%s\n", "ID", "IMAGE", "OS", "ARCH", "STATE", "ADDR")
-	for _, ct := range shown {
+	list(c, p, shown, c.containerJSON, "%-16s%-40s%-6s%-6s%-9s%s\n", []any{"ID", "IMAGE", "OS", "ARCH", "STATE", "ADDR"}, func(ct *ctr) []any {
 		addr := ""
 		if len(ct.Attach) > 0 {
 			addr = ct.Attach[0].Address
 		}
-		fmt.Fprintf(c.stdout, "%-16s%-40s%-6s%-6s%-9s%s\n", ct.ID, ct.Image, "linux", "arm64", ct.Status, addr)
-	}
+		return []any{ct.ID, ct.Image, "linux", "arm64", ct.Status, addr}
+	})
 	return nil
 }
 

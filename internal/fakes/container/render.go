@@ -11,11 +11,23 @@ const (
 	vmnetPlugin    = "container-network-vmnet"
 )
 
-// list renders items the way `… list --format json` does
+// list prints items as `… list` does: with --format json as compact JSON
 // (1.2.2:Sources/ContainerCommands/OutputRendering.swift, JSONOptions.compact:
-// sorted keys, ISO 8601 dates, one line).
-func (c *cli) list(items []any) []byte {
-	return c.encode(items)
+// sorted keys, ISO 8601 dates, one line), else as a table whose header and
+// rows layout pads into columns.
+func list[T any](c *cli, p parsed, items []T, toJSON func(T) any, layout string, header []any, row func(T) []any) {
+	if p.last("--format") == "json" {
+		out := []any{}
+		for _, it := range items {
+			out = append(out, toJSON(it))
+		}
+		c.out(c.encode(out))
+		return
+	}
+	fmt.Fprintf(c.stdout, layout, header...)
+	for _, it := range items {
+		fmt.Fprintf(c.stdout, layout, row(it)...)
+	}
 }
 
 // encode writes v as the release's JSONEncoder does: '/' escaped as "\/"
