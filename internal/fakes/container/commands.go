@@ -29,6 +29,9 @@ var (
 const xpcDown = "interrupted: \"XPC connection error: Connection invalid\"\n" +
 	"Ensure container system service has been started with `container system start`."
 
+const noKernel = `notFound: "default kernel not configured for architecture arm64, please use the ` +
+	"`container system kernel set` command to configure it\""
+
 // aliases maps alternative command names to canonical ones.
 var aliases = map[string]string{"ls": "list", "rm": "delete", "i": "image", "images": "image", "n": "network", "s": "system"}
 
@@ -359,7 +362,7 @@ func (c *cli) build(args []string) *exit {
 	entrypoint, cmd := dockerfileCommands(string(data))
 	return c.locked(func(s *state) (bool, *exit) {
 		if !s.Kernel {
-			return false, fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
+			return false, fail("%s", noKernel)
 		}
 		c.ensureBuilder(s)
 		fmt.Fprintf(c.stderr, "[+] Building 1.0s (3/3) FINISHED\n => [internal] load build definition from %s\n => exporting to oci image format\n", filepath.Base(file))
@@ -535,7 +538,7 @@ func (c *cli) newCtr(path string, p parsed) (*ctr, *exit) {
 // does, and completes it from its image: mounts, entrypoint and command.
 func (c *cli) admit(s *state, ct *ctr, p parsed) *exit {
 	if !s.Kernel {
-		return fail(`notFound: "default kernel not configured for architecture arm64, please use the ` + "`container system kernel set`" + ` command to configure it"`)
+		return fail("%s", noKernel)
 	}
 	if s.container(ct.ID) != nil {
 		return fail("container with id %s already exists", ct.ID)
@@ -784,7 +787,8 @@ func (c *cli) session(id string, argv []string) *exit {
 	dir := os.Getenv(EnvExecDir)
 	if dir == "" {
 		fmt.Fprintf(c.stdout, "fake exec in %s: %s\n", id, strings.Join(argv, " "))
-		return exitCode(os.Getenv(EnvExecExit))
+		code, _ := strconv.Atoi(strings.TrimSpace(os.Getenv(EnvExecExit)))
+		return &exit{code: code}
 	}
 	code, err := execsession.Serve(dir, argv, func() bool {
 		s, e := c.snapshot()
@@ -797,16 +801,5 @@ func (c *cli) session(id string, argv []string) *exit {
 	if err != nil {
 		return fail("fake exec: %v", err)
 	}
-	if code == 0 {
-		return nil
-	}
 	return &exit{code: code}
-}
-
-func exitCode(s string) *exit {
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil || n == 0 {
-		return nil
-	}
-	return &exit{code: n}
 }
