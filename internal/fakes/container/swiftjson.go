@@ -2,17 +2,19 @@ package container
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
-	"sort"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // The real CLI prints JSON with Foundation's JSONEncoder, which differs from
-// encoding/json: it escapes every '/' as "\/" unless told not to, and sorts
-// keys only when asked (`--format json` asks, from 1.0.0). This file writes
-// JSON that way.
+// encoding/json: it escapes every '/' as "\/" unless told not to, sorts
+// keys only when asked (`--format json` asks, from 1.0.0), and writes an
+// empty list or dictionary, never null. This file writes JSON that way,
+// leaving strings, numbers and booleans to encoding/json (which, unlike
+// Foundation, also escapes U+2028 and U+2029; no fixture or test has them).
 
 // obj is a JSON object; absent optionals are simply not added
 // (encodeIfPresent). Keys are written sorted.
@@ -33,107 +35,60 @@ func (o obj) addIf(cond bool, k string, v any) obj {
 	return o
 }
 
-type encoder struct {
-	escapeSlashes bool
-	buf           bytes.Buffer
-}
-
 // encodeSwift renders v as the CLI's compact `--format json` does: one line,
 // sorted keys, '/' escaped when escapeSlashes is set.
 func encodeSwift(v any, escapeSlashes bool) []byte {
-	e := &encoder{escapeSlashes: escapeSlashes}
-	e.value(v)
-	return e.buf.Bytes()
+	var buf bytes.Buffer
+	encode(&buf, v)
+	if escapeSlashes {
+		// Outside strings JSON has no '/'.
+		return bytes.ReplaceAll(buf.Bytes(), []byte("/"), []byte(`\/`))
+	}
+	return buf.Bytes()
 }
 
-func (e *encoder) value(v any) {
+func encode(buf *bytes.Buffer, v any) {
 	switch x := v.(type) {
 	case obj:
-		keys := append(obj(nil), x...)
-		sort.SliceStable(keys, func(i, j int) bool { return keys[i].k < keys[j].k })
-		e.buf.WriteByte('{')
-		for i, p := range keys {
+		buf.WriteByte('{')
+		for i, p := range slices.SortedStableFunc(slices.Values(x), func(a, b kv) int { return strings.Compare(a.k, b.k) }) {
 			if i > 0 {
-				e.buf.WriteByte(',')
+				buf.WriteByte(',')
 			}
-			e.str(p.k)
-			e.buf.WriteByte(':')
-			e.value(p.v)
+			encode(buf, p.k)
+			buf.WriteByte(':')
+			encode(buf, p.v)
 		}
-		e.buf.WriteByte('}')
+		buf.WriteByte('}')
 	case map[string]string:
 		o := obj{}
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
+		for k, v := range x {
+			o = o.add(k, v)
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			o = o.add(k, x[k])
-		}
-		e.value(o)
+		encode(buf, o)
 	case []any:
-		e.buf.WriteByte('[')
+		buf.WriteByte('[')
 		for i, item := range x {
 			if i > 0 {
-				e.buf.WriteByte(',')
+				buf.WriteByte(',')
 			}
-			e.value(item)
+			encode(buf, item)
 		}
-		e.buf.WriteByte(']')
+		buf.WriteByte(']')
 	case []string:
 		items := make([]any, len(x))
 		for i, s := range x {
 			items[i] = s
 		}
-		e.value(items)
-	case string:
-		e.str(x)
-	case bool:
-		e.buf.WriteString(strconv.FormatBool(x))
-	case int:
-		e.buf.WriteString(strconv.Itoa(x))
-	case int64:
-		e.buf.WriteString(strconv.FormatInt(x, 10))
+		encode(buf, items)
+	case string, bool, int, int64:
+		enc := json.NewEncoder(buf)
+		enc.SetEscapeHTML(false)
+		enc.Encode(x)
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	default:
 		panic(fmt.Sprintf("swiftjson: cannot encode %T", v))
 	}
-}
-
-func (e *encoder) str(s string) {
-	e.buf.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			e.buf.WriteString(`\"`)
-		case '\\':
-			e.buf.WriteString(`\\`)
-		case '/':
-			if e.escapeSlashes {
-				e.buf.WriteByte('\\')
-			}
-			e.buf.WriteByte('/')
-		case '\n':
-			e.buf.WriteString(`\n`)
-		case '\r':
-			e.buf.WriteString(`\r`)
-		case '\t':
-			e.buf.WriteString(`\t`)
-		case '\b':
-			e.buf.WriteString(`\b`)
-		case '\f':
-			e.buf.WriteString(`\f`)
-		default:
-			if r < 0x20 {
-				fmt.Fprintf(&e.buf, `\u%04x`, r)
-			} else if r == utf8.RuneError {
-				e.buf.WriteString(`\ufffd`)
-			} else {
-				e.buf.WriteRune(r)
-			}
-		}
-	}
-	e.buf.WriteByte('"')
 }
 
 // date renders t as JSONOptions' .iso8601 date strategy does.
