@@ -2,6 +2,8 @@ package container
 
 import (
 	"bufio"
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -35,12 +37,7 @@ const noKernel = `notFound: "default kernel not configured for architecture arm6
 // aliases maps alternative command names to canonical ones.
 var aliases = map[string]string{"ls": "list", "rm": "delete", "i": "image", "images": "image", "n": "network", "s": "system"}
 
-func canon(word string) string {
-	if a, ok := aliases[word]; ok {
-		return a
-	}
-	return word
-}
+func canon(word string) string { return cmp.Or(aliases[word], word) }
 
 func (c *cli) out(b []byte) { c.stdout.Write(b); c.stdout.Write([]byte("\n")) }
 
@@ -54,8 +51,8 @@ var commands = map[string]func(c *cli, args []string) *exit{
 	"network delete": (*cli).networkDelete,
 	"image list":     (*cli).imageList,
 	"build":          (*cli).build,
-	"run":            func(c *cli, args []string) *exit { return c.run(args, true) },
-	"create":         func(c *cli, args []string) *exit { return c.run(args, false) },
+	"run":            func(c *cli, args []string) *exit { return c.run("run", args) },
+	"create":         func(c *cli, args []string) *exit { return c.run("create", args) },
 	"list":           (*cli).listContainers,
 	"start":          (*cli).startContainer,
 	"stop":           (*cli).stopContainers,
@@ -396,20 +393,16 @@ func (c *cli) ensureBuilder(s *state) {
 
 // dockerfileCommands reads the last ENTRYPOINT and CMD of a Dockerfile.
 func dockerfileCommands(df string) (entrypoint, cmd []string) {
+	// The exec form is a JSON array of strings, anything else the shell form.
 	parse := func(rest string) []string {
-		rest = strings.TrimSpace(rest)
-		if strings.HasPrefix(rest, "[") {
-			var words []string
-			for _, m := range regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(rest, -1) {
-				w, err := strconv.Unquote(`"` + m[1] + `"`)
-				if err != nil {
-					w = m[1]
-				}
-				words = append(words, w)
-			}
-			return words
+		var words []string
+		if err := json.Unmarshal([]byte(rest), &words); err != nil {
+			return []string{"/bin/sh", "-c", strings.TrimSpace(rest)}
 		}
-		return []string{"/bin/sh", "-c", rest}
+		if len(words) == 0 {
+			return nil
+		}
+		return words
 	}
 	for _, line := range strings.Split(df, "\n") {
 		word, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
@@ -430,11 +423,10 @@ func dockerfileCommands(df string) (entrypoint, cmd []string) {
 
 // ---- containers ----
 
-func (c *cli) run(args []string, start bool) *exit {
-	path := "run"
-	if !start {
-		path = "create"
-	}
+// run runs `run` or `create` (path), which makes the container without
+// starting it.
+func (c *cli) run(path string, args []string) *exit {
+	start := path == "run"
 	p, e := c.parseFlags(path, args, runFlags, 1)
 	if e != nil {
 		return e
