@@ -262,10 +262,8 @@ func (c *cli) networkCreate(args []string) *exit {
 			n.Labels[k] = v
 		}
 		if configured != "" {
-			for _, o := range s.Networks {
-				if q, err := netip.ParsePrefix(o.Subnet); err == nil && q.Masked().Overlaps(want.Masked()) {
-					return false, fail("IPv4 subnet %s overlaps an existing network with subnet %s", configured, o.Subnet)
-				}
+			if o := s.overlapping(want.Masked()); o != nil {
+				return false, fail("IPv4 subnet %s overlaps an existing network with subnet %s", configured, o.Subnet)
 			}
 			n.Configured = configured
 			n.Subnet = want.Masked().String()
@@ -515,13 +513,12 @@ func (c *cli) newCtr(path string, p parsed) (*ctr, *exit) {
 		k, v, _ := strings.Cut(l, "=")
 		ct.Labels[k] = v
 	}
-	ct.Networks = []string{"default"}
-	if nets := p.opts["--network"]; len(nets) > 0 {
-		ct.Networks = nil
-		for _, n := range nets {
-			name, _, _ := strings.Cut(n, ",")
-			ct.Networks = append(ct.Networks, name)
-		}
+	for _, n := range p.opts["--network"] {
+		name, _, _ := strings.Cut(n, ",") // NAME[,mac=…]
+		ct.Networks = append(ct.Networks, name)
+	}
+	if ct.Networks == nil {
+		ct.Networks = []string{"default"}
 	}
 	return ct, nil
 }

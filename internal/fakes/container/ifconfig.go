@@ -53,8 +53,7 @@ func Ifconfig() int {
 type iface struct{ name, text string }
 
 func netmask(bits int) string {
-	m := uint32(0xffffffff) << (32 - bits)
-	return fmt.Sprintf("0x%08x", m)
+	return fmt.Sprintf("0x%08x", uint32(0xffffffff)<<(32-bits))
 }
 
 func (c *cli) interfaces(s *state) []iface {

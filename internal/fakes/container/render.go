@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"net/netip"
 	"strings"
 )
 
@@ -174,25 +173,4 @@ func (c *cli) fullCommit() string {
 		return "0190097d06df0b9065f4c2d2c7873c649d81d493"
 	}
 	return "0000000000000000000000000000000000000000"
-}
-
-// subnetFor returns the /24 vmnet would pick: the lowest 192.168.N.0/24 from
-// N = 64 not used by another network.
-func subnetFor(s *state, skip string) string {
-	for n := 64; n < 255; n++ {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(n), 0}), 24)
-		if p.String() == skip {
-			continue
-		}
-		free := true
-		for _, o := range s.Networks {
-			if q, err := netip.ParsePrefix(o.Subnet); err == nil && q.Masked().Overlaps(p) {
-				free = false
-			}
-		}
-		if free {
-			return p.String()
-		}
-	}
-	return "10.250.0.0/24"
 }

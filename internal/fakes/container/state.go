@@ -97,7 +97,15 @@ func (c *cli) locked(f func(s *state) (save bool, e *exit)) *exit {
 		return fail("fake state: %v", err)
 	}
 	defer unlock()
-	s, fresh, err := c.load()
+	// Without a state yet, the initial one is saved (and dated) by this call.
+	b, err := os.ReadFile(filepath.Join(c.dir, "state.json"))
+	fresh := os.IsNotExist(err)
+	s := &state{Bridges: map[string]int{}}
+	if fresh {
+		s, err = c.initial(), nil
+	} else if err == nil {
+		err = json.Unmarshal(b, s)
+	}
 	if err != nil {
 		return fail("fake state: %v", err)
 	}
@@ -118,26 +126,6 @@ func (c *cli) locked(f func(s *state) (save bool, e *exit)) *exit {
 func (c *cli) snapshot() (s *state, e *exit) {
 	e = c.locked(func(st *state) (bool, *exit) { s = st; return false, nil })
 	return s, e
-}
-
-// load reads the state; fresh reports that there was none yet, so that the
-// initial state is saved (and dated) by the first call.
-func (c *cli) load() (s *state, fresh bool, err error) {
-	b, err := os.ReadFile(filepath.Join(c.dir, "state.json"))
-	if os.IsNotExist(err) {
-		return c.initial(), true, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	s = &state{}
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, false, err
-	}
-	if s.Bridges == nil {
-		s.Bridges = map[string]int{}
-	}
-	return s, false, nil
 }
 
 // initial is a freshly installed runtime: the default network and the
@@ -169,7 +157,7 @@ func (c *cli) initial() *state {
 
 func (s *state) next() int { s.Seq++; return s.Seq }
 
-func (s *state) addImage(ref string, cmd, entrypoint []string) *image {
+func (s *state) addImage(ref string, cmd, entrypoint []string) {
 	n := s.next()
 	img := &image{Ref: ref, Digest: fmt.Sprintf("sha256:%064x", 0xc0ffee00+n), Size: int64(4000000 + 1000*n),
 		Created: now(), Cmd: cmd, Entrypoint: entrypoint}
@@ -178,7 +166,6 @@ func (s *state) addImage(ref string, cmd, entrypoint []string) *image {
 	} else {
 		s.Images = append(s.Images, img)
 	}
-	return img
 }
 
 func (s *state) image(ref string) *image {
@@ -211,6 +198,26 @@ func (s *state) running(network string) []*ctr {
 		}
 	}
 	return list
+}
+
+// overlapping returns a network whose subnet overlaps p, or nil.
+func (s *state) overlapping(p netip.Prefix) *network {
+	return find(s.Networks, func(o *network) bool {
+		q, err := netip.ParsePrefix(o.Subnet)
+		return err == nil && q.Masked().Overlaps(p)
+	})
+}
+
+// subnetFor returns the /24 vmnet would pick: the lowest 192.168.N.0/24 from
+// N = 64 not used by another network.
+func subnetFor(s *state, skip string) string {
+	for n := 64; n < 255; n++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(n), 0}), 24)
+		if p.String() != skip && s.overlapping(p) == nil {
+			return p.String()
+		}
+	}
+	return "10.250.0.0/24"
 }
 
 // gateway is the first host of the network's subnet.
