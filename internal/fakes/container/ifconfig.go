@@ -2,6 +2,7 @@ package container
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -31,7 +32,7 @@ func Ifconfig() int {
 			return 2
 		}
 	}
-	ifs := c.interfaces(s)
+	ifs := interfaces(s)
 	args := os.Args[1:]
 	if len(args) == 0 || args[0] == "-a" {
 		for _, it := range ifs {
@@ -52,11 +53,15 @@ func Ifconfig() int {
 
 type iface struct{ name, text string }
 
-func netmask(bits int) string {
-	return fmt.Sprintf("0x%08x", uint32(0xffffffff)<<(32-bits))
+// inet is an interface's line for the IPv4 address a in the subnet p.
+func inet(a netip.Addr, p netip.Prefix) string {
+	mask := uint32(0xffffffff) << (32 - p.Bits())
+	b := p.Masked().Addr().As4()
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(b[:])|^mask)
+	return fmt.Sprintf("\tinet %s netmask 0x%08x broadcast %s\n", a, mask, netip.AddrFrom4(b))
 }
 
-func (c *cli) interfaces(s *state) []iface {
+func interfaces(s *state) []iface {
 	en0, err := netip.ParsePrefix(cmp.Or(os.Getenv(EnvEn0), "192.168.1.23/24"))
 	if err != nil || !en0.Addr().Is4() {
 		en0 = netip.MustParsePrefix("192.168.1.23/24")
@@ -72,7 +77,7 @@ func (c *cli) interfaces(s *state) []iface {
 			"\toptions=6460<TSO4,TSO6,CHANNEL_IO,PARTIAL_CSUM,ZEROINVERT_CSUM>\n" +
 			"\tether 1c:f6:4c:6c:cc:87\n" +
 			"\tinet6 fe80::1c:f6ff:fe4c:cc87%en0 prefixlen 64 secured scopeid 0xb \n" +
-			fmt.Sprintf("\tinet %s netmask %s broadcast %s\n", en0.Addr(), netmask(en0.Bits()), broadcast(en0)) +
+			inet(en0.Addr(), en0) +
 			"\tnd6 options=201<PERFORMNUD,DAD>\n" +
 			"\tmedia: autoselect\n" +
 			"\tstatus: active\n"},
@@ -89,12 +94,11 @@ func (c *cli) interfaces(s *state) []iface {
 		}
 		idx := s.Bridges[name]
 		p, _ := netip.ParsePrefix(n.Subnet)
-		p = p.Masked()
 		var b strings.Builder
 		fmt.Fprintf(&b, "bridge%d: flags=8a63<UP,BROADCAST,SMART,RUNNING,ALLMULTI,SIMPLEX,MULTICAST> mtu 1500\n", idx)
 		b.WriteString("\toptions=3<RXCSUM,TXCSUM>\n")
 		fmt.Fprintf(&b, "\tether 6e:7e:67:eb:5b:%02x\n", idx)
-		fmt.Fprintf(&b, "\tinet %s netmask %s broadcast %s\n", n.gateway(), netmask(p.Bits()), broadcast(p))
+		b.WriteString(inet(n.gateway(), p))
 		fmt.Fprintf(&b, "\tinet6 fe80::6c7e:67ff:feeb:5b%02x%%bridge%d prefixlen 64 scopeid 0x%x \n", idx, idx, idx-80)
 		if n.Subnet6 != "" {
 			if p6, err := netip.ParsePrefix(n.Subnet6); err == nil {
@@ -114,11 +118,4 @@ func (c *cli) interfaces(s *state) []iface {
 		ifs = append(ifs, iface{fmt.Sprintf("bridge%d", idx), b.String()})
 	}
 	return ifs
-}
-
-func broadcast(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= uint32(1)<<(32-p.Bits()) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
