@@ -29,13 +29,6 @@ func list[T any](c *cli, p parsed, items []T, toJSON func(T) any, layout string,
 	}
 }
 
-// encode writes v as the release's JSONEncoder does: '/' escaped as "\/"
-// until 1.4.1 made the shared renderer use .withoutEscapingSlashes
-// (apple/container PR #2205).
-func (c *cli) encode(v any) []byte {
-	return encodeSwift(v, !c.v.atLeast(1, 4, 0))
-}
-
 func (c *cli) variant() string {
 	if c.macos == 15 {
 		return "allocationOnly"

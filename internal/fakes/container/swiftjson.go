@@ -35,19 +35,20 @@ func (o obj) addIf(cond bool, k string, v any) obj {
 	return o
 }
 
-// encodeSwift renders v as the CLI's compact `--format json` does: one line,
-// sorted keys, '/' escaped when escapeSlashes is set.
-func encodeSwift(v any, escapeSlashes bool) []byte {
+// encode renders v as the release's compact `--format json` does: one line,
+// sorted keys, and '/' escaped as "\/" until 1.4.1 made the shared renderer
+// use .withoutEscapingSlashes (apple/container PR #2205).
+func (c *cli) encode(v any) []byte {
 	var buf bytes.Buffer
-	encode(&buf, v)
-	if escapeSlashes {
+	writeJSON(&buf, v)
+	if !c.v.atLeast(1, 4, 0) {
 		// Outside strings JSON has no '/'.
 		return bytes.ReplaceAll(buf.Bytes(), []byte("/"), []byte(`\/`))
 	}
 	return buf.Bytes()
 }
 
-func encode(buf *bytes.Buffer, v any) {
+func writeJSON(buf *bytes.Buffer, v any) {
 	switch x := v.(type) {
 	case obj:
 		buf.WriteByte('{')
@@ -55,9 +56,9 @@ func encode(buf *bytes.Buffer, v any) {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			encode(buf, p.k)
+			writeJSON(buf, p.k)
 			buf.WriteByte(':')
-			encode(buf, p.v)
+			writeJSON(buf, p.v)
 		}
 		buf.WriteByte('}')
 	case map[string]string:
@@ -65,14 +66,14 @@ func encode(buf *bytes.Buffer, v any) {
 		for k, v := range x {
 			o = o.add(k, v)
 		}
-		encode(buf, o)
+		writeJSON(buf, o)
 	case []any:
 		buf.WriteByte('[')
 		for i, item := range x {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			encode(buf, item)
+			writeJSON(buf, item)
 		}
 		buf.WriteByte(']')
 	case []string:
@@ -80,7 +81,7 @@ func encode(buf *bytes.Buffer, v any) {
 		for i, s := range x {
 			items[i] = s
 		}
-		encode(buf, items)
+		writeJSON(buf, items)
 	case string, bool, int, int64:
 		enc := json.NewEncoder(buf)
 		enc.SetEscapeHTML(false)
