@@ -241,13 +241,9 @@ func (c *cli) networkCreate(args []string) *exit {
 		return fail("network name none is reserved")
 	}
 	configured := p.last("--subnet")
-	var want netip.Prefix
-	if configured != "" {
-		var err error
-		want, err = netip.ParsePrefix(configured)
-		if err != nil || !want.Addr().Is4() {
-			return usage("network create", "The value '%s' is invalid for '--subnet <subnet>'", configured)
-		}
+	want, err := netip.ParsePrefix(configured)
+	if configured != "" && (err != nil || !want.Addr().Is4()) {
+		return usage("network create", "The value '%s' is invalid for '--subnet <subnet>'", configured)
 	}
 	return c.locked(func(s *state) (bool, *exit) {
 		if s.network(name) != nil {
@@ -475,14 +471,11 @@ func (c *cli) newCtr(path string, p parsed) (*ctr, *exit) {
 	if len(p.args) == 0 {
 		return nil, usage(path, "Missing expected argument '<image>'")
 	}
-	id := p.last("--name")
-	if id == "" {
-		id = fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, os.Getpid())
-	}
+	id := cmp.Or(p.last("--name"), fmt.Sprintf("%08x-0000-4000-8000-%012x", time.Now().UnixNano()&0xffffffff, os.Getpid()))
 	if !containerNameRE.MatchString(id) || (c.v.atLeast(1, 1, 0) && len(id) > 63) {
 		return nil, fail("invalid container name %s", id)
 	}
-	ct := &ctr{ID: id, Image: normalize(p.args[0]), Status: "stopped", CPUs: 4, Memory: 1 << 30, Workdir: "/",
+	ct := &ctr{ID: id, Image: normalize(p.args[0]), Status: "stopped", CPUs: 4, Memory: 1 << 30, Workdir: cmp.Or(p.last("-w"), "/"),
 		Terminal: p.has("-t"), Remove: p.has("--rm"), DNS: p.opts["--dns"], Labels: map[string]string{},
 		DNSDomain: p.last("--dns-domain"), Created: now(),
 		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
@@ -499,9 +492,6 @@ func (c *cli) newCtr(path string, p parsed) (*ctr, *exit) {
 			return nil, usage(path, "The value '%s' is invalid for '-c <cpus>'", cpus)
 		}
 		ct.CPUs = n
-	}
-	if w := p.last("-w"); w != "" {
-		ct.Workdir = w
 	}
 	for _, kv := range p.opts["-e"] {
 		if !strings.Contains(kv, "=") {
@@ -579,14 +569,8 @@ func exitsAtOnce(entrypoint, command []string, tty bool) bool {
 	if len(final) == 0 {
 		final = entrypoint
 	}
-	if len(final) != 1 || tty {
-		return false
-	}
-	switch filepath.Base(final[0]) {
-	case "sh", "bash", "zsh", "ash", "dash", "ksh", "fish":
-		return true
-	}
-	return false
+	shells := []string{"sh", "bash", "zsh", "ash", "dash", "ksh", "fish"}
+	return len(final) == 1 && !tty && slices.Contains(shells, filepath.Base(final[0]))
 }
 
 // memoryBytes is what `--memory` asks for: the size in whole MiB, as

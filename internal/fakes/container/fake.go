@@ -197,16 +197,13 @@ func Main() int {
 func injected(path string) *exit {
 	for _, f := range strings.Split(os.Getenv(EnvFail), ",") {
 		name, code, _ := strings.Cut(strings.TrimSpace(f), ":")
-		if name != path {
-			continue
-		}
-		n := 1
-		if code != "" {
-			if c, err := strconv.Atoi(code); err == nil {
-				n = c
+		if name == path {
+			n, err := strconv.Atoi(code)
+			if err != nil {
+				n = 1 // no code, or not a number
 			}
+			return &exit{code: n, msg: "injected failure of `container " + path + "`"}
 		}
-		return &exit{code: n, msg: "injected failure of `container " + path + "`"}
 	}
 	return nil
 }
