@@ -41,23 +41,33 @@ func canon(word string) string { return cmp.Or(aliases[word], word) }
 
 func (c *cli) out(b []byte) { c.stdout.Write(b); c.stdout.Write([]byte("\n")) }
 
-// commands maps each command, by its canonical path, to what runs it.
-var commands = map[string]func(c *cli, args []string) *exit{
-	"system start":   (*cli).systemStart,
-	"system stop":    (*cli).systemStop,
-	"system status":  (*cli).systemStatus,
-	"network list":   (*cli).networkList,
-	"network create": (*cli).networkCreate,
-	"network delete": (*cli).networkDelete,
-	"image list":     (*cli).imageList,
-	"build":          (*cli).build,
-	"run":            func(c *cli, args []string) *exit { return c.run("run", args) },
-	"create":         func(c *cli, args []string) *exit { return c.run("create", args) },
-	"list":           (*cli).listContainers,
-	"start":          (*cli).startContainer,
-	"stop":           (*cli).stopContainers,
-	"delete":         (*cli).deleteContainers,
-	"exec":           (*cli).exec,
+// command is how a command runs: its options, parsed before run is called,
+// and its number of positional arguments after which the rest is kept as is
+// (0: none). A raw command takes its arguments unparsed, and ignores them.
+type command struct {
+	flags       []flag
+	passthrough int
+	raw         bool
+	run         func(c *cli, p parsed) *exit
+}
+
+// commands maps each command, by its canonical path, to how it runs.
+var commands = map[string]command{
+	"system start":   {flags: systemStartFlags, run: (*cli).systemStart},
+	"system stop":    {raw: true, run: (*cli).systemStop},
+	"system status":  {flags: []flag{valueFlag("--format"), valueFlag("-p", "--prefix")}, run: (*cli).systemStatus},
+	"network list":   {flags: formatFlags, run: (*cli).networkList},
+	"network create": {flags: networkCreateFlags, run: (*cli).networkCreate},
+	"network delete": {run: (*cli).networkDelete},
+	"image list":     {flags: append([]flag{boolFlag("-v", "--verbose")}, formatFlags...), run: (*cli).imageList},
+	"build":          {flags: buildFlags, run: (*cli).build},
+	"run":            {flags: runFlags, passthrough: 1, run: func(c *cli, p parsed) *exit { return c.run("run", p) }},
+	"create":         {flags: runFlags, passthrough: 1, run: func(c *cli, p parsed) *exit { return c.run("create", p) }},
+	"list":           {flags: append([]flag{boolFlag("-a", "--all")}, formatFlags...), run: (*cli).listContainers},
+	"start":          {flags: []flag{boolFlag("-a", "--attach"), boolFlag("-i", "--interactive")}, run: (*cli).startContainer},
+	"stop":           {flags: []flag{boolFlag("-a", "--all"), valueFlag("-s", "--signal"), valueFlag("-t", "--time")}, run: (*cli).stopContainers},
+	"delete":         {flags: []flag{boolFlag("-f", "--force"), boolFlag("-a", "--all")}, run: (*cli).deleteContainers},
+	"exec":           {flags: execFlags, passthrough: 1, run: (*cli).exec},
 }
 
 func (c *cli) dispatch(args []string) *exit {
@@ -93,8 +103,15 @@ func (c *cli) dispatch(args []string) *exit {
 			return e
 		}
 	}
-	if run, ok := commands[cmd]; ok {
-		return run(c, rest)
+	if command, ok := commands[cmd]; ok {
+		p := parsed{args: rest}
+		if !command.raw {
+			var e *exit
+			if p, e = c.parseFlags(cmd, rest, command.flags, command.passthrough); e != nil {
+				return e
+			}
+		}
+		return command.run(c, p)
 	}
 	if group != "" {
 		path := strings.SplitN(cmd, " ", 2)
@@ -116,17 +133,6 @@ func pluginNotFound(word string) *exit {
 		"  - /usr/local/libexec/container/plugins/%s\n", word, word, word)}
 }
 
-// read parses args for the command at path and loads the state, as the
-// commands that only look start.
-func (c *cli) read(path string, args []string, flags []flag) (parsed, *state, *exit) {
-	p, e := c.parseFlags(path, args, flags, 0)
-	if e != nil {
-		return p, nil, e
-	}
-	s, e := c.snapshot()
-	return p, s, e
-}
-
 // needService fails as every command but `system …` does while the
 // service is down.
 func (c *cli) needService() *exit {
@@ -138,11 +144,7 @@ func (c *cli) needService() *exit {
 
 // ---- system ----
 
-func (c *cli) systemStart(args []string) *exit {
-	p, e := c.parseFlags("system start", args, systemStartFlags, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) systemStart(p parsed) *exit {
 	fmt.Fprintln(c.stdout, "Verifying apiserver is running...")
 	return c.locked(func(s *state) (bool, *exit) {
 		if s.Service != "running" {
@@ -180,7 +182,7 @@ func (c *cli) systemStart(args []string) *exit {
 	})
 }
 
-func (c *cli) systemStop([]string) *exit {
+func (c *cli) systemStop(parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
 		for _, ct := range s.running("") {
 			s.stop(ct)
@@ -190,8 +192,8 @@ func (c *cli) systemStop([]string) *exit {
 	})
 }
 
-func (c *cli) systemStatus(args []string) *exit {
-	p, s, e := c.read("system status", args, []flag{valueFlag("--format"), valueFlag("-p", "--prefix")})
+func (c *cli) systemStatus(p parsed) *exit {
+	s, e := c.snapshot()
 	if e != nil {
 		return e
 	}
@@ -215,8 +217,8 @@ func (c *cli) systemStatus(args []string) *exit {
 
 // ---- networks ----
 
-func (c *cli) networkList(args []string) *exit {
-	p, s, e := c.read("network list", args, formatFlags)
+func (c *cli) networkList(p parsed) *exit {
+	s, e := c.snapshot()
 	if e != nil {
 		return e
 	}
@@ -225,11 +227,7 @@ func (c *cli) networkList(args []string) *exit {
 	return nil
 }
 
-func (c *cli) networkCreate(args []string) *exit {
-	p, e := c.parseFlags("network create", args, networkCreateFlags, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) networkCreate(p parsed) *exit {
 	if len(p.args) != 1 {
 		return usage("network create", "Missing expected argument '<name>'")
 	}
@@ -278,11 +276,7 @@ func (c *cli) networkCreate(args []string) *exit {
 	})
 }
 
-func (c *cli) networkDelete(args []string) *exit {
-	p, e := c.parseFlags("network delete", args, nil, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) networkDelete(p parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
 		for _, name := range p.args {
 			if name == "default" {
@@ -304,13 +298,13 @@ func (c *cli) networkDelete(args []string) *exit {
 
 // ---- images ----
 
-func (c *cli) imageList(args []string) *exit {
-	p, s, e := c.read("image list", args, append([]flag{boolFlag("-v", "--verbose")}, formatFlags...))
-	if e != nil {
-		return e
-	}
+func (c *cli) imageList(p parsed) *exit {
 	if p.last("--format") == "json" && (p.has("-q") || p.has("-v")) {
 		return usage("image list", "Cannot use flag --quiet or --verbose along with --format json")
+	}
+	s, e := c.snapshot()
+	if e != nil {
+		return e
 	}
 	list(c, p, s.Images, c.imageJSON, "%-40s%-10s%s\n", []any{"NAME", "TAG", "DIGEST"}, func(img *image) []any {
 		name, tag, _ := strings.Cut(strings.TrimPrefix(img.Ref, "docker.io/library/"), ":")
@@ -319,11 +313,7 @@ func (c *cli) imageList(args []string) *exit {
 	return nil
 }
 
-func (c *cli) build(args []string) *exit {
-	p, e := c.parseFlags("build", args, buildFlags, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) build(p parsed) *exit {
 	dir := "."
 	if len(p.args) > 0 {
 		dir = p.args[0]
@@ -419,12 +409,8 @@ func dockerfileCommands(df string) (entrypoint, cmd []string) {
 
 // run runs `run` or `create` (path), which makes the container without
 // starting it.
-func (c *cli) run(path string, args []string) *exit {
+func (c *cli) run(path string, p parsed) *exit {
 	start := path == "run"
-	p, e := c.parseFlags(path, args, runFlags, 1)
-	if e != nil {
-		return e
-	}
 	ct, e := c.newCtr(path, p)
 	if e != nil {
 		return e
@@ -613,8 +599,8 @@ func parseVolume(spec string) (m mount, e *exit) {
 	return m, nil
 }
 
-func (c *cli) listContainers(args []string) *exit {
-	p, s, e := c.read("list", args, append([]flag{boolFlag("-a", "--all")}, formatFlags...))
+func (c *cli) listContainers(p parsed) *exit {
+	s, e := c.snapshot()
 	if e != nil {
 		return e
 	}
@@ -638,11 +624,7 @@ func (c *cli) listContainers(args []string) *exit {
 	return nil
 }
 
-func (c *cli) startContainer(args []string) *exit {
-	p, e := c.parseFlags("start", args, []flag{boolFlag("-a", "--attach"), boolFlag("-i", "--interactive")}, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) startContainer(p parsed) *exit {
 	if len(p.args) != 1 {
 		return usage("start", "Missing expected argument '<container-id>'")
 	}
@@ -663,11 +645,7 @@ func (c *cli) startContainer(args []string) *exit {
 	})
 }
 
-func (c *cli) stopContainers(args []string) *exit {
-	p, e := c.parseFlags("stop", args, []flag{boolFlag("-a", "--all"), valueFlag("-s", "--signal"), valueFlag("-t", "--time")}, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) stopContainers(p parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
 		ids := p.args
 		if p.has("-a") {
@@ -690,11 +668,7 @@ func (c *cli) stopContainers(args []string) *exit {
 	})
 }
 
-func (c *cli) deleteContainers(args []string) *exit {
-	p, e := c.parseFlags("delete", args, []flag{boolFlag("-f", "--force"), boolFlag("-a", "--all")}, 0)
-	if e != nil {
-		return e
-	}
+func (c *cli) deleteContainers(p parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
 		ids := p.args
 		if p.has("-a") {
@@ -729,11 +703,7 @@ func (c *cli) deleteContainers(args []string) *exit {
 
 // ---- exec ----
 
-func (c *cli) exec(args []string) *exit {
-	p, e := c.parseFlags("exec", args, execFlags, 1)
-	if e != nil {
-		return e
-	}
+func (c *cli) exec(p parsed) *exit {
 	if len(p.args) < 2 {
 		return usage("exec", "Missing expected argument '<arguments> ...'")
 	}
