@@ -645,16 +645,22 @@ func (c *cli) startContainer(p parsed) *exit {
 	})
 }
 
+// targets returns the containers named in p, or with -a (--all) the ids of
+// all.
+func targets(p parsed, all []*ctr) []string {
+	if !p.has("-a") {
+		return p.args
+	}
+	var ids []string
+	for _, ct := range all {
+		ids = append(ids, ct.ID)
+	}
+	return ids
+}
+
 func (c *cli) stopContainers(p parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
-		ids := p.args
-		if p.has("-a") {
-			ids = nil
-			for _, ct := range s.running("") {
-				ids = append(ids, ct.ID)
-			}
-		}
-		for _, id := range ids {
+		for _, id := range targets(p, s.running("")) {
 			ct := s.container(id)
 			if ct == nil {
 				return true, fail(`notFound: "container %s not found"`, id)
@@ -670,15 +676,8 @@ func (c *cli) stopContainers(p parsed) *exit {
 
 func (c *cli) deleteContainers(p parsed) *exit {
 	return c.locked(func(s *state) (bool, *exit) {
-		ids := p.args
-		if p.has("-a") {
-			ids = nil
-			for _, ct := range s.Containers {
-				ids = append(ids, ct.ID)
-			}
-		}
 		var failed []string
-		for _, id := range ids {
+		for _, id := range targets(p, s.Containers) {
 			ct := s.container(id)
 			switch {
 			case ct == nil:

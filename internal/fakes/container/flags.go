@@ -20,12 +20,12 @@ type parsed struct {
 
 func (p parsed) has(name string) bool { _, ok := p.opts[name]; return ok }
 
+// last is the value given last for the option name, or "".
 func (p parsed) last(name string) string {
-	v := p.opts[name]
-	if len(v) == 0 {
-		return ""
+	if v := p.opts[name]; len(v) > 0 {
+		return v[len(v)-1]
 	}
-	return v[len(v)-1]
+	return ""
 }
 
 // parseFlags parses args like ArgumentParser does for the command at path.

@@ -100,10 +100,8 @@ func interfaces(s *state) []iface {
 		fmt.Fprintf(&b, "\tether 6e:7e:67:eb:5b:%02x\n", idx)
 		b.WriteString(inet(n.gateway(), p))
 		fmt.Fprintf(&b, "\tinet6 fe80::6c7e:67ff:feeb:5b%02x%%bridge%d prefixlen 64 scopeid 0x%x \n", idx, idx, idx-80)
-		if n.Subnet6 != "" {
-			if p6, err := netip.ParsePrefix(n.Subnet6); err == nil {
-				fmt.Fprintf(&b, "\tinet6 %s prefixlen 64 \n", p6.Masked().Addr().Next())
-			}
+		if p6, err := netip.ParsePrefix(n.Subnet6); err == nil { // none without IPv6
+			fmt.Fprintf(&b, "\tinet6 %s prefixlen 64 \n", p6.Masked().Addr().Next())
 		}
 		b.WriteString("\tConfiguration:\n" +
 			"\t\tid 0:0:0:0:0:0 priority 0 hellotime 0 fwddelay 0\n" +

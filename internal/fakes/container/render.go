@@ -126,19 +126,13 @@ func (c *cli) statusJSON(s *state) []byte {
 		if !up {
 			return c.encode(obj{}.add("status", s.Service))
 		}
-		running, images := 0, len(s.Images)
-		for _, ct := range s.Containers {
-			if ct.Status == "running" {
-				running++
-			}
-		}
 		build := func(app string) obj {
 			return obj{}.add("appName", app).add("build", "release").add("commit", c.fullCommit()).add("version", c.v.raw)
 		}
 		return c.encode(obj{}.add("client", build("container")).
 			add("host", obj{}.add("architecture", "arm64").add("cpus", 10).add("operatingSystem", "Version 26.0 (Build 25A354)")).
 			add("paths", obj{}.add("appRoot", appRoot).add("installRoot", installRoot)).
-			add("resources", obj{}.add("containersRunning", running).add("containersTotal", len(s.Containers)).add("images", images)).
+			add("resources", obj{}.add("containersRunning", len(s.running(""))).add("containersTotal", len(s.Containers)).add("images", len(s.Images))).
 			add("server", build("container-apiserver")).
 			add("status", s.Service))
 	}

@@ -255,11 +255,8 @@ func (s *state) start(c *ctr) {
 		}
 		seq := s.next()
 		mac := fmt.Sprintf("f2:%02x:%02x:%02x:%02x:%02x", byte(seq>>24), byte(seq>>16)^0x61, byte(seq>>8)^0x5e, byte(seq)^0xf2, 0x7e)
-		a := attachment{Network: name, Hostname: c.ID, Address: n.allocate().String(), Gateway: n.gateway().String(), MAC: mac}
-		if n.Subnet6 != "" {
-			a.Address6 = eui64(n.Subnet6, mac)
-		}
-		c.Attach = append(c.Attach, a)
+		c.Attach = append(c.Attach, attachment{Network: name, Hostname: c.ID, Address: n.allocate().String(),
+			Gateway: n.gateway().String(), Address6: eui64(n.Subnet6, mac), MAC: mac})
 		if _, ok := s.Bridges[name]; !ok {
 			s.Bridges[name] = s.freeBridge()
 		}
@@ -294,7 +291,8 @@ func (s *state) freeBridge() int {
 	return i
 }
 
-// eui64 is the network's /64 prefix plus the MAC's modified EUI-64.
+// eui64 is the network's /64 prefix plus the MAC's modified EUI-64, or ""
+// for a network without IPv6.
 func eui64(prefix, mac string) string {
 	p, err := netip.ParsePrefix(prefix)
 	if err != nil {
