@@ -98,9 +98,9 @@ func (c *cli) dispatch(args []string) *exit {
 	if e := injected(cmd); e != nil {
 		return e
 	}
-	if group != "system" {
-		if e := c.needService(); e != nil {
-			return e
+	if group != "system" { // every other command needs the service
+		if s, e := c.snapshot(); e == nil && s.Service != "running" {
+			return fail("%s", xpcDown)
 		}
 	}
 	if command, ok := commands[cmd]; ok {
@@ -131,15 +131,6 @@ func pluginNotFound(word string) *exit {
 		"Check to see that the plugin exists under:\n"+
 		"  - /usr/local/libexec/container-plugins/%s\n"+
 		"  - /usr/local/libexec/container/plugins/%s\n", word, word, word)}
-}
-
-// needService fails as every command but `system …` does while the
-// service is down.
-func (c *cli) needService() *exit {
-	if s, e := c.snapshot(); e == nil && s.Service != "running" {
-		return fail("%s", xpcDown)
-	}
-	return nil
 }
 
 // ---- system ----
