@@ -29,13 +29,6 @@ func list[T any](c *cli, p parsed, items []T, toJSON func(T) any, layout string,
 	}
 }
 
-func (c *cli) variant() string {
-	if c.macos == 15 {
-		return "allocationOnly"
-	}
-	return "reserved"
-}
-
 // networkJSON renders a network as `network list` does (NetworkResource).
 func (c *cli) networkJSON(n *network) any {
 	cfg := obj{}.add("creationDate", date(n.Created)).
@@ -50,12 +43,16 @@ func (c *cli) networkJSON(n *network) any {
 // containerJSON renders a container as `list --format json` does
 // (ManagedContainer).
 func (c *cli) containerJSON(ct *ctr) any {
+	variant := "reserved" // vmnet's network variant
+	if c.macos == 15 {
+		variant = "allocationOnly"
+	}
 	attach := []any{}
 	for _, a := range ct.Attach {
 		attach = append(attach, obj{}.add("network", a.Network).add("hostname", a.Hostname).
 			add("ipv4Address", a.Address).add("ipv4Gateway", a.Gateway).
 			addIf(a.Address6 != "", "ipv6Address", a.Address6).add("macAddress", a.MAC).
-			add("mtu", 1280).addIf(c.v.atLeast(1, 1, 0), "variant", c.variant()))
+			add("mtu", 1280).addIf(c.v.atLeast(1, 1, 0), "variant", variant))
 	}
 	status := obj{}.add("networks", attach).
 		addIf(ct.Status == "running", "startedDate", date(ct.Started)).add("state", ct.Status)
