@@ -92,7 +92,11 @@ func (h *Handler) fetch(ctx context.Context, q query, k key) (*entry, error) {
 			return nil, fmt.Errorf("%w: %w", errFirewall, err)
 		}
 		if h.answered != nil {
-			h.answered(strings.TrimSuffix(k.name, "."), e.addrs)
+			chain := []string{strings.TrimSuffix(k.name, ".")}
+			for _, t := range e.targets {
+				chain = append(chain, strings.TrimSuffix(t, "."))
+			}
+			h.answered(chain, e.addrs)
 		}
 	}
 	h.cache.put(k, e, gen)

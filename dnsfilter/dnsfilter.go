@@ -100,9 +100,10 @@ type Config struct {
 	// so the default of 100,000 answers takes about 50 MB.
 	CacheSize int
 	// Answered, when set, is told the addresses of each answer fetched
-	// from an upstream, once they are open (not for cached answers). It
-	// must not block.
-	Answered func(name string, addrs []netip.Addr)
+	// from an upstream, once they are open (not for cached answers), with
+	// the names they answer for: the name asked, then the CNAME targets on
+	// the way, without the final dot. It must not block.
+	Answered func(chain []string, addrs []netip.Addr)
 	// Log receives every refused query as one JSON line (a Record), one
 	// Write per line; nil discards them. Write errors are ignored: a
 	// refusal is answered whether or not it could be logged.
@@ -117,7 +118,7 @@ type Handler struct {
 	up       *upstreams
 	opener   Opener
 	vet      func(netip.Addr) error
-	answered func(string, []netip.Addr)
+	answered func([]string, []netip.Addr)
 	minTTL   time.Duration
 	maxTTL   time.Duration
 	cache    *cache

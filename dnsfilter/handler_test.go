@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,9 +133,20 @@ func TestCNAMEChainsAreFollowedInsideTheAnswer(t *testing.T) {
 			"a.example. 300 IN A " + pub4a,
 		}},
 	})
-	f := startFilter(t, Config{Upstreams: []string{up.Addr}})
+	var mu sync.Mutex
+	var chains [][]string
+	f := startFilter(t, Config{Upstreams: []string{up.Addr}, Answered: func(chain []string, _ []netip.Addr) {
+		mu.Lock()
+		defer mu.Unlock()
+		chains = append(chains, chain)
+	}})
 
 	resp := ask(t, "udp", f.addr, "www.allowed.test", dns.TypeA)
+	mu.Lock()
+	if diff := cmp.Diff([][]string{{"www.allowed.test", "edge.cdn.example", "e1.cdn.example"}}, chains); diff != "" {
+		t.Errorf("Answered was told (-want +got):\n%s", diff)
+	}
+	mu.Unlock()
 	var got []string
 	for _, rr := range resp.Answer {
 		got = append(got, rr.Header().Name+" "+dns.Type(rr.Header().Rrtype).String())

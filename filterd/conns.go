@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,8 +125,11 @@ type recent struct {
 }
 
 type answeredBy struct {
-	names []string
-	last  time.Time
+	// chains are the names each answer with the address was for: the
+	// name asked, then its CNAME targets, separated by spaces (no name
+	// the filter answers holds one).
+	chains []string
+	last   time.Time
 }
 
 // maxNames bounds the names kept for one address (a CDN's address answers
@@ -139,7 +143,10 @@ func (r *recent) clock() time.Time {
 	return time.Now()
 }
 
-func (r *recent) add(name string, addrs []netip.Addr) {
+// add remembers that the answer for chain (the name asked, then its CNAME
+// targets) held addrs.
+func (r *recent) add(chain []string, addrs []netip.Addr) {
+	key := strings.Join(chain, " ")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.clock()
@@ -165,11 +172,11 @@ func (r *recent) add(name string, addrs []netip.Addr) {
 		}
 		ab.last = now
 		switch {
-		case slices.Contains(ab.names, name), slices.Contains(ab.names, ""):
-		case len(ab.names) >= maxNames:
-			ab.names = append(ab.names, "") // too many to tell: never closed early
+		case slices.Contains(ab.chains, key), slices.Contains(ab.chains, ""):
+		case len(ab.chains) >= maxNames:
+			ab.chains = append(ab.chains, "") // too many to tell: never closed early
 		default:
-			ab.names = append(ab.names, name)
+			ab.chains = append(ab.chains, key)
 		}
 	}
 }
@@ -183,7 +190,7 @@ func (r *recent) drop(allowed func(string) bool) []netip.Addr {
 	defer r.mu.Unlock()
 	var out []netip.Addr
 	for a, ab := range r.names {
-		if !slices.ContainsFunc(ab.names, func(n string) bool { return n == "" || allowed(n) }) {
+		if !slices.ContainsFunc(ab.chains, func(c string) bool { return c == "" || allAllowed(allowed, strings.Fields(c)) }) {
 			out = append(out, a)
 			delete(r.names, a)
 		}
@@ -198,5 +205,18 @@ func (r *recent) of(a netip.Addr) []string {
 	if ab == nil {
 		return nil
 	}
-	return slices.DeleteFunc(slices.Clone(ab.names), func(n string) bool { return n == "" })
+	var names []string
+	for _, c := range ab.chains {
+		if name, _, _ := strings.Cut(c, " "); name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// allAllowed reports whether allowed allows every name of chain: an answer
+// reached through a name taken out, the name asked or a CNAME target on
+// the way, is one the filter no longer gives.
+func allAllowed(allowed func(string) bool, chain []string) bool {
+	return !slices.ContainsFunc(chain, func(n string) bool { return !allowed(n) })
 }

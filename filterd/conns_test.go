@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,15 +126,22 @@ func TestRecentClosesOnlyWhatNoAllowedNameNeedsAndForgetsWhatExpired(t *testing.
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	r := &recent{now: func() time.Time { return now }, forgetAt: time.Hour}
 	a, b, c := netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("93.184.216.35"), netip.MustParseAddr("104.16.2.34")
-	r.add("gone.example", []netip.Addr{a, b})
-	r.add("kept.example", []netip.Addr{b})
+	d := netip.MustParseAddr("151.101.1.1")
+	r.add([]string{"gone.example"}, []netip.Addr{a, b})
+	r.add([]string{"kept.example"}, []netip.Addr{b})
 	for i := range maxNames + 5 { // an address of a CDN, answering for many names
-		r.add(fmt.Sprintf("n%d.cdn.example", i), []netip.Addr{c})
+		r.add([]string{fmt.Sprintf("n%d.cdn.example", i)}, []netip.Addr{c})
 	}
-	allowed := func(n string) bool { return n == "kept.example" }
+	// An allowed alias of a name now denied: its address goes too.
+	r.add([]string{"www.kept.example", "edge.denied.example"}, []netip.Addr{d})
+	allowed := func(n string) bool { return strings.HasSuffix(n, "kept.example") }
 	got := r.drop(allowed)
-	if len(got) != 1 || got[0] != a {
-		t.Errorf("drop = %v, want only %v (%v is kept.example's too, %v answered for too many names)", got, a, b, c)
+	slices.SortFunc(got, netip.Addr.Compare)
+	if want := []netip.Addr{a, d}; !slices.Equal(got, want) {
+		t.Errorf("drop = %v, want %v (%v is kept.example's too, %v answered for too many names, %v came through a denied CNAME target)", got, want, b, c, d)
+	}
+	if names := r.of(b); !slices.Equal(names, []string{"gone.example", "kept.example"}) {
+		t.Errorf("names of %v = %q", b, names)
 	}
 	if len(r.of(c)) != maxNames {
 		t.Errorf("names of %v = %d, want %d", c, len(r.of(c)), maxNames)
@@ -142,7 +150,7 @@ func TestRecentClosesOnlyWhatNoAllowedNameNeedsAndForgetsWhatExpired(t *testing.
 	// firewall: it is forgotten as answers come.
 	now = now.Add(2 * time.Hour)
 	for i := range 1024 {
-		r.add(fmt.Sprintf("x%d.example", i), nil)
+		r.add([]string{fmt.Sprintf("x%d.example", i)}, nil)
 	}
 	if r.of(b) != nil {
 		t.Errorf("%v still remembered two hours on", b)

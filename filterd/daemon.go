@@ -169,13 +169,13 @@ func (d *daemon) handler(names *dnsfilter.Names, refused *dnsfilter.LogFile) (*d
 		Opener:    d.o,
 		Vet:       vetFor(d.spec),
 		Log:       refused,
-		Answered: func(name string, addrs []netip.Addr) {
-			d.answered.add(name, addrs)
-			// A lookup under way when a reload took its name out opens
-			// after the revoke: close it again at once.
-			if cur := d.names.Load(); cur != nil && !cur.Allowed(name) {
+		Answered: func(chain []string, addrs []netip.Addr) {
+			d.answered.add(chain, addrs)
+			// A lookup under way when a reload took a name of its chain
+			// out opens after the revoke: close it again at once.
+			if cur := d.names.Load(); cur != nil && !allAllowed(cur.Allowed, chain) {
 				if err := d.o.revoke(context.Background(), addrs); err != nil {
-					d.logger.Printf("closing %v of %s, no longer allowed: %v", addrs, name, err)
+					d.logger.Printf("closing %v of %s, no longer allowed: %v", addrs, chain[0], err)
 				}
 			}
 		},
