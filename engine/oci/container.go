@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,23 +45,16 @@ type list struct {
 func (l *list) UnmarshalJSON(b []byte) error {
 	l.present = true
 	l.items = nil
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		return nil
+	var s string // null leaves it empty
+	if err := json.Unmarshal(b, &s); err != nil {
+		return json.Unmarshal(b, &l.items)
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			l.items = append(l.items, f)
 		}
-		for _, f := range strings.Split(s, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				l.items = append(l.items, f)
-			}
-		}
-		return nil
 	}
-	return json.Unmarshal(b, &l.items)
+	return nil
 }
 
 // parsePS reads ps output of either shape: one JSON array, or JSON objects
@@ -106,12 +100,7 @@ func (e *Engine) ps(ctx context.Context, all bool) ([]psJSON, error) {
 	if all {
 		args = append(args, "-a")
 	}
-	if e.program == Docker {
-		args = append(args, "--format", "{{json .}}")
-	} else {
-		args = append(args, "--format", "json")
-	}
-	out, err := e.output(ctx, args...)
+	out, err := e.output(ctx, append(args, "--format", jsonFormat[e.program])...)
 	if err != nil {
 		return nil, err
 	}
@@ -239,13 +228,7 @@ func checkImage(ref string) error {
 
 // runArgs returns the arguments of `run` for r.
 func runArgs(r engine.RunSpec, rootless bool) ([]string, error) {
-	if err := checkName("container", r.Name); err != nil {
-		return nil, err
-	}
-	if err := checkName("network", r.Network); err != nil {
-		return nil, err
-	}
-	if err := checkImage(r.Image); err != nil {
+	if err := cmp.Or(checkName("container", r.Name), checkName("network", r.Network), checkImage(r.Image)); err != nil {
 		return nil, err
 	}
 	args := []string{"run", "-d", "--name", r.Name, "--network", r.Network}

@@ -17,22 +17,15 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	if err := checkImage(ref); err != nil {
 		return false, err
 	}
+	args := []string{"image", "inspect", "--format", "{{.Id}}", ref}
 	if e.program == Podman {
-		// podman image exists: 0 yes, 1 no, 125 failure.
-		_, err := e.output(ctx, "image", "exists", ref)
-		if err == nil {
-			return true, nil
-		}
-		if proc.ExitCode(err) == 1 {
-			return false, nil
-		}
-		return false, err
+		args = []string{"image", "exists", ref} // 0 yes, 1 no, 125 failure
 	}
-	_, err := e.output(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
-	if err == nil {
+	_, err := e.output(ctx, args...)
+	switch {
+	case err == nil:
 		return true, nil
-	}
-	if notFound(err, "image") {
+	case e.program == Podman && proc.ExitCode(err) == 1, e.program == Docker && notFound(err, "image"):
 		return false, nil
 	}
 	return false, err

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,12 +114,11 @@ type info struct {
 	SecurityOptions []string `json:"SecurityOptions"`
 }
 
+// jsonFormat is the --format value that makes each program print JSON.
+var jsonFormat = map[string]string{Podman: "json", Docker: "{{json .}}"}
+
 func (e *Engine) info(ctx context.Context) (info, error) {
-	format := "json"
-	if e.program == Docker {
-		format = "{{json .}}"
-	}
-	out, err := e.output(ctx, "info", "--format", format)
+	out, err := e.output(ctx, "info", "--format", jsonFormat[e.program])
 	if err != nil {
 		return info{}, e.explainInfo(err)
 	}
@@ -144,9 +144,9 @@ func (e *Engine) info(ctx context.Context) (info, error) {
 func (e *Engine) explainInfo(err error) error {
 	msg := stderrOf(err)
 	switch {
-	case containsAny(msg, "cannot connect to the docker daemon", "is the docker daemon running"):
+	case dockerDown.MatchString(msg):
 		return fmt.Errorf("the Docker daemon is not running: start it (`sudo systemctl start docker`) and try again: %w", err)
-	case e.program == Docker && containsAny(msg, "permission denied"):
+	case e.program == Docker && strings.Contains(msg, "permission denied"):
 		return fmt.Errorf("cannot reach the Docker daemon's socket: add yourself to the docker group "+
 			"(`sudo usermod -aG docker $USER`, then log in again) or run as root: %w", err)
 	case e.program == Podman:
@@ -154,6 +154,8 @@ func (e *Engine) explainInfo(err error) error {
 	}
 	return err
 }
+
+var dockerDown = regexp.MustCompile(`cannot connect to the docker daemon|is the docker daemon running`)
 
 // Oldest releases claudecontainer supports: podman 4 with netavark (the
 // network backend whose `network inspect` shape and bridge naming the
@@ -246,14 +248,9 @@ func (i info) rootless() bool {
 	if i.Host != nil {
 		return *i.Host.Security.Rootless
 	}
-	for _, opt := range i.SecurityOptions {
-		for _, kv := range strings.Split(opt, ",") {
-			if kv == "name=rootless" {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(i.SecurityOptions, func(opt string) bool {
+		return slices.Contains(strings.Split(opt, ","), "name=rootless")
+	})
 }
 
 // stderrOf returns what the failed program printed on standard error,
@@ -266,36 +263,21 @@ func stderrOf(err error) string {
 	return ""
 }
 
-func containsAny(s string, subs ...string) bool {
-	for _, sub := range subs {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}
-
 // notFound reports whether a failed command's message says the object it
 // named does not exist. podman exits 125 ("no such network", "network not
 // found", "no container with name or ID … found: no such container"); docker
 // exits 1 ("No such network: x", "network x not found", "No such container: x").
 func notFound(err error, kind string) bool {
-	if proc.ExitCode(err) <= 0 {
-		return false
-	}
-	msg := stderrOf(err)
-	switch kind {
-	case "network":
-		return containsAny(msg, "no such network", "network not found") || networkXNotFound.MatchString(msg)
-	case "container":
-		return containsAny(msg, "no such container", "no container with name or id")
-	case "image":
-		return containsAny(msg, "no such image", "image not known")
-	}
-	return false
+	return proc.ExitCode(err) > 0 && notFoundMessage[kind].MatchString(stderrOf(err))
 }
 
-var networkXNotFound = regexp.MustCompile(`network \S+ not found`)
+// notFoundMessage matches, per kind of object, the lower-cased messages of
+// both programs that say it does not exist.
+var notFoundMessage = map[string]*regexp.Regexp{
+	"network":   regexp.MustCompile(`no such network|network (\S+ )?not found`),
+	"container": regexp.MustCompile(`no such container|no container with name or id`),
+	"image":     regexp.MustCompile(`no such image|image not known`),
+}
 
 // missing returns an error that wraps both engine.ErrNotFound and the
 // program's own error: `network "claude": not found (podman network …)`.
