@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,13 +67,8 @@ func hasOption(data []byte, prefix string) bool {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 0 || f[0] != "options" {
-			continue
-		}
-		for _, o := range f[1:] {
-			if strings.HasPrefix(o, prefix) {
-				return true
-			}
+		if len(f) > 0 && f[0] == "options" && slices.ContainsFunc(f[1:], func(o string) bool { return strings.HasPrefix(o, prefix) }) {
+			return true
 		}
 	}
 	return false

@@ -87,15 +87,16 @@ func (r *Resolver) Lookup(ctx context.Context, host string) Answer {
 	}
 	name := dns.CanonicalName(host)
 
-	var v4, v6 family
+	var v4, v6 []netip.Addr
+	var err4, err6 error
 	var wg sync.WaitGroup
-	wg.Go(func() { v4 = r.chase(ctx, name, dns.TypeA) })
-	wg.Go(func() { v6 = r.chase(ctx, name, dns.TypeAAAA) })
+	wg.Go(func() { v4, err4 = r.chase(ctx, name, dns.TypeA) })
+	wg.Go(func() { v6, err6 = r.chase(ctx, name, dns.TypeAAAA) })
 	wg.Wait()
 
-	addrs := append(v4.addrs, v6.addrs...)
+	addrs := append(v4, v6...)
 	if len(addrs) == 0 {
-		a.Err = fmt.Errorf("resolve %s: %w", host, combine(v4.err, v6.err))
+		a.Err = fmt.Errorf("resolve %s: %w", host, combine(err4, err6))
 		return a
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
@@ -137,17 +138,10 @@ func checkHost(host string) error {
 	return nil
 }
 
-// family is what one query type found along the chain.
-type family struct {
-	addrs []netip.Addr
-	err   error
-}
-
 // chase asks for qtype records of name, following CNAMEs through the answer
 // sections and querying again where an answer stops short of the end of the
-// chain. A NODATA answer gives a family with neither addresses nor error.
-func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family {
-	var f family
+// chain. A NODATA answer gives neither addresses nor error.
+func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) (addrs []netip.Addr, err error) {
 	chain := []string{name}
 	target := name
 	for {
@@ -155,29 +149,25 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family 
 		q.SetEdns0(1232, false)
 		resp, server, err := r.exchange(ctx, q)
 		if err != nil {
-			f.err = err
-			return f
+			return nil, err
 		}
 		owner := target
 		for {
-			found, next, err := step(resp.Answer, owner, qtype, &f)
+			found, next, err := step(resp.Answer, owner, qtype, &addrs)
 			if err != nil {
-				f.err = fmt.Errorf("%w (answer from %s)", err, server)
-				return f
+				return addrs, fmt.Errorf("%w (answer from %s)", err, server)
 			}
 			if found {
-				return f
+				return addrs, nil
 			}
 			if next == "" {
 				break
 			}
 			if slices.Contains(chain, next) {
-				f.err = fmt.Errorf("%w %s", ErrCNAMELoop, arrows(append(chain, next)))
-				return f
+				return nil, fmt.Errorf("%w %s", ErrCNAMELoop, arrows(append(chain, next)))
 			}
 			if len(chain) > r.maxCNAME() {
-				f.err = fmt.Errorf("%w: more than %d CNAMEs in %s", ErrCNAMEChain, r.maxCNAME(), arrows(append(chain, next)))
-				return f
+				return nil, fmt.Errorf("%w: more than %d CNAMEs in %s", ErrCNAMEChain, r.maxCNAME(), arrows(append(chain, next)))
 			}
 			chain = append(chain, next)
 			owner = next
@@ -185,20 +175,19 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) family 
 		// The answer holds nothing more for owner, the end of the chain so far.
 		switch {
 		case resp.Rcode == dns.RcodeNameError:
-			f.err = notExist(chain, server)
-			return f
+			return nil, notExist(chain, server)
 		case owner == target:
-			return f // NODATA
+			return nil, nil // NODATA
 		}
 		target = owner
 	}
 }
 
-// step looks at the records of the answer section owned by owner. It counts
-// the addresses of type qtype into f and reports whether there were any;
+// step looks at the records of the answer section owned by owner. It appends
+// the addresses of type qtype to addrs and reports whether there were any;
 // otherwise it returns the target of owner's CNAME, or "" when there is none.
 // Records of other owners are ignored here.
-func step(answer []dns.RR, owner string, qtype uint16, f *family) (found bool, next string, err error) {
+func step(answer []dns.RR, owner string, qtype uint16, addrs *[]netip.Addr) (found bool, next string, err error) {
 	for _, rr := range answer {
 		h := rr.Header()
 		if h.Class != dns.ClassINET || dns.CanonicalName(h.Name) != owner {
@@ -222,7 +211,7 @@ func step(answer []dns.RR, owner string, qtype uint16, f *family) (found bool, n
 			next = t
 		}
 		if addr, ok := netip.AddrFromSlice(ip); ok {
-			f.addrs = append(f.addrs, addr.Unmap())
+			*addrs = append(*addrs, addr.Unmap())
 			found = true
 		}
 	}
