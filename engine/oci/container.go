@@ -150,12 +150,7 @@ func (e *Engine) State(ctx context.Context, name string) (engine.State, error) {
 	if err != nil {
 		return "", err
 	}
-	var found []psJSON
-	for _, c := range cs {
-		if slices.Contains(c.Names.items, name) {
-			found = append(found, c)
-		}
-	}
+	found := slices.DeleteFunc(cs, func(c psJSON) bool { return !slices.Contains(c.Names.items, name) })
 	switch len(found) {
 	case 0:
 		return engine.Absent, nil

@@ -185,9 +185,6 @@ func addSubnets(n *policy.Network, subnets []subnetJSON, needGateway bool, fix s
 		case p.Addr().Is6():
 			v6 = append(v6, p.String())
 			n.IPv6 = p
-			if s.Gateway == "" {
-				continue
-			}
 			if _, err := gateway(p, s.Gateway, false); err != nil {
 				return fmt.Errorf("network %q: %w", n.Name, err)
 			}
