@@ -6,6 +6,7 @@
 package allowlist
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -98,20 +99,17 @@ func Collect(ctx context.Context, srcs []sources.Source, opts Options) (*Report,
 	}
 	c := &collector{opts: opts, start: time.Now(), dns: &lookups{r: opts.Resolver, m: map[string]*lookup{}}}
 
-	type done struct {
-		i   int
-		rep SourceReport
-	}
-	ch := make(chan done)
-	for i, s := range srcs {
-		go func() { ch <- done{i, c.run(ctx, s)} }()
-	}
 	rep := &Report{Sources: make([]SourceReport, len(srcs))}
+	done := make(chan int)
+	for i, s := range srcs {
+		go func() {
+			rep.Sources[i] = c.run(ctx, s)
+			done <- i
+		}()
+	}
 	for range srcs {
-		d := <-ch
-		rep.Sources[d.i] = d.rep
-		if opts.Progress != nil {
-			opts.Progress(d.rep)
+		if i := <-done; opts.Progress != nil {
+			opts.Progress(rep.Sources[i])
 		}
 	}
 
@@ -161,11 +159,7 @@ func Update(ctx context.Context, srcs []sources.Source, opts Options, path strin
 	if err != nil {
 		return rep, err
 	}
-	run := opts.Runner
-	if run == nil {
-		run = proc.Exec{}
-	}
-	if err := atomicfile.Install(ctx, run, path, data, 0o644); err != nil {
+	if err := atomicfile.Install(ctx, cmp.Or[proc.Runner](opts.Runner, proc.Exec{}), path, data, 0o644); err != nil {
 		return rep, fmt.Errorf("writing the allowlist: %w", err)
 	}
 	return rep, nil
@@ -220,20 +214,7 @@ func (rep *Report) leaveOutDenied(all []netip.Prefix) []netip.Prefix {
 			}
 		}
 	}
-	for a := range keep {
-		delete(denied, a)
-	}
-	if len(denied) == 0 {
-		return all
-	}
-	kept := all[:0]
-	for _, p := range all {
-		if p.IsSingleIP() && denied[p.Addr()] {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return kept
+	return slices.DeleteFunc(all, func(p netip.Prefix) bool { return p.IsSingleIP() && denied[p.Addr()] && !keep[p.Addr()] })
 }
 
 // collector is one run of Collect.
@@ -334,7 +315,7 @@ func (c *collector) addEntry(r *sourceRun, e entry) {
 		r.warn("%s: removed %s", v.entry, joinCuts(v.removed))
 	}
 	for _, k := range v.kept {
-		r.note("kept %s because you wrote it in %s", k, c.localName())
+		r.rep.Notes = append(r.rep.Notes, fmt.Sprintf("kept %s because you wrote it in %s", k, c.localName()))
 	}
 	r.rep.Prefixes += len(v.allowed)
 	r.rep.entries = append(r.rep.entries, v.allowed...)
@@ -421,14 +402,12 @@ func (c *collector) fetch(ctx context.Context, s sources.Source, r *sourceRun) (
 }
 
 func (c *collector) localName() string {
-	if c.opts.Env.LocalFile != "" {
-		return c.opts.Env.LocalFile
-	}
-	return "your local allowlist file"
+	return cmp.Or(c.opts.Env.LocalFile, "your local allowlist file")
 }
 
 // sourceRun gathers one source's report. Warn may be called from a Fetch
-// that has been abandoned, so it locks, and drops what comes after finish.
+// that has been abandoned, so it locks, and drops what comes after finish;
+// everything else runs on the source's own goroutine.
 type sourceRun struct {
 	mu       sync.Mutex
 	rep      SourceReport
@@ -445,12 +424,6 @@ func (r *sourceRun) warn(format string, args ...any) {
 	}
 }
 
-func (r *sourceRun) note(format string, args ...any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.rep.Notes = append(r.rep.Notes, fmt.Sprintf(format, args...))
-}
-
 // problem records something that fails a required source and is a warning
 // for an optional one. format and args are as for fmt.Errorf.
 func (r *sourceRun) problem(ctx context.Context, format string, args ...any) {
@@ -459,9 +432,7 @@ func (r *sourceRun) problem(ctx context.Context, format string, args ...any) {
 		err = fmt.Errorf("%w (the time limit of %s ran out)", err, r.timeout)
 	}
 	if r.rep.Required {
-		r.mu.Lock()
 		r.failures = append(r.failures, err)
-		r.mu.Unlock()
 		return
 	}
 	r.warn("%v", err)

@@ -39,11 +39,7 @@ func Render(rep *Report) ([]byte, error) {
 		return nil, errors.New("refusing to write an empty allowlist")
 	}
 	var b bytes.Buffer
-	comment := func(s string) {
-		b.WriteString("# ")
-		b.WriteString(oneLine(s))
-		b.WriteByte('\n')
-	}
+	comment := func(s string) { fmt.Fprintf(&b, "# %s\n", oneLine(s)) }
 	comment("claudecontainer allowlist, written by `mage allowlist`: one CIDR per line.")
 	comment("Changes here are lost on the next run; add your own entries to the local allowlist file (CLAUDECONTAINER_LOCAL_FILE).")
 	comment(fmt.Sprintf("generated %s: %s", rep.Generated.UTC().Format(time.RFC3339), rep.Summary()))
@@ -53,14 +49,11 @@ func Render(rep *Report) ([]byte, error) {
 		}
 	}
 	for _, n := range rep.Names {
-		b.WriteString(namePrefix)
-		b.WriteString(n)
-		b.WriteByte('\n')
+		fmt.Fprintf(&b, "%s%s\n", namePrefix, n)
 	}
 	for _, p := range prefixes {
 		for _, q := range narrow(p) {
-			b.WriteString(q.String())
-			b.WriteByte('\n')
+			fmt.Fprintln(&b, q)
 		}
 	}
 	return b.Bytes(), nil
@@ -125,11 +118,7 @@ func ParseFile(data []byte) (*netipx.IPSet, error) {
 	if n == 0 {
 		return nil, errors.New("the file holds no CIDR")
 	}
-	set, err := b.IPSet()
-	if err != nil {
-		return nil, err
-	}
-	return set, nil
+	return b.IPSet()
 }
 
 func parseLine(line string) (netip.Prefix, error) {
