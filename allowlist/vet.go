@@ -135,28 +135,22 @@ func vet(p netip.Prefix, literal bool) verdict {
 		return verdict{entry: p, refused: "not a valid prefix"}
 	}
 	p = unmap(p).Masked()
-	v := verdict{entry: p}
-	min := minBits(p.Addr())
-	switch {
+	switch min := minBits(p.Addr()); {
 	case p.Bits() == 0:
-		v.refused = "default route"
-		return v
+		return verdict{entry: p, refused: "default route"}
 	case p.Bits() < min:
-		v.refused = fmt.Sprintf("too broad (shorter than /%d)", min)
-		return v
+		return verdict{entry: p, refused: fmt.Sprintf("too broad (shorter than /%d)", min)}
+	case !specialSet.OverlapsPrefix(p):
+		return verdict{entry: p, allowed: []netip.Prefix{p}}
 	}
-	if !specialSet.OverlapsPrefix(p) {
-		v.allowed = []netip.Prefix{p}
-		return v
-	}
-	return cutSpecials(v, literal)
+	return cutSpecials(p, literal)
 }
 
-// cutSpecials cuts the special ranges out of v.entry, which overlaps some:
-// each part is named by the first range that covers it, and kept rather
-// than cut when literal and the range is private.
-func cutSpecials(v verdict, literal bool) verdict {
-	p := v.entry
+// cutSpecials cuts the special ranges out of p, which overlaps some: each
+// part is named by the first range that covers it, and kept rather than cut
+// when literal and the range is private.
+func cutSpecials(p netip.Prefix, literal bool) verdict {
+	v := verdict{entry: p}
 	// pending is the part of p not yet named by any range; result is what
 	// survives.
 	var pending, result netipx.IPSetBuilder
@@ -187,10 +181,7 @@ func cutSpecials(v verdict, literal bool) verdict {
 		}
 		result.RemovePrefix(part)
 		if part == p {
-			v.refused = s.what
-			v.removed = nil
-			v.kept = nil
-			return v
+			return verdict{entry: p, refused: s.what}
 		}
 		v.removed = append(v.removed, c)
 	}
