@@ -76,14 +76,11 @@ func orDefault[T int | time.Duration](v, def T) T {
 // loopback ones included), IPv4-mapped IPv6 addresses unmapped. An answer
 // with only one address family is a success.
 func (r *Resolver) Lookup(ctx context.Context, host string) Answer {
-	a := Answer{Host: host}
 	if err := checkHost(host); err != nil {
-		a.Err = fmt.Errorf("resolve %q: %w", host, err)
-		return a
+		return Answer{Host: host, Err: fmt.Errorf("resolve %q: %w", host, err)}
 	}
 	if err := ctx.Err(); err != nil {
-		a.Err = fmt.Errorf("resolve %s: %w", host, err)
-		return a
+		return Answer{Host: host, Err: fmt.Errorf("resolve %s: %w", host, err)}
 	}
 	name := dns.CanonicalName(host)
 
@@ -96,12 +93,10 @@ func (r *Resolver) Lookup(ctx context.Context, host string) Answer {
 
 	addrs := append(v4, v6...)
 	if len(addrs) == 0 {
-		a.Err = fmt.Errorf("resolve %s: %w", host, combine(err4, err6))
-		return a
+		return Answer{Host: host, Err: fmt.Errorf("resolve %s: %w", host, combine(err4, err6))}
 	}
 	slices.SortFunc(addrs, netip.Addr.Compare)
-	a.Addrs = slices.Compact(addrs)
-	return a
+	return Answer{Host: host, Addrs: slices.Compact(addrs)}
 }
 
 // LookupAll resolves every host concurrently, at most Workers at a time; the
@@ -141,7 +136,7 @@ func checkHost(host string) error {
 // chase asks for qtype records of name, following CNAMEs through the answer
 // sections and querying again where an answer stops short of the end of the
 // chain. A NODATA answer gives neither addresses nor error.
-func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) (addrs []netip.Addr, err error) {
+func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) ([]netip.Addr, error) {
 	chain := []string{name}
 	target := name
 	for {
@@ -153,11 +148,11 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) (addrs 
 		}
 		owner := target
 		for {
-			found, next, err := step(resp.Answer, owner, qtype, &addrs)
+			addrs, next, err := step(resp.Answer, owner, qtype)
 			if err != nil {
 				return addrs, fmt.Errorf("%w (answer from %s)", err, server)
 			}
-			if found {
+			if len(addrs) > 0 {
 				return addrs, nil
 			}
 			if next == "" {
@@ -183,11 +178,11 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) (addrs 
 	}
 }
 
-// step looks at the records of the answer section owned by owner. It appends
-// the addresses of type qtype to addrs and reports whether there were any;
-// otherwise it returns the target of owner's CNAME, or "" when there is none.
-// Records of other owners are ignored here.
-func step(answer []dns.RR, owner string, qtype uint16, addrs *[]netip.Addr) (found bool, next string, err error) {
+// step looks at the records of the answer section owned by owner. It returns
+// the addresses of type qtype, if there are any; otherwise the target of
+// owner's CNAME, or "" when there is none. Records of other owners are
+// ignored here.
+func step(answer []dns.RR, owner string, qtype uint16) (addrs []netip.Addr, next string, err error) {
 	for _, rr := range answer {
 		h := rr.Header()
 		if h.Class != dns.ClassINET || dns.CanonicalName(h.Name) != owner {
@@ -206,19 +201,18 @@ func step(answer []dns.RR, owner string, qtype uint16, addrs *[]netip.Addr) (fou
 		case *dns.CNAME:
 			t := dns.CanonicalName(v.Target)
 			if next != "" && next != t {
-				return false, "", fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
+				return addrs, "", fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
 			}
 			next = t
 		}
 		if addr, ok := netip.AddrFromSlice(ip); ok {
-			*addrs = append(*addrs, addr.Unmap())
-			found = true
+			addrs = append(addrs, addr.Unmap())
 		}
 	}
-	if found {
-		return true, "", nil // a CNAME beside addresses is malformed; the addresses win
+	if len(addrs) > 0 {
+		return addrs, "", nil // a CNAME beside addresses is malformed; the addresses win
 	}
-	return false, next, nil
+	return nil, next, nil
 }
 
 func notExist(chain []string, server string) error {
