@@ -268,17 +268,17 @@ func volumeSpec(v engine.Volume) (string, error) {
 	if !path.IsAbs(v.Target) || path.Clean(v.Target) != v.Target || strings.ContainsAny(v.Target, ":,") {
 		return "", fmt.Errorf("volume target %q: want a clean absolute path without ':' or ','", v.Target)
 	}
-	if !strings.Contains(v.Source, "/") {
+	switch {
+	case !strings.Contains(v.Source, "/"):
 		if !volumeName.MatchString(v.Source) {
 			return "", fmt.Errorf("volume name %q: want letters, digits, '_', '.' or '-' (at least two)", v.Source)
 		}
-		return v.Source + ":" + v.Target, nil
-	}
-	if !filepath.IsAbs(v.Source) || filepath.Clean(v.Source) != v.Source || strings.ContainsAny(v.Source, ":,") {
+	case !filepath.IsAbs(v.Source) || filepath.Clean(v.Source) != v.Source || strings.ContainsAny(v.Source, ":,"):
 		return "", fmt.Errorf("host path %q for %s: want a clean absolute path without ':' or ','", v.Source, v.Target)
-	}
-	if _, err := os.Stat(v.Source); err != nil {
-		return "", fmt.Errorf("host path for %s: %w", v.Target, err)
+	default:
+		if _, err := os.Stat(v.Source); err != nil {
+			return "", fmt.Errorf("host path for %s: %w", v.Target, err)
+		}
 	}
 	return v.Source + ":" + v.Target, nil
 }
