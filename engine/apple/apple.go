@@ -46,7 +46,7 @@ type Engine struct {
 	poll, stopWait time.Duration
 
 	mu         sync.Mutex // guards version and versionErr
-	version    *Version
+	version    Version    // the installed release once known; Raw is never "" then
 	versionErr error
 }
 

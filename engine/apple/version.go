@@ -1,6 +1,7 @@
 package apple
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -49,13 +50,7 @@ func ParseVersion(out []byte) (Version, error) {
 
 // AtLeast reports whether v is the release major.minor.patch or later.
 func (v Version) AtLeast(major, minor, patch int) bool {
-	if v.Major != major {
-		return v.Major > major
-	}
-	if v.Minor != minor {
-		return v.Minor > minor
-	}
-	return v.Patch >= patch
+	return cmp.Or(cmp.Compare(v.Major, major), cmp.Compare(v.Minor, minor), cmp.Compare(v.Patch, patch)) >= 0
 }
 
 func (v Version) String() string { return v.Raw }
@@ -86,13 +81,13 @@ func (v Version) supported() error {
 func (e *Engine) release(ctx context.Context) (Version, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.version != nil || e.versionErr != nil {
-		return derefVersion(e.version), e.versionErr
+	if e.version.Raw != "" || e.versionErr != nil {
+		return e.version, e.versionErr
 	}
 	id := programID(Program)
 	if out, ok := e.recordedVersion(id); ok {
 		if v, err := ParseVersion(out); err == nil && v.supported() == nil {
-			e.version = &v
+			e.version = v
 			return v, nil
 		}
 	}
@@ -111,16 +106,9 @@ func (e *Engine) release(ctx context.Context) (Version, error) {
 		e.versionErr = err
 		return Version{}, err
 	}
-	e.version = &v
+	e.version = v
 	e.recordVersion(id, out)
 	return v, nil
-}
-
-func derefVersion(v *Version) Version {
-	if v == nil {
-		return Version{}
-	}
-	return *v
 }
 
 // versionRecord is the content of Engine.VersionFile.
