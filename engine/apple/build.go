@@ -3,10 +3,11 @@ package apple
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/internal/proc"
@@ -81,15 +82,10 @@ func (e *Engine) Build(ctx context.Context, b engine.BuildSpec) error {
 			"move long scripts into files that the Dockerfile COPYs", file, fi.Size(), v)
 	}
 	args := []string{"build", "-t", b.Tag, "-f", file}
-	keys := make([]string, 0, len(b.Args))
-	for k := range b.Args {
+	for _, k := range slices.Sorted(maps.Keys(b.Args)) {
 		if !envName.MatchString(k) {
 			return fmt.Errorf("build argument name %q: want letters, digits and '_'", k)
 		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
 		args = append(args, "--build-arg", k+"="+b.Args[k])
 	}
 	args = append(args, dir)

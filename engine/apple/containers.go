@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 
 	"github.com/VerilyPete/claudecontainer/engine"
 )
@@ -149,15 +150,6 @@ func (a attachJSON) attachment() (Attachment, error) {
 // OnNetwork reports whether the container is attached to, or was created
 // on, the network.
 func (c ContainerInfo) OnNetwork(network string) bool {
-	for _, a := range c.Attachments {
-		if a.Network == network {
-			return true
-		}
-	}
-	for _, n := range c.Networks {
-		if n == network {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.Networks, network) ||
+		slices.ContainsFunc(c.Attachments, func(a Attachment) bool { return a.Network == network })
 }

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,36 +39,25 @@ func (e *Engine) containers(ctx context.Context) ([]ContainerInfo, error) {
 	return ParseContainers(out, v)
 }
 
-func (e *Engine) lookup(ctx context.Context, name string) (ContainerInfo, bool, error) {
-	cs, err := e.containers(ctx)
-	if err != nil {
-		return ContainerInfo{}, false, err
-	}
-	for _, c := range cs {
-		if c.Name == name {
-			return c, true, nil
-		}
-	}
-	return ContainerInfo{}, false, nil
-}
-
 // State returns the container's state. A container that is stopping is
 // waited for, for a while, since it can neither be joined nor started until
 // it has stopped; a container in state "unknown" is an error.
 func (e *Engine) State(ctx context.Context, name string) (engine.State, error) {
 	deadline := time.Now().Add(e.stopWait)
 	for {
-		c, ok, err := e.lookup(ctx, name)
-		switch {
-		case err != nil:
+		cs, err := e.containers(ctx)
+		if err != nil {
 			return "", err
-		case !ok:
+		}
+		i := slices.IndexFunc(cs, func(c ContainerInfo) bool { return c.Name == name })
+		switch {
+		case i < 0:
 			return engine.Absent, nil
-		case c.State == "running":
+		case cs[i].State == "running":
 			return engine.Running, nil
-		case c.State == "stopped":
+		case cs[i].State == "stopped":
 			return engine.Stopped, nil
-		case c.State == "unknown":
+		case cs[i].State == "unknown":
 			return "", fmt.Errorf("container %s is in state unknown (the container service lost track of it): "+
 				"remove it with `container rm -f %s` and start again", name, name)
 		}
@@ -98,7 +87,7 @@ func (e *Engine) RunningOn(ctx context.Context, network string) ([]string, error
 			names = append(names, c.Name)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names, nil
 }
 
