@@ -183,30 +183,13 @@ func (e *Engine) Start(ctx context.Context, name string) error {
 	if _, err := e.release(ctx); err != nil {
 		return err
 	}
-	if _, err := e.run(ctx, "start", name); err != nil {
-		if st, serr := e.State(ctx, name); serr == nil && st == engine.Absent {
-			return fmt.Errorf("starting container %s: %w", name, engine.ErrNotFound)
-		}
-		return fmt.Errorf("starting container %s: %w", name, err)
-	}
-	return nil
+	return e.act(ctx, "starting", "start", name, "")
 }
 
 // Stop stops the container; stopping one that is already stopped does
 // nothing, and the error wraps engine.ErrNotFound when there is none.
 func (e *Engine) Stop(ctx context.Context, name string) error {
-	_, err := e.run(ctx, "stop", name)
-	if err == nil {
-		return nil
-	}
-	switch st, serr := e.State(ctx, name); {
-	case serr != nil:
-	case st == engine.Absent:
-		return fmt.Errorf("stopping container %s: %w", name, engine.ErrNotFound)
-	case st == engine.Stopped:
-		return nil
-	}
-	return fmt.Errorf("stopping container %s: %w", name, err)
+	return e.act(ctx, "stopping", "stop", name, engine.Stopped)
 }
 
 // Remove deletes a stopped container (`container delete NAME`); the error
@@ -216,14 +199,25 @@ func (e *Engine) Remove(ctx context.Context, name string) error {
 	if !containerName.MatchString(name) {
 		return fmt.Errorf("removing container %q: not a valid container name", name)
 	}
-	_, err := e.run(ctx, "delete", name)
+	return e.act(ctx, "removing", "delete", name, "")
+}
+
+// act runs `container VERB NAME`. When that fails, the container's state
+// decides: the error wraps engine.ErrNotFound when there is no container,
+// and there is none when the container is already in state done.
+func (e *Engine) act(ctx context.Context, doing, verb, name string, done engine.State) error {
+	_, err := e.run(ctx, verb, name)
 	if err == nil {
 		return nil
 	}
-	if st, serr := e.State(ctx, name); serr == nil && st == engine.Absent {
-		return fmt.Errorf("removing container %s: %w", name, engine.ErrNotFound)
+	switch st, serr := e.State(ctx, name); {
+	case serr != nil:
+	case st == engine.Absent:
+		err = engine.ErrNotFound
+	case st == done:
+		return nil
 	}
-	return fmt.Errorf("removing container %s: %w", name, err)
+	return fmt.Errorf("%s container %s: %w", doing, name, err)
 }
 
 // Exec runs argv in the running container on this terminal (`container
