@@ -10,13 +10,6 @@ import (
 	"github.com/VerilyPete/claudecontainer/policy"
 )
 
-// networkInfo is the network the driver looks for, as `container network
-// list --format json` reports it. Its addresses are checked by network.
-type networkInfo struct {
-	name                       string
-	subnet4, gateway4, subnet6 string
-}
-
 // networkJSON holds the keys read of a network object, a NetworkResource
 // (1.2.2:Sources/ContainerResource/Network/NetworkResource.swift):
 //
@@ -24,13 +17,13 @@ type networkInfo struct {
 //
 // id is the network's name; status is always encoded (not optional), with
 // the subnet the network got, which configuration.ipv4Subnet holds only
-// when one was asked for.
+// when one was asked for. An absent ipv4Gateway or ipv6Subnet reads as "".
 type networkJSON struct {
 	ID     *string `json:"id"`
 	Status *struct {
 		IPv4Subnet  *string `json:"ipv4Subnet"`
-		IPv4Gateway *string `json:"ipv4Gateway"`
-		IPv6Subnet  *string `json:"ipv6Subnet"`
+		IPv4Gateway string  `json:"ipv4Gateway"`
+		IPv6Subnet  string  `json:"ipv6Subnet"`
 	} `json:"status"`
 }
 
@@ -38,49 +31,50 @@ type networkJSON struct {
 // (1.2.2:Sources/ContainerResource/Network/NetworkResource.swift, nameValid).
 var networkName = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?$`)
 
-// network checks the network's addresses and returns them as the firewall
-// sees them: the IPv4 subnet masked (192.168.64.1/24 means 192.168.64.0/24),
-// the gateway from the status or else the subnet's first host (where
-// apple/container always puts it), and the IPv6 subnet when there is one.
-// Interface is left empty; Engine.Network fills it.
-func (n networkInfo) network() (policy.Network, error) {
-	net := policy.Network{Name: n.name}
-	p, err := netip.ParsePrefix(n.subnet4)
+// network checks the addresses of network name and returns them as the
+// firewall sees them: the IPv4 subnet masked (192.168.64.1/24 means
+// 192.168.64.0/24), the gateway as given or, when gateway4 is "", the
+// subnet's first host (where apple/container always puts it), and the IPv6
+// subnet when subnet6 is not "". Interface is left empty; Engine.Network
+// fills it.
+func network(name, subnet4, gateway4, subnet6 string) (policy.Network, error) {
+	net := policy.Network{Name: name}
+	p, err := netip.ParsePrefix(subnet4)
 	if err != nil {
-		return policy.Network{}, fmt.Errorf("network %q: IPv4 subnet %q: %w", n.name, n.subnet4, err)
+		return policy.Network{}, fmt.Errorf("network %q: IPv4 subnet %q: %w", name, subnet4, err)
 	}
 	if !p.Addr().Is4() {
-		return policy.Network{}, fmt.Errorf("network %q: IPv4 subnet %q is not an IPv4 prefix", n.name, n.subnet4)
+		return policy.Network{}, fmt.Errorf("network %q: IPv4 subnet %q is not an IPv4 prefix", name, subnet4)
 	}
 	net.IPv4 = p.Masked()
 	if !net.IPv4.Addr().IsPrivate() {
 		return policy.Network{}, fmt.Errorf("network %q: subnet %s is not a private range (10/8, 172.16/12, 192.168/16); "+
-			"refusing to guard it: recreate the network with `container network create --subnet 192.168.218.0/24 %s`", n.name, net.IPv4, n.name)
+			"refusing to guard it: recreate the network with `container network create --subnet 192.168.218.0/24 %s`", name, net.IPv4, name)
 	}
 	if b := net.IPv4.Bits(); b < 8 || b > 30 {
-		return policy.Network{}, fmt.Errorf("network %q: subnet %s must be between /8 and /30", n.name, net.IPv4)
+		return policy.Network{}, fmt.Errorf("network %q: subnet %s must be between /8 and /30", name, net.IPv4)
 	}
-	if n.gateway4 == "" {
+	if gateway4 == "" {
 		net.Gateway4 = net.IPv4.Addr().Next()
-	} else if net.Gateway4, err = netip.ParseAddr(n.gateway4); err != nil {
-		return policy.Network{}, fmt.Errorf("network %q: gateway %q: %w", n.name, n.gateway4, err)
+	} else if net.Gateway4, err = netip.ParseAddr(gateway4); err != nil {
+		return policy.Network{}, fmt.Errorf("network %q: gateway %q: %w", name, gateway4, err)
 	}
 	if !net.Gateway4.Is4() || !net.IPv4.Contains(net.Gateway4) ||
 		net.Gateway4 == net.IPv4.Addr() || net.Gateway4 == lastAddr(net.IPv4) {
-		return policy.Network{}, fmt.Errorf("network %q: gateway %s is not a host address inside %s", n.name, net.Gateway4, net.IPv4)
+		return policy.Network{}, fmt.Errorf("network %q: gateway %s is not a host address inside %s", name, net.Gateway4, net.IPv4)
 	}
-	if n.subnet6 != "" {
-		p6, err := netip.ParsePrefix(n.subnet6)
+	if subnet6 != "" {
+		p6, err := netip.ParsePrefix(subnet6)
 		if err != nil {
-			return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %q: %w", n.name, n.subnet6, err)
+			return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %q: %w", name, subnet6, err)
 		}
 		if !p6.Addr().Is6() || p6.Addr().Is4In6() || p6.Addr().Zone() != "" {
-			return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %q is not an IPv6 prefix", n.name, n.subnet6)
+			return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %q is not an IPv6 prefix", name, subnet6)
 		}
 		net.IPv6 = p6.Masked()
 		if !net.IPv6.Addr().IsPrivate() || net.IPv6.Bits() < 48 || net.IPv6.Bits() > 64 {
 			return policy.Network{}, fmt.Errorf("network %q: IPv6 subnet %s is not a unique local (fc00::/7) prefix of /48 to /64; "+
-				"refusing to guard it", n.name, net.IPv6)
+				"refusing to guard it", name, net.IPv6)
 		}
 	}
 	return net, nil
@@ -132,14 +126,7 @@ func FindNetwork(data []byte, name string, v Version) (policy.Network, error) {
 		if n.Status == nil || n.Status.IPv4Subnet == nil {
 			return policy.Network{}, missingKey(v, "network list", "status.ipv4Subnet")
 		}
-		info := networkInfo{name: name, subnet4: *n.Status.IPv4Subnet}
-		if n.Status.IPv4Gateway != nil {
-			info.gateway4 = *n.Status.IPv4Gateway
-		}
-		if n.Status.IPv6Subnet != nil {
-			info.subnet6 = *n.Status.IPv6Subnet
-		}
-		return info.network()
+		return network(name, *n.Status.IPv4Subnet, n.Status.IPv4Gateway, n.Status.IPv6Subnet)
 	}
 	return policy.Network{}, fmt.Errorf("container network %q: %w", name, engine.ErrNotFound)
 }

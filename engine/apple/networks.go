@@ -82,7 +82,7 @@ func (e *Engine) defaultOnly(ctx context.Context, name string) (policy.Network, 
 	if err != nil {
 		return policy.Network{}, err
 	}
-	info := networkInfo{name: DefaultNetwork, subnet4: DefaultSubnet.String()}
+	subnet4, gateway4, subnet6 := DefaultSubnet.String(), "", ""
 	var seen *Attachment
 	for _, c := range cs {
 		if c.State != "running" {
@@ -101,15 +101,15 @@ func (e *Engine) defaultOnly(ctx context.Context, name string) (policy.Network, 
 		}
 	}
 	if seen != nil {
-		info.subnet4 = seen.IPv4.Masked().String()
+		subnet4 = seen.IPv4.Masked().String()
 		if seen.Gateway4.IsValid() {
-			info.gateway4 = seen.Gateway4.String()
+			gateway4 = seen.Gateway4.String()
 		}
 		if seen.IPv6.IsValid() {
-			info.subnet6 = seen.IPv6.Masked().String()
+			subnet6 = seen.IPv6.Masked().String()
 		}
 	}
-	return info.network()
+	return network(DefaultNetwork, subnet4, gateway4, subnet6)
 }
 
 // bridge finds the host interface holding the network's gateway.
