@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"regexp"
 
+	"go4.org/netipx"
+
 	"github.com/VerilyPete/claudecontainer/engine"
 	"github.com/VerilyPete/claudecontainer/policy"
 )
@@ -81,13 +83,7 @@ func network(name, subnet4, gateway4, subnet6 string) (policy.Network, error) {
 }
 
 // lastAddr returns the highest address of p (its broadcast address for IPv4).
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
+func lastAddr(p netip.Prefix) netip.Addr { return netipx.PrefixLastIP(p) }
 
 // FindNetwork parses `container network list --format json` output of
 // release v and returns the named network, checked; the error wraps
