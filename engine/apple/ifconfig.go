@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"regexp"
 	"strconv"
@@ -70,16 +71,11 @@ func maskBits(hex string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("bad netmask %q", hex)
 	}
-	m := uint32(v)
-	bits := 0
-	for m&0x80000000 != 0 {
-		bits++
-		m <<= 1
-	}
-	if m != 0 {
+	ones := bits.LeadingZeros32(^uint32(v))
+	if uint32(v)<<ones != 0 {
 		return 0, fmt.Errorf("netmask %q is not contiguous", hex)
 	}
-	return bits, nil
+	return ones, nil
 }
 
 // BridgeFor returns the name of the host interface that holds the network's
