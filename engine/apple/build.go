@@ -1,6 +1,7 @@
 package apple
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -62,11 +63,8 @@ func (e *Engine) Build(ctx context.Context, b engine.BuildSpec) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("build context %s is not a directory", dir)
 	}
-	file := b.Dockerfile
-	if file == "" {
-		file = filepath.Join(dir, "Dockerfile")
-	}
-	if file, err = filepath.Abs(file); err != nil {
+	file, err := filepath.Abs(cmp.Or(b.Dockerfile, filepath.Join(dir, "Dockerfile")))
+	if err != nil {
 		return fmt.Errorf("the Dockerfile %q: %w", b.Dockerfile, err)
 	}
 	fi, err := os.Stat(file)

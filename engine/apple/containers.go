@@ -89,13 +89,10 @@ func (c containerJSON) info(v Version) (ContainerInfo, error) {
 		return ContainerInfo{}, missingKey(v, "list", "status.state")
 	case !containerName.MatchString(*c.ID):
 		return ContainerInfo{}, fmt.Errorf("reading `container list` output: container id %q is not a valid container name", *c.ID)
+	case !slices.Contains([]string{"running", "stopped", "stopping", "unknown"}, *c.Status.State):
+		return ContainerInfo{}, fmt.Errorf("container %q: unknown state %q", *c.ID, *c.Status.State)
 	}
 	info := ContainerInfo{Name: *c.ID, State: *c.Status.State}
-	switch info.State {
-	case "running", "stopped", "stopping", "unknown":
-	default:
-		return ContainerInfo{}, fmt.Errorf("container %q: unknown state %q", info.Name, info.State)
-	}
 	if c.Configuration != nil {
 		for _, n := range c.Configuration.Networks {
 			if n.Network == nil {

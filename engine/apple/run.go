@@ -109,7 +109,7 @@ func (e *Engine) Create(ctx context.Context, r engine.RunSpec) error {
 	if _, err := e.run(ctx, args...); err != nil {
 		var ee *proc.ExitError
 		if errors.As(err, &ee) && strings.Contains(ee.Stderr, "requires macOS 26") {
-			return fmt.Errorf("creating container %s: %w", r.Name, noNetworks(r.Network))
+			err = noNetworks(r.Network)
 		}
 		return fmt.Errorf("creating container %s: %w", r.Name, err)
 	}
@@ -155,10 +155,8 @@ func runArgs(r engine.RunSpec) (args []string, err error) {
 			if fi, err := os.Stat(vol.Source); err != nil || !fi.IsDir() {
 				return nil, fmt.Errorf("container %s: host directory %s does not exist; create it or choose another", r.Name, vol.Source)
 			}
-		} else {
-			if !volumeName.MatchString(vol.Source) {
-				return nil, fmt.Errorf("container %s: volume name %q: want letters, digits, '.', '_' or '-'", r.Name, vol.Source)
-			}
+		} else if !volumeName.MatchString(vol.Source) {
+			return nil, fmt.Errorf("container %s: volume name %q: want letters, digits, '.', '_' or '-'", r.Name, vol.Source)
 		}
 		args = append(args, "--volume", vol.Source+":"+vol.Target)
 	}
