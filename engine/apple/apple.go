@@ -69,6 +69,20 @@ func (e *Engine) run(ctx context.Context, args ...string) ([]byte, error) {
 	return res.Stdout, nil
 }
 
+// list runs `container ARGS… --format json`, which lists what, and returns
+// its output with the release that printed it.
+func (e *Engine) list(ctx context.Context, what string, args ...string) ([]byte, Version, error) {
+	v, err := e.release(ctx)
+	if err != nil {
+		return nil, v, err
+	}
+	out, err := e.run(ctx, append(args, "--format", "json")...)
+	if err != nil {
+		return nil, v, fmt.Errorf("listing %s: %w", what, err)
+	}
+	return out, v, nil
+}
+
 // explain adds what to do to the failures that have a known remedy. The
 // service is down when the CLI rewraps an XPC error with "Ensure container
 // system service has been started" (Application.main) or finds no plugins

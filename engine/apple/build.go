@@ -28,13 +28,9 @@ func (e *Engine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	v, err := e.release(ctx)
+	out, v, err := e.list(ctx, "images", "image", "list")
 	if err != nil {
 		return false, err
-	}
-	out, err := e.run(ctx, "image", "list", "--format", "json")
-	if err != nil {
-		return false, fmt.Errorf("listing images: %w", err)
 	}
 	refs, err := ParseImages(out, v)
 	if err != nil {

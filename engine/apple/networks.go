@@ -30,18 +30,12 @@ var DefaultSubnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 64, 0}), 
 // Callers should check a container's addresses (Attachments) against the
 // network once it runs.
 func (e *Engine) Network(ctx context.Context, name string) (policy.Network, error) {
-	v, err := e.release(ctx)
-	if err != nil {
-		return policy.Network{}, err
-	}
 	var n policy.Network
-	out, err := e.run(ctx, "network", "list", "--format", "json")
+	out, v, err := e.list(ctx, "container networks", "network", "list")
 	switch {
 	case pluginMissing(err):
 		n, err = e.defaultOnly(ctx, name)
-	case err != nil:
-		return policy.Network{}, fmt.Errorf("listing container networks: %w", err)
-	default:
+	case err == nil:
 		n, err = FindNetwork(out, name, v)
 	}
 	if err != nil {

@@ -28,13 +28,9 @@ var (
 
 // containers lists every container, running or not.
 func (e *Engine) containers(ctx context.Context) ([]ContainerInfo, error) {
-	v, err := e.release(ctx)
+	out, v, err := e.list(ctx, "containers", "list", "--all")
 	if err != nil {
 		return nil, err
-	}
-	out, err := e.run(ctx, "list", "--all", "--format", "json")
-	if err != nil {
-		return nil, fmt.Errorf("listing containers: %w", err)
 	}
 	return ParseContainers(out, v)
 }
