@@ -63,10 +63,7 @@ func (e *Engine) Name() string { return Program }
 // run runs `container args…` and returns what it printed on standard output.
 func (e *Engine) run(ctx context.Context, args ...string) ([]byte, error) {
 	res, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: args})
-	if err != nil {
-		return res.Stdout, explain(err)
-	}
-	return res.Stdout, nil
+	return res.Stdout, explain(err)
 }
 
 // list runs `container ARGS… --format json`, which lists what, and returns
@@ -83,7 +80,8 @@ func (e *Engine) list(ctx context.Context, what string, args ...string) ([]byte,
 	return out, v, nil
 }
 
-// explain adds what to do to the failures that have a known remedy. The
+// explain adds what to do to the failures that have a known remedy; nil
+// stays nil. The
 // service is down when the CLI rewraps an XPC error with "Ensure container
 // system service has been started" (Application.main) or finds no plugins
 // ("Plugins are unavailable", DefaultCommand.run), both in 1.0.0 to 1.2.2.

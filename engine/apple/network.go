@@ -131,8 +131,6 @@ func FindNetwork(data []byte, name string, v Version) (policy.Network, error) {
 // the driver needs: release v prints a shape the driver does not know.
 func missingKey(v Version, cmd, key string) error {
 	return fmt.Errorf("container %s: `container %s --format json` printed no %q, which claudecontainer needs "+
-		"(it knows the output of releases 1.0.0 to 1.4.1): please report it at %s, with that output", v, cmd, key, issuesURL)
+		"(it knows the output of releases 1.0.0 to 1.4.1): please report it at "+
+		"https://github.com/VerilyPete/claudecontainer/issues, with that output", v, cmd, key)
 }
-
-// issuesURL is where a release whose output the driver cannot read is reported.
-const issuesURL = "https://github.com/VerilyPete/claudecontainer/issues"

@@ -57,14 +57,11 @@ func (e *Engine) EnsureRunning(ctx context.Context) (started bool, err error) {
 			"run `container system start` in a terminal to see what it needs; `container system logs` shows the service's log", err)
 	}
 	up, err := e.serviceRunning(ctx)
-	if err != nil {
-		return true, err
-	}
-	if !up {
-		return true, fmt.Errorf("`container system start` succeeded but the container service still does not run: " +
+	if err == nil && !up {
+		err = fmt.Errorf("`container system start` succeeded but the container service still does not run: " +
 			"check `container system logs`, then try `container system stop` and `container system start`")
 	}
-	return true, nil
+	return true, err
 }
 
 // serviceRunning asks `container system status --format json`, which
@@ -72,13 +69,12 @@ func (e *Engine) EnsureRunning(ctx context.Context) (started bool, err error) {
 // the JSON is not what ParseStatus expects, the exit status decides.
 func (e *Engine) serviceRunning(ctx context.Context) (bool, error) {
 	res, err := e.runner.Run(ctx, proc.Cmd{Name: Program, Args: []string{"system", "status", "--format", "json"}})
-	if status, perr := ParseStatus(res.Stdout); perr == nil {
+	switch status, perr := ParseStatus(res.Stdout); {
+	case perr == nil:
 		return status == ServiceRunning && err == nil, nil
-	}
-	if err == nil {
+	case err == nil:
 		return true, nil
-	}
-	if proc.ExitCode(err) == 1 {
+	case proc.ExitCode(err) == 1:
 		return false, nil // "apiserver is not running"
 	}
 	return false, fmt.Errorf("asking whether the container service runs: %w", explain(err))
