@@ -85,11 +85,9 @@ func (e *Engine) release(ctx context.Context) (Version, error) {
 		return e.version, e.versionErr
 	}
 	id := programID(Program)
-	if out, ok := e.recordedVersion(id); ok {
-		if v, err := ParseVersion(out); err == nil && v.supported() == nil {
-			e.version = v
-			return v, nil
-		}
+	if v, ok := e.recordedVersion(id); ok {
+		e.version = v
+		return v, nil
 	}
 	out, err := e.run(ctx, "--version")
 	if err != nil {
@@ -117,21 +115,20 @@ type versionRecord struct {
 	Output  string `json:"output"`  // what `container --version` printed
 }
 
-// recordedVersion returns the recorded `container --version` output when
-// it was recorded for the program with identity id.
-func (e *Engine) recordedVersion(id string) ([]byte, bool) {
+// recordedVersion returns the release read from the `container --version`
+// output recorded for the program with identity id, when there is such a
+// record and the release is supported.
+func (e *Engine) recordedVersion(id string) (Version, bool) {
 	if e.VersionFile == "" || id == "" {
-		return nil, false
-	}
-	b, err := os.ReadFile(e.VersionFile)
-	if err != nil {
-		return nil, false
+		return Version{}, false
 	}
 	var r versionRecord
-	if json.Unmarshal(b, &r) != nil || r.Program != id {
-		return nil, false
+	b, err := os.ReadFile(e.VersionFile)
+	if err != nil || json.Unmarshal(b, &r) != nil || r.Program != id {
+		return Version{}, false
 	}
-	return []byte(r.Output), true
+	v, err := ParseVersion([]byte(r.Output))
+	return v, err == nil && v.supported() == nil
 }
 
 // recordVersion records out as the output of the program with identity id.
