@@ -36,7 +36,7 @@ type Attachment struct {
 //	{id, configuration{id, networks[{network, options}], …}, status{state, networks[attachment], startedDate?}}
 type containerJSON struct {
 	ID            *string `json:"id"`
-	Configuration *struct {
+	Configuration struct {
 		Networks []struct {
 			Network *string `json:"network"`
 		} `json:"networks"`
@@ -93,14 +93,12 @@ func (c containerJSON) info(v Version) (ContainerInfo, error) {
 		return ContainerInfo{}, fmt.Errorf("container %q: unknown state %q", *c.ID, *c.Status.State)
 	}
 	info := ContainerInfo{Name: *c.ID, State: *c.Status.State}
-	if c.Configuration != nil {
-		for _, n := range c.Configuration.Networks {
-			if n.Network == nil {
-				return ContainerInfo{}, missingKey(v, "list", "configuration.networks[].network")
-			}
-			if networkName.MatchString(*n.Network) {
-				info.Networks = append(info.Networks, *n.Network)
-			}
+	for _, n := range c.Configuration.Networks {
+		if n.Network == nil {
+			return ContainerInfo{}, missingKey(v, "list", "configuration.networks[].network")
+		}
+		if networkName.MatchString(*n.Network) {
+			info.Networks = append(info.Networks, *n.Network)
 		}
 	}
 	for _, a := range c.Status.Networks {
@@ -130,15 +128,13 @@ func (a attachJSON) attachment() (Attachment, error) {
 	}
 	at.IPv4 = p
 	if a.IPv4Gateway != nil {
-		gw := *a.IPv4Gateway
-		if at.Gateway4, err = netip.ParseAddr(gw); err != nil || !at.Gateway4.Is4() || !p.Masked().Contains(at.Gateway4) {
-			return Attachment{}, fmt.Errorf("attachment to %q: gateway %q is not an IPv4 address inside %s", at.Network, gw, p.Masked())
+		if at.Gateway4, err = netip.ParseAddr(*a.IPv4Gateway); err != nil || !at.Gateway4.Is4() || !p.Masked().Contains(at.Gateway4) {
+			return Attachment{}, fmt.Errorf("attachment to %q: gateway %q is not an IPv4 address inside %s", at.Network, *a.IPv4Gateway, p.Masked())
 		}
 	}
 	if a.IPv6Address != nil {
-		v6 := *a.IPv6Address
-		if at.IPv6, err = netip.ParsePrefix(v6); err != nil || !at.IPv6.Addr().Is6() || at.IPv6.Addr().Is4In6() {
-			return Attachment{}, fmt.Errorf("attachment to %q: IPv6 address %q is not an IPv6 address with prefix length", at.Network, v6)
+		if at.IPv6, err = netip.ParsePrefix(*a.IPv6Address); err != nil || !at.IPv6.Addr().Is6() || at.IPv6.Addr().Is4In6() {
+			return Attachment{}, fmt.Errorf("attachment to %q: IPv6 address %q is not an IPv6 address with prefix length", at.Network, *a.IPv6Address)
 		}
 	}
 	return at, nil
