@@ -1,8 +1,6 @@
 package apple
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math/bits"
 	"net/netip"
@@ -33,10 +31,7 @@ var (
 // does not need (options, ether, inet6, bridge members, media) are skipped.
 func ParseIfconfig(out []byte) ([]Interface, error) {
 	var ifs []Interface
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for line := 1; sc.Scan(); line++ {
-		text := sc.Text()
+	for i, text := range strings.Split(string(out), "\n") {
 		if m := ifHeader.FindStringSubmatch(text); m != nil {
 			ifs = append(ifs, Interface{Name: m[1]})
 			continue
@@ -46,21 +41,18 @@ func ParseIfconfig(out []byte) ([]Interface, error) {
 			continue
 		}
 		if len(ifs) == 0 {
-			return nil, fmt.Errorf("ifconfig output line %d: an address before any interface: %q", line, text)
+			return nil, fmt.Errorf("ifconfig output line %d: an address before any interface: %q", i+1, text)
 		}
 		addr, err := netip.ParseAddr(m[1])
 		if err != nil || !addr.Is4() {
-			return nil, fmt.Errorf("ifconfig output line %d: bad IPv4 address in %q", line, text)
+			return nil, fmt.Errorf("ifconfig output line %d: bad IPv4 address in %q", i+1, text)
 		}
-		bits, err := maskBits(m[2])
+		ones, err := maskBits(m[2])
 		if err != nil {
-			return nil, fmt.Errorf("ifconfig output line %d: %w", line, err)
+			return nil, fmt.Errorf("ifconfig output line %d: %w", i+1, err)
 		}
 		cur := &ifs[len(ifs)-1]
-		cur.IPv4 = append(cur.IPv4, netip.PrefixFrom(addr, bits))
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading ifconfig output: %w", err)
+		cur.IPv4 = append(cur.IPv4, netip.PrefixFrom(addr, ones))
 	}
 	return ifs, nil
 }
