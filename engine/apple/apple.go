@@ -81,12 +81,12 @@ func (e *Engine) list(ctx context.Context, what string, args ...string) ([]byte,
 }
 
 // explain adds what to do to the failures that have a known remedy; nil
-// stays nil. The
-// service is down when the CLI rewraps an XPC error with "Ensure container
-// system service has been started" (Application.main) or finds no plugins
-// ("Plugins are unavailable", DefaultCommand.run), both in 1.0.0 to 1.2.2.
-// Not on "container system start" alone: the message for a missing plugin
-// mentions it too, and on macOS 15 `container network` is such a plugin.
+// stays nil. The service is down when the CLI rewraps an XPC error with
+// "Ensure container system service has been started" (Application.main) or
+// finds no plugins ("Plugins are unavailable", DefaultCommand.run), both in
+// 1.0.0 to 1.2.2. Not on "container system start" alone: the message for a
+// missing plugin mentions it too, and on macOS 15 `container network` is
+// such a plugin.
 func explain(err error) error {
 	var ee *proc.ExitError
 	switch {
