@@ -79,11 +79,8 @@ func (e *Engine) defaultOnly(ctx context.Context, name string) (policy.Network, 
 	subnet4, gateway4, subnet6 := DefaultSubnet.String(), "", ""
 	var seen *Attachment
 	for _, c := range cs {
-		if c.State != "running" {
-			continue
-		}
 		for _, a := range c.Attachments {
-			if a.Network != DefaultNetwork {
+			if c.State != "running" || a.Network != DefaultNetwork {
 				continue
 			}
 			if seen != nil && (seen.IPv4.Masked() != a.IPv4.Masked() || seen.Gateway4 != a.Gateway4) {
