@@ -21,11 +21,7 @@ import (
 // remove, or adds them as deny entries with deny, and applies the file to
 // the live firewall and the running DNS filter at once.
 func Allow(ctx context.Context, out io.Writer, list string, remove, deny bool) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.allow(ctx, list, remove, deny)
+	return withEnv(out, func(e *env) error { return e.allow(ctx, list, remove, deny) })
 }
 
 func (e *env) allow(ctx context.Context, list string, remove, deny bool) error {

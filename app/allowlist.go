@@ -21,11 +21,7 @@ import (
 // Allowlist fetches every source, merges and vets the result, writes the
 // allowlist file and, when the firewall is up, replaces its live table.
 func Allowlist(ctx context.Context, out io.Writer) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.refreshAllowlist(ctx)
+	return withEnv(out, func(e *env) error { return e.refreshAllowlist(ctx) })
 }
 
 func (e *env) refreshAllowlist(ctx context.Context) error {

@@ -21,11 +21,7 @@ import (
 // grouped, newest first, each with the command that would allow it. since,
 // when not zero, leaves out what is older; asJSON prints JSON.
 func Blocked(ctx context.Context, out io.Writer, since time.Duration, asJSON bool) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.blocked(ctx, since, asJSON, time.Now())
+	return withEnv(out, func(e *env) error { return e.blocked(ctx, since, asJSON, time.Now()) })
 }
 
 // BlockedGroup is one line of `mage blocked`: a name or an address, and how

@@ -7,9 +7,5 @@ import (
 
 // Build builds the container image.
 func Build(ctx context.Context, out io.Writer) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.build(ctx)
+	return withEnv(out, func(e *env) error { return e.build(ctx) })
 }

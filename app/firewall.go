@@ -17,11 +17,7 @@ import (
 // Subnet finds (or creates) the container network and prints the firewall
 // rules rendered for it.
 func Subnet(ctx context.Context, out io.Writer) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.subnet(ctx)
+	return withEnv(out, func(e *env) error { return e.subnet(ctx) })
 }
 
 func (e *env) subnet(ctx context.Context) error {
@@ -49,11 +45,7 @@ func (e *env) subnet(ctx context.Context) error {
 // Up brings the firewall up without touching any container. It stays up
 // until `mage reset`.
 func Up(ctx context.Context, out io.Writer) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.up(ctx)
+	return withEnv(out, func(e *env) error { return e.up(ctx) })
 }
 
 func (e *env) up(ctx context.Context) (err error) {
@@ -94,11 +86,7 @@ func (e *env) up(ctx context.Context) (err error) {
 // It refuses while a container on the network runs, unless stop is set, in
 // which case it stops those containers first.
 func Reset(ctx context.Context, out io.Writer, stop bool) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.reset(ctx, stop)
+	return withEnv(out, func(e *env) error { return e.reset(ctx, stop) })
 }
 
 func (e *env) reset(ctx context.Context, stop bool) error {
@@ -146,11 +134,7 @@ func (e *env) reset(ctx context.Context, stop bool) error {
 // Status checks every part and says how to fix what is wrong. It returns an
 // error when anything is.
 func Status(ctx context.Context, out io.Writer) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	return e.status(ctx)
+	return withEnv(out, func(e *env) error { return e.status(ctx) })
 }
 
 type check struct {

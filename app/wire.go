@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,15 @@ import (
 	"github.com/VerilyPete/claudecontainer/resolve"
 	"github.com/VerilyPete/claudecontainer/session"
 )
+
+// withEnv runs f, a target, in the environment newEnv builds.
+func withEnv(out io.Writer, f func(*env) error) error {
+	e, err := newEnv(out)
+	if err != nil {
+		return err
+	}
+	return f(e)
+}
 
 // newEnv builds the environment of a target from the settings of this
 // process.
@@ -46,7 +56,8 @@ func (e *env) wire() error {
 	case "pf":
 		e.fw, err = pf.New(e.runner, pf.Config{Anchor: e.cfg.Anchor, StateDir: e.cfg.StateDir})
 	case "nftables":
-		e.fw, err = nft.New(e.runner, nftConfig(e.cfg))
+		// The nftables table is the ANCHOR setting, the set prefix TABLE.
+		e.fw, err = nft.New(e.runner, nft.Config{Table: e.cfg.Anchor, SetPrefix: e.cfg.Table, StateDir: e.cfg.StateDir})
 	default:
 		err = fmt.Errorf("unknown firewall backend %q (want pf or nftables)", e.cfg.Firewall)
 	}
@@ -63,12 +74,6 @@ func (e *env) wire() error {
 
 // systemResolver is the resolver of this host, for the sources' host names.
 func systemResolver() (allowlist.Resolver, error) { return resolve.FromResolvConf("/etc/resolv.conf") }
-
-// nftConfig picks the nftables backend's settings out of claudecontainer's
-// configuration: the table is the ANCHOR setting, the set prefix TABLE.
-func nftConfig(c config.Config) nft.Config {
-	return nft.Config{Table: c.Anchor, SetPrefix: c.Table, StateDir: c.StateDir}
-}
 
 func (e *env) newEngine() (engine.Engine, error) {
 	switch e.cfg.Runtime {
@@ -119,11 +124,7 @@ func checkoutBuild(cfg config.Config) (spec engine.BuildSpec, notes []string, er
 }
 
 func formatArgs(args map[string]string) string {
-	keys := make([]string, 0, len(args))
-	for k := range args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(args))
 	for i, k := range keys {
 		keys[i] = k + "=" + args[k]
 	}
