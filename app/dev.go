@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,23 +31,21 @@ const teardownTimeout = 2 * time.Minute
 // the firewall when the last session leaves. workspace, when not empty,
 // replaces the configured workspace directory.
 func Dev(ctx context.Context, out io.Writer, workspace string) error {
-	e, err := newEnv(out)
-	if err != nil {
-		return err
-	}
-	if workspace != "" {
-		abs, err := filepath.Abs(workspace)
-		if err != nil {
-			return fmt.Errorf("workspace %q: %w", workspace, err)
+	return withEnv(out, func(e *env) error {
+		if workspace != "" {
+			abs, err := filepath.Abs(workspace)
+			if err != nil {
+				return fmt.Errorf("workspace %q: %w", workspace, err)
+			}
+			e.cfg.Workspace = abs
 		}
-		e.cfg.Workspace = abs
-	}
-	// mage turns Ctrl-C into a cancelled context; SIGTERM and SIGHUP (the
-	// terminal went away) must do the same instead of killing the process
-	// before it can tear down.
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGHUP)
-	defer stop()
-	return e.dev(ctx)
+		// mage turns Ctrl-C into a cancelled context; SIGTERM and SIGHUP (the
+		// terminal went away) must do the same instead of killing the process
+		// before it can tear down.
+		ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGHUP)
+		defer stop()
+		return e.dev(ctx)
+	})
 }
 
 func (e *env) dev(ctx context.Context) (err error) {
@@ -59,12 +58,9 @@ func (e *env) dev(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	locked := true
-	defer func() {
-		if locked {
-			unlock()
-		}
-	}()
+	// Unlocked before the shell starts, or on the way out if it never does.
+	unlock = sync.OnceFunc(unlock)
+	defer unlock()
 	w, err := e.survey(ctx)
 	if err != nil {
 		return err
@@ -75,10 +71,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 	// From here on, whatever happens, leaving runs: it stops the container
 	// and lifts the firewall if no other session needs them.
 	defer func() {
-		if locked {
-			unlock()
-			locked = false
-		}
+		unlock()
 		if lerr := e.leave(ctx); lerr != nil {
 			err = errors.Join(err, lerr)
 		}
@@ -110,7 +103,6 @@ func (e *env) dev(ctx context.Context) (err error) {
 		}
 	}
 	unlock()
-	locked = false
 
 	e.step("attaching a shell to %s; the firewall stays up until the last shell leaves", e.cfg.Container)
 	err = e.eng.Exec(ctx, e.cfg.Container, "/bin/zsh")
