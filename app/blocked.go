@@ -62,9 +62,6 @@ func (e *env) blocked(ctx context.Context, since time.Duration, asJSON bool, now
 	if asJSON {
 		enc := json.NewEncoder(e.out)
 		enc.SetIndent("", "  ")
-		if groups == nil {
-			groups = []BlockedGroup{}
-		}
 		return enc.Encode(groups)
 	}
 	if e.filter != nil {
@@ -82,12 +79,7 @@ func (e *env) blocked(ctx context.Context, since time.Duration, asJSON bool, now
 	}
 	e.step("refused%s, newest first:", sinceText(from))
 	for _, g := range groups {
-		what := g.Name
-		if g.Kind == "address" {
-			what = g.Addr
-		}
-		line := fmt.Sprintf("%-40s %-14s %4d× %s – %s", what, g.Detail, g.Count, g.First.Local().Format("Jan 2 15:04:05"), g.Last.Local().Format("15:04:05"))
-		fmt.Fprintln(e.out, "    "+line)
+		e.note("%-40s %-14s %4d× %s – %s", cmp.Or(g.Name, g.Addr), g.Detail, g.Count, g.First.Local().Format("Jan 2 15:04:05"), g.Last.Local().Format("15:04:05"))
 		if len(g.Names) > 0 {
 			fmt.Fprintf(e.out, "        answered lately for %s\n", strings.Join(g.Names, ", "))
 		}
@@ -109,7 +101,8 @@ func sinceText(from time.Time) string {
 }
 
 // groupBlocked groups the records from from on by name and by address,
-// newest last seen first.
+// newest last seen first. It returns an empty slice, not nil, when there
+// are none, so that -json prints [].
 func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from time.Time) []BlockedGroup {
 	byKey := map[string]*BlockedGroup{}
 	details := map[string][]string{}
@@ -194,8 +187,5 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 	slices.SortFunc(out, func(a, b BlockedGroup) int {
 		return cmp.Or(b.Last.Compare(a.Last), cmp.Compare(a.Name+a.Addr, b.Name+b.Addr))
 	})
-	if len(out) == 0 {
-		return nil
-	}
 	return out
 }
