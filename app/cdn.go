@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,16 +29,17 @@ const (
 	cloudFrontAge  = 7 * 24 * time.Hour
 )
 
-// awsRanges is the part of ip-ranges.json read here.
+// awsRanges is the part of ip-ranges.json read here. Its two lists differ
+// only in the name of the prefix's field.
 type awsRanges struct {
-	Prefixes []struct {
-		IPPrefix string `json:"ip_prefix"`
-		Service  string `json:"service"`
-	} `json:"prefixes"`
-	IPv6Prefixes []struct {
-		IPv6Prefix string `json:"ipv6_prefix"`
-		Service    string `json:"service"`
-	} `json:"ipv6_prefixes"`
+	Prefixes     []awsPrefix `json:"prefixes"`
+	IPv6Prefixes []awsPrefix `json:"ipv6_prefixes"`
+}
+
+type awsPrefix struct {
+	IPPrefix   string `json:"ip_prefix"`
+	IPv6Prefix string `json:"ipv6_prefix"`
+	Service    string `json:"service"`
 }
 
 // cloudFront returns CloudFront's ranges: from the cache directory when the
@@ -46,7 +49,7 @@ func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
 	path := filepath.Join(e.cfg.CacheDir, cloudFrontFile)
 	fi, err := os.Stat(path)
 	if err != nil || time.Since(fi.ModTime()) > cloudFrontAge {
-		if ps, ferr := fetchCloudFront(ctx, e.urlFor("cloudfront", awsRangesURL)); ferr == nil {
+		if ps, ferr := fetchCloudFront(ctx, cmp.Or(e.sourceURLs["cloudfront"], awsRangesURL)); ferr == nil {
 			var b strings.Builder
 			for _, p := range ps {
 				b.WriteString(p.String() + "\n")
@@ -79,13 +82,6 @@ func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
 	return set
 }
 
-func (e *env) urlFor(name, def string) string {
-	if u := e.sourceURLs[name]; u != "" {
-		return u
-	}
-	return def
-}
-
 // fetchCloudFront reads AWS's list and returns CloudFront's prefixes; a
 // malformed prefix is an error, as is a document with none.
 func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
@@ -112,26 +108,16 @@ func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("malformed document: %v", err)
 	}
 	var out []netip.Prefix
-	add := func(s, service string) error {
-		if service != "CLOUDFRONT" {
-			return nil
+	for _, x := range slices.Concat(doc.Prefixes, doc.IPv6Prefixes) {
+		if x.Service != "CLOUDFRONT" {
+			continue
 		}
+		s := x.IPPrefix + x.IPv6Prefix // one of them is empty
 		p, err := netip.ParsePrefix(s)
 		if err != nil || p.Addr().Zone() != "" {
-			return fmt.Errorf("malformed document: prefix %q", s)
+			return nil, fmt.Errorf("malformed document: prefix %q", s)
 		}
 		out = append(out, p.Masked())
-		return nil
-	}
-	for _, x := range doc.Prefixes {
-		if err := add(x.IPPrefix, x.Service); err != nil {
-			return nil, err
-		}
-	}
-	for _, x := range doc.IPv6Prefixes {
-		if err := add(x.IPv6Prefix, x.Service); err != nil {
-			return nil, err
-		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no CLOUDFRONT prefix in the document")
