@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
-	"path/filepath"
+	"slices"
 	"strings"
 
 	"go4.org/netipx"
@@ -36,16 +37,13 @@ func (e *env) allow(ctx context.Context, list string, remove, deny bool) error {
 	if err != nil {
 		return err
 	}
-	var add, take []sources.Entry
+	add, take := entries, []sources.Entry(nil)
 	if remove {
-		take = entries
+		add, take = nil, entries
 	} else {
-		add = entries
-	}
-	if !remove {
 		e.describeEntries(ctx, entries)
 	}
-	ed, err := sources.EditLocal(ctx, e.cfg.LocalFile, filepath.Join(e.cfg.StateDir, "local-file.lock"), add, take)
+	ed, err := sources.EditLocal(ctx, e.cfg.LocalFile, e.stateFile("local-file.lock"), add, take)
 	if err != nil {
 		return err
 	}
@@ -110,8 +108,10 @@ func parseAllowEntries(words []string, remove, deny bool) ([]sources.Entry, erro
 // describeEntries says what each entry opens: the addresses a name
 // resolves to now, and how wide a wildcard is.
 func (e *env) describeEntries(ctx context.Context, entries []sources.Entry) {
-	cdns := map[string]*netipx.IPSet{"Cloudflare": cdnRanges["Cloudflare"], "Fastly": cdnRanges["Fastly"]}
-	if needsCDNs(entries) {
+	cdns := maps.Clone(cdnRanges)
+	// CloudFront's ranges are fetched only when an entry opens addresses:
+	// a name or a prefix.
+	if slices.ContainsFunc(entries, func(en sources.Entry) bool { return !en.IsDomain() }) {
 		if cf := e.cloudFront(ctx); cf != nil {
 			cdns["CloudFront"] = cf
 		}
@@ -155,16 +155,6 @@ func (e *env) describeEntries(ctx context.Context, entries []sources.Entry) {
 		}
 		warnCDN(e, cdns, a.Host, ps)
 	}
-}
-
-// needsCDNs reports whether an entry opens addresses: a name or a prefix.
-func needsCDNs(entries []sources.Entry) bool {
-	for _, en := range entries {
-		if !en.IsDomain() {
-			return true
-		}
-	}
-	return false
 }
 
 // warnCDN warns when prefixes lie in a shared CDN's published ranges:
