@@ -12,6 +12,7 @@ import (
 
 	"github.com/VerilyPete/claudecontainer/allowlist"
 	"github.com/VerilyPete/claudecontainer/filterd"
+	"github.com/VerilyPete/claudecontainer/firewall"
 	"github.com/VerilyPete/claudecontainer/policy"
 	"github.com/VerilyPete/claudecontainer/resolve"
 )
@@ -131,7 +132,7 @@ const statusProbeName = "claudecontainer-status-check.invalid"
 
 // filterChecks checks the daemon end to end: it is ours and running, it
 // refuses a name that is not allowed, and it answers one that is.
-func (e *env) filterChecks(ctx context.Context, fwUp bool) []check {
+func (e *env) filterChecks(ctx context.Context, fwUp bool) []firewall.Check {
 	const what = "DNS filter"
 	if e.filter == nil {
 		return nil
@@ -139,49 +140,49 @@ func (e *env) filterChecks(ctx context.Context, fwUp bool) []check {
 	st, running, err := e.filter.Running(ctx)
 	switch {
 	case err != nil:
-		return []check{{what: what, detail: err.Error(), fix: "run `mage reset`"}}
+		return []firewall.Check{{What: what, Detail: err.Error(), Fix: "run `mage reset`"}}
 	case !e.filterOn() && running:
-		return []check{{what: what, detail: fmt.Sprintf("process %d runs, but %sDNS_FILTER is off", st.Pid, "CLAUDECONTAINER_"), fix: "run `mage reset`"}}
+		return []firewall.Check{{What: what, Detail: fmt.Sprintf("process %d runs, but %sDNS_FILTER is off", st.Pid, "CLAUDECONTAINER_"), Fix: "run `mage reset`"}}
 	case !e.filterOn():
 		to := "the network's gateway"
 		if len(e.cfg.DNS) > 0 {
 			to = fmt.Sprint(e.cfg.DNS)
 		}
-		return []check{{what: what, ok: true, detail: "off: the containers' DNS goes to " + to + ", and only the allowlist's addresses are open"}}
+		return []firewall.Check{{What: what, OK: true, Detail: "off: the containers' DNS goes to " + to + ", and only the allowlist's addresses are open"}}
 	case !fwUp && running:
-		return []check{{what: what, detail: fmt.Sprintf("process %d runs with the firewall down", st.Pid), fix: "run `mage reset`"}}
+		return []firewall.Check{{What: what, Detail: fmt.Sprintf("process %d runs with the firewall down", st.Pid), Fix: "run `mage reset`"}}
 	case !fwUp:
-		return []check{{what: what, ok: true, detail: "not running (the firewall is down)"}}
+		return []firewall.Check{{What: what, OK: true, Detail: "not running (the firewall is down)"}}
 	case !running:
-		return []check{{what: what, detail: "not running: the containers resolve nothing (the firewall sends their DNS to it)",
-			fix: "run `mage up` or `mage dev`, which start it again; its log is " + e.stateFile(filterd.LogFile)}}
+		return []firewall.Check{{What: what, Detail: "not running: the containers resolve nothing (the firewall sends their DNS to it)",
+			Fix: "run `mage up` or `mage dev`, which start it again; its log is " + e.stateFile(filterd.LogFile)}}
 	}
-	checks := []check{{what: what, ok: true, detail: fmt.Sprintf("process %d, %d names, serving on %v", st.Pid, st.Names, st.Spec.Listen)}}
+	checks := []firewall.Check{{What: what, OK: true, Detail: fmt.Sprintf("process %d, %d names, serving on %v", st.Pid, st.Names, st.Spec.Listen)}}
 	if st.ReloadError != "" {
-		checks = append(checks, check{what: what + " names", detail: "the last reload failed: " + st.ReloadError, fix: "fix the allowlist (`mage allowlist`)"})
+		checks = append(checks, firewall.Check{What: what + " names", Detail: "the last reload failed: " + st.ReloadError, Fix: "fix the allowlist (`mage allowlist`)"})
 	}
 	at := st.Spec.Listen[0] // loopback
 	a, err := filterd.Probe(ctx, at, statusProbeName)
-	c := check{what: what + " refuses what is not allowed", ok: err == nil && a.Rcode == dns.RcodeNameError}
+	c := firewall.Check{What: what + " refuses what is not allowed", OK: err == nil && a.Rcode == dns.RcodeNameError}
 	switch {
 	case err != nil:
-		c.detail, c.fix = err.Error(), "see "+e.stateFile(filterd.LogFile)+"; `mage reset` then `mage up` starts it afresh"
-	case !c.ok:
-		c.detail, c.fix = fmt.Sprintf("%s got %s, want NXDOMAIN", statusProbeName, dns.RcodeToString[a.Rcode]), "`mage reset` then `mage up` starts it afresh"
+		c.Detail, c.Fix = err.Error(), "see "+e.stateFile(filterd.LogFile)+"; `mage reset` then `mage up` starts it afresh"
+	case !c.OK:
+		c.Detail, c.Fix = fmt.Sprintf("%s got %s, want NXDOMAIN", statusProbeName, dns.RcodeToString[a.Rcode]), "`mage reset` then `mage up` starts it afresh"
 	default:
-		c.detail = fmt.Sprintf("%s: NXDOMAIN (%s)", statusProbeName, a.EDE)
+		c.Detail = fmt.Sprintf("%s: NXDOMAIN (%s)", statusProbeName, a.EDE)
 	}
 	checks = append(checks, c)
 	if name := e.anAllowedName(); name != "" {
 		a, err := filterd.Probe(ctx, at, name)
-		c := check{what: what + " answers what is allowed", ok: err == nil && a.Rcode == dns.RcodeSuccess && len(a.Addrs) > 0}
+		c := firewall.Check{What: what + " answers what is allowed", OK: err == nil && a.Rcode == dns.RcodeSuccess && len(a.Addrs) > 0}
 		switch {
 		case err != nil:
-			c.detail, c.fix = err.Error(), "check the upstream resolvers "+fmt.Sprint(st.Spec.Upstreams)
-		case !c.ok:
-			c.detail, c.fix = fmt.Sprintf("%s: %s with %d addresses", name, dns.RcodeToString[a.Rcode], len(a.Addrs)), "check the upstream resolvers "+fmt.Sprint(st.Spec.Upstreams)+" (CLAUDECONTAINER_DNS_UPSTREAM)"
+			c.Detail, c.Fix = err.Error(), "check the upstream resolvers "+fmt.Sprint(st.Spec.Upstreams)
+		case !c.OK:
+			c.Detail, c.Fix = fmt.Sprintf("%s: %s with %d addresses", name, dns.RcodeToString[a.Rcode], len(a.Addrs)), "check the upstream resolvers "+fmt.Sprint(st.Spec.Upstreams)+" (CLAUDECONTAINER_DNS_UPSTREAM)"
 		default:
-			c.detail = fmt.Sprintf("%s: %v", name, a.Addrs)
+			c.Detail = fmt.Sprintf("%s: %v", name, a.Addrs)
 		}
 		checks = append(checks, c)
 	}

@@ -137,11 +137,6 @@ func Status(ctx context.Context, out io.Writer) error {
 	return withEnv(out, func(e *env) error { return e.status(ctx) })
 }
 
-type check struct {
-	what, detail, fix string
-	ok                bool
-}
-
 func (e *env) status(ctx context.Context) error {
 	fwUp, checks := e.firewallChecks(ctx)
 	checks = append(checks, e.allowlistCheck())
@@ -151,14 +146,14 @@ func (e *env) status(ctx context.Context) error {
 	checks = append(checks, c, e.sessionsCheck(fwUp, state))
 	bad := 0
 	for _, c := range checks {
-		if c.ok {
-			fmt.Fprintf(e.out, "ok    %s: %s\n", c.what, c.detail)
+		if c.OK {
+			fmt.Fprintf(e.out, "ok    %s: %s\n", c.What, c.Detail)
 			continue
 		}
 		bad++
-		fmt.Fprintf(e.out, "FAIL  %s: %s\n", c.what, c.detail)
-		if c.fix != "" {
-			fmt.Fprintf(e.out, "      fix: %s\n", c.fix)
+		fmt.Fprintf(e.out, "FAIL  %s: %s\n", c.What, c.Detail)
+		if c.Fix != "" {
+			fmt.Fprintf(e.out, "      fix: %s\n", c.Fix)
 		}
 	}
 	if bad > 0 {
@@ -169,76 +164,73 @@ func (e *env) status(ctx context.Context) error {
 
 // firewallChecks reports whether the firewall is up, with the backend's
 // own checks.
-func (e *env) firewallChecks(ctx context.Context) (bool, []check) {
-	var checks []check
+func (e *env) firewallChecks(ctx context.Context) (bool, []firewall.Check) {
+	var checks []firewall.Check
 	fwUp, err := e.fw.IsUp(ctx)
 	if err != nil {
-		checks = append(checks, check{what: "firewall", detail: err.Error(), fix: "see the error; `mage reset` then `mage up` reloads everything"})
+		checks = append(checks, firewall.Check{What: "firewall", Detail: err.Error(), Fix: "see the error; `mage reset` then `mage up` reloads everything"})
 	}
-	for _, c := range e.fw.Status(ctx) {
-		checks = append(checks, check{what: c.What, ok: c.OK, detail: c.Detail, fix: c.Fix})
-	}
-	return fwUp, checks
+	return fwUp, append(checks, e.fw.Status(ctx)...)
 }
 
-func (e *env) allowlistCheck() check {
+func (e *env) allowlistCheck() firewall.Check {
 	fi, err := os.Stat(e.cfg.AllowlistFile)
 	if err != nil {
-		return check{what: "allowlist file", detail: err.Error(), fix: "run `mage allowlist`"}
+		return firewall.Check{What: "allowlist file", Detail: err.Error(), Fix: "run `mage allowlist`"}
 	}
 	age := time.Since(fi.ModTime()).Round(time.Second)
-	c := check{what: "allowlist file", ok: true, detail: fmt.Sprintf("%s, %v old", e.cfg.AllowlistFile, age)}
+	c := firewall.Check{What: "allowlist file", OK: true, Detail: fmt.Sprintf("%s, %v old", e.cfg.AllowlistFile, age)}
 	if age > e.cfg.AllowlistMaxAge {
-		c.detail += fmt.Sprintf(" (older than %v: `mage dev` will refetch it)", e.cfg.AllowlistMaxAge)
+		c.Detail += fmt.Sprintf(" (older than %v: `mage dev` will refetch it)", e.cfg.AllowlistMaxAge)
 	}
 	return c
 }
 
 // networkChecks reads the network and, while the firewall is up, compares
 // it with what the rules were loaded for.
-func (e *env) networkChecks(ctx context.Context, fwUp bool) []check {
+func (e *env) networkChecks(ctx context.Context, fwUp bool) []firewall.Check {
 	what := "network " + e.cfg.Network
 	n, err := e.eng.Network(ctx, e.cfg.Network)
 	if err != nil {
-		return []check{{what: what, detail: err.Error(), fix: "run `mage subnet` to create it"}}
+		return []firewall.Check{{What: what, Detail: err.Error(), Fix: "run `mage subnet` to create it"}}
 	}
-	checks := []check{{what: what, ok: true, detail: describe(n)}}
+	checks := []firewall.Check{{What: what, OK: true, Detail: describe(n)}}
 	const match = "rules match the network"
 	switch l, ok, err := firewall.ReadLoaded(e.cfg.StateDir); {
 	case err != nil:
-		checks = append(checks, check{what: match, detail: err.Error(), fix: "run `mage up` to reload the rules"})
+		checks = append(checks, firewall.Check{What: match, Detail: err.Error(), Fix: "run `mage up` to reload the rules"})
 	case ok && fwUp && !l.Same(n):
-		checks = append(checks, check{what: match, detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
-			fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
+		checks = append(checks, firewall.Check{What: match, Detail: fmt.Sprintf("the rules guard %s, but the network is now %s", l, describe(n)),
+			Fix: "run `mage up` (or `mage dev`) to reload the rules for the network as it is"})
 	case ok && fwUp:
-		checks = append(checks, check{what: match, ok: true, detail: "rendered for " + l.String()})
+		checks = append(checks, firewall.Check{What: match, OK: true, Detail: "rendered for " + l.String()})
 	}
 	return checks
 }
 
-func (e *env) containerCheck(ctx context.Context, fwUp bool) (engine.State, check) {
+func (e *env) containerCheck(ctx context.Context, fwUp bool) (engine.State, firewall.Check) {
 	what := "container " + e.cfg.Container
 	state, err := e.eng.State(ctx, e.cfg.Container)
 	switch {
 	case err != nil:
-		return state, check{what: what, detail: err.Error(), fix: "check the runtime (`" + e.eng.Name() + "`)"}
+		return state, firewall.Check{What: what, Detail: err.Error(), Fix: "check the runtime (`" + e.eng.Name() + "`)"}
 	case state == engine.Running && !fwUp:
-		return state, check{what: what, detail: "running WITHOUT the firewall", fix: "run `mage up` now, or `mage reset -stop` to stop it"}
+		return state, firewall.Check{What: what, Detail: "running WITHOUT the firewall", Fix: "run `mage up` now, or `mage reset -stop` to stop it"}
 	}
-	return state, check{what: what, ok: true, detail: string(state)}
+	return state, firewall.Check{What: what, OK: true, Detail: string(state)}
 }
 
-func (e *env) sessionsCheck(fwUp bool, state engine.State) check {
+func (e *env) sessionsCheck(fwUp bool, state engine.State) firewall.Check {
 	live, _ := e.sessions.Live()
 	held := e.sessions.Held()
-	c := check{what: "sessions", ok: true, detail: fmt.Sprintf("%d attached", len(live))}
+	c := firewall.Check{What: "sessions", OK: true, Detail: fmt.Sprintf("%d attached", len(live))}
 	if held {
-		c.detail += ", held up by `mage up`"
+		c.Detail += ", held up by `mage up`"
 	}
 	if fwUp && len(live) == 0 && !held && state != engine.Running {
-		c.ok = false
-		c.detail += "; the firewall is up with nothing attached (a crashed run?)"
-		c.fix = "run `mage reset`"
+		c.OK = false
+		c.Detail += "; the firewall is up with nothing attached (a crashed run?)"
+		c.Fix = "run `mage reset`"
 	}
 	return c
 }
