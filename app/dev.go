@@ -386,12 +386,9 @@ func (e *env) runSpec(p policy.Policy) engine.RunSpec {
 // could otherwise change what the next `mage` run executes on the host with
 // root rights.
 func checkWorkspace(ws string) error {
+	// MkdirAll also fails when ws is there but not a directory.
 	if err := os.MkdirAll(ws, 0o755); err != nil {
 		return fmt.Errorf("workspace %s: %w; set CLAUDECONTAINER_WORKSPACE or pass -workspace=DIR", ws, err)
-	}
-	fi, err := os.Stat(ws)
-	if err != nil || !fi.IsDir() {
-		return fmt.Errorf("workspace %s is not a directory: set CLAUDECONTAINER_WORKSPACE or pass -workspace=DIR", ws)
 	}
 	wd, err := os.Getwd()
 	if err != nil {
