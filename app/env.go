@@ -157,16 +157,9 @@ func (e *env) loadFirewall(ctx context.Context, n policy.Network, set *netipx.IP
 	return p, e.ensureFilter(ctx, p)
 }
 
-func describe(n policy.Network) string {
-	s := n.IPv4.String()
-	if n.IPv6.IsValid() {
-		s += ", " + n.IPv6.String()
-	}
-	if n.Interface != "" {
-		s += " on " + n.Interface
-	}
-	return s
-}
+// describe gives n's subnets and bridge as `mage status` prints what the
+// firewall was loaded for: "10.0.0.0/24, fd00::/64 on bridge100".
+func describe(n policy.Network) string { return firewall.LoadedFor(n).String() }
 
 func isNotFound(err error) bool {
 	return errors.Is(err, engine.ErrNotFound)
