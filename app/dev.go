@@ -61,7 +61,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 	// Unlocked before the shell starts, or on the way out if it never does.
 	unlock = sync.OnceFunc(unlock)
 	defer unlock()
-	w, err := e.survey(ctx)
+	n, state, err := e.survey(ctx)
 	if err != nil {
 		return err
 	}
@@ -77,18 +77,17 @@ func (e *env) dev(ctx context.Context) (err error) {
 		}
 	}()
 
-	n := w.net
 	p, set, err := e.firewallUp(ctx, n, e.cfg.AllowlistMaxAge)
 	if err != nil {
 		return err
 	}
-	gated := w.state != engine.Running && n.Interface == ""
+	gated := state != engine.Running && n.Interface == ""
 	if gated {
 		if n, p, err = e.openBridge(ctx, set); err != nil {
 			return err
 		}
 	}
-	if err := e.startContainer(ctx, p, w.state); err != nil {
+	if err := e.startContainer(ctx, p, state); err != nil {
 		return err
 	}
 	if gated {
@@ -97,7 +96,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 			return fmt.Errorf("stopping container %s, which brought the bridge up (the teardown stops it again; if that fails too, the firewall stays up: run `mage reset`): %w", e.gateName(), err)
 		}
 	}
-	if w.state != engine.Running {
+	if state != engine.Running {
 		if err := e.settle(ctx, n, set); err != nil {
 			return err
 		}
@@ -114,46 +113,41 @@ func (e *env) dev(ctx context.Context) (err error) {
 	return err
 }
 
-// seen is what dev reads of the runtime before it changes anything.
-type seen struct {
-	net   policy.Network
-	state engine.State // the container's
-}
-
-// survey checks the runtime and reads the image, the network and the
-// container's state, all at once, then builds the image when it is missing
-// and creates the network when it does not exist.
-func (e *env) survey(ctx context.Context) (seen, error) {
+// survey is what dev reads of the runtime before it changes anything. It
+// checks the runtime and reads the image, the network and the container's
+// state, all at once, then builds the image when it is missing and creates
+// the network when it does not exist.
+func (e *env) survey(ctx context.Context) (policy.Network, engine.State, error) {
 	e.step("checking %s", e.eng.Name())
 	var (
-		w                        seen
+		n                        policy.Network
+		state                    engine.State
 		image                    bool
 		imgErr, netErr, stateErr error
 	)
 	read := func() {
 		together(
 			func() { image, imgErr = e.eng.ImageExists(ctx, e.cfg.Image) },
-			func() { w.net, netErr = e.eng.Network(ctx, e.cfg.Network) },
-			func() { w.state, stateErr = e.eng.State(ctx, e.cfg.Container) },
+			func() { n, netErr = e.eng.Network(ctx, e.cfg.Network) },
+			func() { state, stateErr = e.eng.State(ctx, e.cfg.Container) },
 		)
 	}
 	if err := e.ready(ctx, read); err != nil {
-		return seen{}, err
+		return n, state, err
 	}
 	switch {
 	case imgErr != nil:
-		return seen{}, fmt.Errorf("looking for image %s: %w", e.cfg.Image, imgErr)
+		return n, state, fmt.Errorf("looking for image %s: %w", e.cfg.Image, imgErr)
 	case stateErr != nil:
-		return seen{}, fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, stateErr)
+		return n, state, fmt.Errorf("reading the state of container %s: %w", e.cfg.Container, stateErr)
 	case !image:
 		e.step("image %s is missing: building it (once)", e.cfg.Image)
 		if err := e.build(ctx); err != nil {
-			return seen{}, err
+			return n, state, err
 		}
 	}
-	var err error
-	w.net, err = e.orCreate(ctx, w.net, netErr)
-	return w, err
+	n, err := e.orCreate(ctx, n, netErr)
+	return n, state, err
 }
 
 // startContainer makes sure the container, now in state, runs: it is
