@@ -139,9 +139,8 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 		// '.', so that pasting it runs nothing else.
 		g := BlockedGroup{Kind: "name", Name: name}
 		en, err := sources.ParseEntry(name)
-		valid := err == nil && !en.Prefix.IsValid() && !en.IsDomain()
 		switch {
-		case !valid:
+		case err != nil || en.Prefix.IsValid() || en.IsDomain():
 			g.Reason = "not a name the allowlist can hold"
 		case r.Reason == "not on the allowlist":
 			g.Allow = "mage allow " + en.Name
