@@ -220,7 +220,7 @@ func (e *env) gateName() string { return e.cfg.Container + "-gate" }
 // The caller stops it once the agent's container holds the bridge.
 //
 // It fails closed when no bridge appears; the teardown then stops the gate.
-func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (policy.Network, policy.Policy, error) {
+func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (n policy.Network, p policy.Policy, err error) {
 	gate := e.gateName()
 	if err := e.clearGate(ctx); err != nil {
 		return policy.Network{}, policy.Policy{}, err
@@ -230,9 +230,7 @@ func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (policy.Network
 	if err := e.eng.Create(ctx, spec); err != nil {
 		return policy.Network{}, policy.Policy{}, fmt.Errorf("starting container %s to bring up network %s's bridge: %w", gate, e.cfg.Network, err)
 	}
-	var n policy.Network
 	for waited := time.Duration(0); ; waited += bridgePoll {
-		var err error
 		if n, err = e.eng.Network(ctx, e.cfg.Network); err != nil {
 			return policy.Network{}, policy.Policy{}, fmt.Errorf("re-reading network %q: %w", e.cfg.Network, err)
 		}
@@ -255,7 +253,7 @@ func (e *env) openBridge(ctx context.Context, set *netipx.IPSet) (policy.Network
 			"and %s was not started. Restart the container service (`container system stop`, then `container system start`) "+
 			"and run `mage dev` again; `mage status` shows the network as the runtime reports it", e.cfg.Network, gate, n.Gateway4, e.cfg.Container)
 	}
-	p, err := e.loadFirewall(ctx, n, set)
+	p, err = e.loadFirewall(ctx, n, set)
 	return n, p, err
 }
 
@@ -308,21 +306,17 @@ func (e *env) leave(ctx context.Context) error {
 		e.step("%d other session(s) still attached: the container and the firewall stay up", len(live))
 		return nil
 	}
-	return e.stopAndLift(ctx, true)
+	// The agent's container first, then a gate left running.
+	return e.stopAndLift(ctx, e.cfg.Container, e.gateName())
 }
 
-// stopAndLift stops the container (when stopContainer is set) and then
-// lifts the firewall, unless containers still run on the network or a hold
-// is in place. The caller holds the session lock.
-func (e *env) stopAndLift(ctx context.Context, stopContainer bool) error {
+// stopAndLift stops those of ours, our containers, that run on the network
+// and then lifts the firewall, unless containers still run on the network or
+// a hold is in place. The caller holds the session lock.
+func (e *env) stopAndLift(ctx context.Context, ours ...string) error {
 	running, err := e.eng.RunningOn(ctx, e.cfg.Network)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("cannot tell whether containers run on network %s, so the firewall stays up (run `mage reset` once the runtime answers): %w", e.cfg.Network, err)
-	}
-	// The agent's container first, then a gate left running.
-	ours := []string{e.gateName()}
-	if stopContainer {
-		ours = []string{e.cfg.Container, e.gateName()}
 	}
 	stopped := false
 	for _, name := range ours {

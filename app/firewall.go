@@ -128,7 +128,7 @@ func (e *env) reset(ctx context.Context, stop bool) error {
 	for _, pid := range live {
 		e.sessions.Leave(pid)
 	}
-	return e.stopAndLift(ctx, false)
+	return e.stopAndLift(ctx, e.gateName())
 }
 
 // Status checks every part and says how to fix what is wrong. It returns an
