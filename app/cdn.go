@@ -49,14 +49,10 @@ func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
 	path := filepath.Join(e.cfg.CacheDir, cloudFrontFile)
 	fi, err := os.Stat(path)
 	if err != nil || time.Since(fi.ModTime()) > cloudFrontAge {
-		if ps, ferr := fetchCloudFront(ctx, cmp.Or(e.sourceURLs["cloudfront"], awsRangesURL)); ferr == nil {
-			var b strings.Builder
-			for _, p := range ps {
-				b.WriteString(p.String() + "\n")
-			}
+		if list, ferr := fetchCloudFront(ctx, cmp.Or(e.sourceURLs["cloudfront"], awsRangesURL)); ferr == nil {
 			err := os.MkdirAll(e.cfg.CacheDir, 0o700)
 			if err == nil {
-				err = atomicfile.Write(path, []byte(b.String()), 0o600)
+				err = atomicfile.Write(path, list, 0o600)
 			}
 			if err != nil {
 				e.note("cannot keep CloudFront's ranges in %s (%v): no warning for them", e.cfg.CacheDir, err)
@@ -79,9 +75,10 @@ func (e *env) cloudFront(ctx context.Context) *netipx.IPSet {
 	return set
 }
 
-// fetchCloudFront reads AWS's list and returns CloudFront's prefixes; a
-// malformed prefix is an error, as is a document with none.
-func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
+// fetchCloudFront reads AWS's list and returns CloudFront's prefixes, one a
+// line, as the cache file holds them; a malformed prefix is an error, as is
+// a document with none.
+func fetchCloudFront(ctx context.Context, url string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -104,7 +101,7 @@ func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return nil, fmt.Errorf("malformed document: %v", err)
 	}
-	var out []netip.Prefix
+	var out []byte
 	for _, x := range slices.Concat(doc.Prefixes, doc.IPv6Prefixes) {
 		if x.Service != "CLOUDFRONT" {
 			continue
@@ -114,7 +111,7 @@ func fetchCloudFront(ctx context.Context, url string) ([]netip.Prefix, error) {
 		if err != nil || p.Addr().Zone() != "" {
 			return nil, fmt.Errorf("malformed document: prefix %q", s)
 		}
-		out = append(out, p.Masked())
+		out = fmt.Appendln(out, p.Masked())
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no CLOUDFRONT prefix in the document")
