@@ -138,7 +138,12 @@ func Status(ctx context.Context, out io.Writer) error {
 }
 
 func (e *env) status(ctx context.Context) error {
-	fwUp, checks := e.firewallChecks(ctx)
+	var checks []firewall.Check
+	fwUp, err := e.fw.IsUp(ctx)
+	if err != nil {
+		checks = append(checks, firewall.Check{What: "firewall", Detail: err.Error(), Fix: "see the error; `mage reset` then `mage up` reloads everything"})
+	}
+	checks = append(checks, e.fw.Status(ctx)...) // the backend's own
 	checks = append(checks, e.allowlistCheck())
 	checks = append(checks, e.networkChecks(ctx, fwUp)...)
 	checks = append(checks, e.filterChecks(ctx, fwUp)...)
@@ -160,17 +165,6 @@ func (e *env) status(ctx context.Context) error {
 		return fmt.Errorf("%d problem(s) found", bad)
 	}
 	return nil
-}
-
-// firewallChecks reports whether the firewall is up, with the backend's
-// own checks.
-func (e *env) firewallChecks(ctx context.Context) (bool, []firewall.Check) {
-	var checks []firewall.Check
-	fwUp, err := e.fw.IsUp(ctx)
-	if err != nil {
-		checks = append(checks, firewall.Check{What: "firewall", Detail: err.Error(), Fix: "see the error; `mage reset` then `mage up` reloads everything"})
-	}
-	return fwUp, append(checks, e.fw.Status(ctx)...)
 }
 
 func (e *env) allowlistCheck() firewall.Check {
