@@ -126,12 +126,9 @@ func groupBlocked(names []dnsfilter.Record, conns []filterd.ConnRecord, from tim
 		return cur
 	}
 	for _, r := range names {
-		if r.Time.Before(from) {
-			continue
-		}
 		name := strings.ToLower(strings.TrimSuffix(r.Name, "."))
-		if name == statusProbeName {
-			continue // `mage status` asking
+		if r.Time.Before(from) || name == statusProbeName { // statusProbeName: `mage status` asking
+			continue
 		}
 		// The name is what the container asked, so whatever it holds is the
 		// agent's choice: a command is offered only for a name the local
