@@ -190,16 +190,11 @@ func (e *env) filterChecks(ctx context.Context, fwUp bool) []firewall.Check {
 }
 
 // anAllowedName returns the first name of the allowlist that is neither a
-// wildcard nor a deny entry, or "".
+// wildcard nor a deny entry, or "" (also when the file does not load).
 func (e *env) anAllowedName() string {
-	_, entries, err := allowlist.LoadNames(e.cfg.AllowlistFile)
-	if err != nil {
-		return ""
-	}
-	for _, n := range entries {
-		if !strings.ContainsAny(n, "*!") {
-			return n
-		}
+	_, entries, _ := allowlist.LoadNames(e.cfg.AllowlistFile)
+	if i := slices.IndexFunc(entries, func(n string) bool { return !strings.ContainsAny(n, "*!") }); i >= 0 {
+		return entries[i]
 	}
 	return ""
 }
