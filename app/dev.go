@@ -113,7 +113,7 @@ func (e *env) dev(ctx context.Context) (err error) {
 	return err
 }
 
-// survey is what dev reads of the runtime before it changes anything. It
+// survey reads what dev needs of the runtime before it changes anything: it
 // checks the runtime and reads the image, the network and the container's
 // state, all at once, then builds the image when it is missing and creates
 // the network when it does not exist.
