@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,14 @@ func (e *env) up(ctx context.Context) (err error) {
 			e.sessions.SetHold(false)
 		}
 		if live, _ := e.sessions.Live(); len(live) == 0 && !wasHeld {
+			// Never lift it under a container that runs on the network
+			// (one started by hand): what loaded stays, and reset lifts
+			// it once the container is stopped.
+			running, rerr := e.eng.RunningOn(context.WithoutCancel(ctx), e.cfg.Network)
+			if rerr != nil && !isNotFound(rerr) || len(running) > 0 {
+				return errors.Join(err, fmt.Errorf("the firewall is left as it loaded, since a container may run on network %s (%s); stop it, then run `mage reset`",
+					e.cfg.Network, cmp.Or(strings.Join(running, ", "), fmt.Sprint(rerr))))
+			}
 			derr := e.stopFilter(context.WithoutCancel(ctx))
 			if derr == nil {
 				derr = e.fw.Down(context.WithoutCancel(ctx))

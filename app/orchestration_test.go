@@ -590,6 +590,18 @@ func TestAFailedUpLeavesNothingLoaded(t *testing.T) {
 	}
 }
 
+func TestAFailedUpNeverLiftsTheFirewallUnderARunningContainer(t *testing.T) {
+	w := &world{network: testNet, otherRuns: []string{"by-hand"}, fail: map[string]error{"fw.Up podman1": errors.New("injected")}}
+	e, _ := newTestEnv(t, w, 7102)
+	err := e.up(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "by-hand") || !strings.Contains(err.Error(), "mage reset") {
+		t.Fatalf("up: %v, want the injected error and why the firewall stays", err)
+	}
+	if !w.fwUp || slices.Contains(w.calls(), "fw.Down") {
+		t.Errorf("a failed up lifted the firewall while %q runs on the network: %q", w.otherRuns, w.calls())
+	}
+}
+
 func TestTheWorkspaceMayNotContainClaudecontainerItself(t *testing.T) {
 	wd, err := os.Getwd()
 	if err != nil {
