@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -118,6 +119,33 @@ func TestAllowWarnsOfASharedCDN(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "published ranges") {
 		t.Errorf("a warning for an address of no CDN:\n%s", out.String())
+	}
+}
+
+func TestCloudFrontRangesAreReadFromTheirOwnListsOnly(t *testing.T) {
+	serve := func(doc string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, doc) }))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	entry := func(field, prefix string) string {
+		return fmt.Sprintf(`{%q: %q, "service": "CLOUDFRONT"}`, field, prefix)
+	}
+	good := `{"prefixes": [` + entry("ip_prefix", "13.32.0.0/15") + `], "ipv6_prefixes": [` + entry("ipv6_prefix", "2600:9000::/28") + `]}`
+	got, err := fetchCloudFront(context.Background(), serve(good))
+	if err != nil || string(got) != "13.32.0.0/15\n2600:9000::/28\n" {
+		t.Fatalf("a good document: %q, %v", got, err)
+	}
+	for name, doc := range map[string]string{
+		"an IPv4 entry without ip_prefix":  `{"prefixes": [` + entry("ipv6_prefix", "2600:9000::/28") + `]}`,
+		"an IPv6 prefix in the IPv4 list":  `{"prefixes": [` + entry("ip_prefix", "2600:9000::/28") + `]}`,
+		"an IPv4 prefix in the IPv6 list":  `{"ipv6_prefixes": [` + entry("ipv6_prefix", "13.32.0.0/15") + `]}`,
+		"a prefix split across the fields": `{"ipv6_prefixes": [{"ip_prefix": "2600:9000::", "ipv6_prefix": "/28", "service": "CLOUDFRONT"}]}`,
+		"a mapped IPv4 prefix":             `{"prefixes": [` + entry("ip_prefix", "::ffff:13.32.0.0/111") + `]}`,
+	} {
+		if got, err := fetchCloudFront(context.Background(), serve(doc)); err == nil {
+			t.Errorf("%s: read as %q", name, got)
+		}
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -102,16 +101,22 @@ func fetchCloudFront(ctx context.Context, url string) ([]byte, error) {
 		return nil, fmt.Errorf("malformed document: %v", err)
 	}
 	var out []byte
-	for _, x := range slices.Concat(doc.Prefixes, doc.IPv6Prefixes) {
-		if x.Service != "CLOUDFRONT" {
-			continue
+	for i, list := range [][]awsPrefix{doc.Prefixes, doc.IPv6Prefixes} {
+		for _, x := range list {
+			if x.Service != "CLOUDFRONT" {
+				continue
+			}
+			// Each list holds its own family, in its own field.
+			s, other, v6 := x.IPPrefix, x.IPv6Prefix, i == 1
+			if v6 {
+				s, other = other, s
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil || other != "" || p.Addr().Zone() != "" || p.Addr().Is6() != v6 {
+				return nil, fmt.Errorf("malformed document: prefix %q", s+other)
+			}
+			out = fmt.Appendln(out, p.Masked())
 		}
-		s := x.IPPrefix + x.IPv6Prefix // one of them is empty
-		p, err := netip.ParsePrefix(s)
-		if err != nil || p.Addr().Zone() != "" {
-			return nil, fmt.Errorf("malformed document: prefix %q", s)
-		}
-		out = fmt.Appendln(out, p.Masked())
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no CLOUDFRONT prefix in the document")
