@@ -150,7 +150,7 @@ func (r *Resolver) chase(ctx context.Context, name string, qtype uint16) ([]neti
 		for {
 			addrs, next, err := step(resp.Answer, owner, qtype)
 			if err != nil {
-				return addrs, fmt.Errorf("%w (answer from %s)", err, server)
+				return nil, fmt.Errorf("%w (answer from %s)", err, server)
 			}
 			if len(addrs) > 0 {
 				return addrs, nil
@@ -201,7 +201,7 @@ func step(answer []dns.RR, owner string, qtype uint16) (addrs []netip.Addr, next
 		case *dns.CNAME:
 			t := dns.CanonicalName(v.Target)
 			if next != "" && next != t {
-				return addrs, "", fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
+				return nil, "", fmt.Errorf("%s has two CNAMEs (%s and %s)", plain(owner), plain(next), plain(t))
 			}
 			next = t
 		}

@@ -193,6 +193,16 @@ func TestLookupFollowsAnswersFromOneServer(t *testing.T) {
 			wantMsg: []string{"a.example has two CNAMEs (b.example and c.example) (answer from 127.0.0.1:"},
 		},
 		{
+			name: "an owner with addresses before two different CNAMEs is an error too",
+			zone: dnstest.Zone{"a.example. A": {Answer: []string{
+				"a.example. 60 IN A 192.0.2.1",
+				"a.example. 60 IN CNAME b.example.",
+				"a.example. 60 IN CNAME c.example.",
+			}}},
+			host:    "a.example",
+			wantMsg: []string{"a.example has two CNAMEs (b.example and c.example) (answer from 127.0.0.1:"},
+		},
+		{
 			name: "NXDOMAIN says the name does not exist",
 			zone: dnstest.Zone{
 				"gone.example. A":    {Rcode: dns.RcodeNameError},
