@@ -208,7 +208,7 @@ func (e *Engine) act(ctx context.Context, doing, verb, name string, done engine.
 	case serr != nil:
 	case st == engine.Absent:
 		err = engine.ErrNotFound
-	case st == done:
+	case done != "" && st == done:
 		return nil
 	}
 	return fmt.Errorf("%s container %s: %w", doing, name, err)
