@@ -309,13 +309,8 @@ func (b *Backend) forget(ctx context.Context, n policy.Network) error {
 func EndFlows(ctx context.Context, run proc.Runner, n policy.Network, addrs []netip.Addr) error {
 	var flows []flowFilter
 	for _, a := range addrs {
-		a = a.Unmap()
-		net := n.IPv4
-		if a.Is6() {
-			net = n.IPv6
-		}
-		if net.IsValid() && a.IsValid() {
-			flows = append(flows, flowFilter{src: net, dst: a})
+		if net := n.Subnet(a); net.IsValid() {
+			flows = append(flows, flowFilter{src: net, dst: a.Unmap()})
 		}
 	}
 	return deleteFlows(ctx, run, flows)

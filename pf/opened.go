@@ -303,11 +303,8 @@ func EndStates(ctx context.Context, r proc.Runner, n policy.Network, addrs []net
 	var errs []error
 	for _, a := range addrs {
 		a = a.Unmap()
-		net := n.IPv4
-		if a.Is6() {
-			net = n.IPv6
-		}
-		if !net.IsValid() || !a.IsValid() {
+		net := n.Subnet(a)
+		if !net.IsValid() {
 			continue
 		}
 		if _, err := runPfctl(ctx, r, nil, "-k", net.String(), "-k", a.String()); err != nil {

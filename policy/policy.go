@@ -25,6 +25,18 @@ type Network struct {
 	Interface string       // host bridge interface (bridge100, cni-podman1); "" when unknown
 }
 
+// Subnet returns the network's subnet of a's family (a unmapped), invalid
+// when the network has none or a is invalid.
+func (n Network) Subnet(a netip.Addr) netip.Prefix {
+	switch a = a.Unmap(); {
+	case a.Is4():
+		return n.IPv4
+	case a.Is6():
+		return n.IPv6
+	}
+	return netip.Prefix{}
+}
+
 // HostAddrs4 returns the addresses of the IPv4 subnet that the host itself
 // receives: the gateway, the subnet's last address (its broadcast address)
 // and its first (the network's own address, which BSD kernels, macOS's

@@ -194,3 +194,22 @@ func TestDecideWithTheDNSFilter(t *testing.T) {
 		t.Errorf("an opened address without the filter: %v, want Refuse", got)
 	}
 }
+
+func TestSubnetIsTheOneOfTheAddressFamily(t *testing.T) {
+	n := policy.Network{IPv4: netip.MustParsePrefix("192.168.64.0/24"), IPv6: netip.MustParsePrefix("fd00::/64")}
+	for a, want := range map[string]netip.Prefix{
+		"93.184.216.34":        n.IPv4,
+		"::ffff:93.184.216.34": n.IPv4,
+		"2606:50c0::1":         n.IPv6,
+	} {
+		if got := n.Subnet(netip.MustParseAddr(a)); got != want {
+			t.Errorf("Subnet(%s) = %v, want %v", a, got, want)
+		}
+	}
+	if got := (policy.Network{IPv4: n.IPv4}).Subnet(netip.MustParseAddr("2606:50c0::1")); got.IsValid() {
+		t.Errorf("a network without IPv6: Subnet of an IPv6 address = %v", got)
+	}
+	if got := n.Subnet(netip.Addr{}); got.IsValid() {
+		t.Errorf("Subnet of the zero address = %v", got)
+	}
+}
