@@ -42,6 +42,19 @@ type rig struct {
 	runner   *recordingRunner
 }
 
+// check returns the check of Status named what; the test fails when there
+// is none.
+func (r *rig) check(what string) firewall.Check {
+	r.t.Helper()
+	for _, c := range r.fw.Status(context.Background()) {
+		if c.What == what {
+			return c
+		}
+	}
+	r.t.Errorf("status has no check %q", what)
+	return firewall.Check{OK: true}
+}
+
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	st := fakepfctl.Stock()
@@ -562,10 +575,8 @@ func TestUpRefusesWhenTheMainRulesetNoLongerEvaluatesComApple(t *testing.T) {
 			t.Errorf("the error does not mention %q: %v", s, err)
 		}
 	}
-	for _, c := range r.fw.Status(ctx) {
-		if c.What == `main ruleset evaluates "com.apple/*"` && (c.OK || !strings.Contains(c.Fix, "/etc/pf.conf")) {
-			t.Errorf("status: %+v", c)
-		}
+	if c := r.check(`main ruleset evaluates "com.apple/*"`); c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
+		t.Errorf("status: %+v", c)
 	}
 	if err := r.fw.Down(ctx); err != nil {
 		t.Fatal(err)
@@ -683,17 +694,8 @@ func TestUpWithTheDNSFilterRefusesWhenTheMainRulesetNoLongerEvaluatesRdrAnchor(t
 			t.Errorf("the error does not mention %q: %v", s, err)
 		}
 	}
-	found := false
-	for _, c := range r.fw.Status(ctx) {
-		if c.What == `main ruleset evaluates rdr-anchor "com.apple/*"` {
-			found = true
-			if c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
-				t.Errorf("status: %+v", c)
-			}
-		}
-	}
-	if !found {
-		t.Error("status does not check the redirect's anchor point")
+	if c := r.check(`main ruleset evaluates rdr-anchor "com.apple/*"`); c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
+		t.Errorf("status: %+v", c)
 	}
 	// The repair the error names brings it back.
 	r.other("scrub-anchor \"com.apple/*\"\nnat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
@@ -719,26 +721,15 @@ func TestUpRefusesWhenTheMainRulesetNoLongerEvaluatesScrubAnchor(t *testing.T) {
 	if !strings.Contains(err.Error(), "sudo pfctl -f /etc/pf.conf") {
 		t.Errorf("the error does not say how to repair it: %v", err)
 	}
-	found := false
-	for _, c := range r.fw.Status(ctx) {
-		if c.What == `main ruleset evaluates scrub-anchor "com.apple/*"` {
-			found = true
-			if c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
-				t.Errorf("status: %+v", c)
-			}
-		}
-	}
-	if !found {
-		t.Error("status does not check the scrub anchor point")
+	if c := r.check(`main ruleset evaluates scrub-anchor "com.apple/*"`); c.OK || !strings.Contains(c.Fix, "/etc/pf.conf") {
+		t.Errorf("status: %+v", c)
 	}
 	r.other("scrub-anchor \"com.apple/*\"\nnat-anchor \"com.apple/*\"\nrdr-anchor \"com.apple/*\"\nanchor \"com.apple/*\"\n", "-f", "-")
 	if err := r.fw.Up(ctx, withFilter(policytest.DualStack()), policytest.Allowlist()); err != nil {
 		t.Fatalf("after the repair: %v", err)
 	}
-	for _, c := range r.fw.Status(ctx) {
-		if c.What == `main ruleset evaluates scrub-anchor "com.apple/*"` && !c.OK {
-			t.Errorf("after the repair, status: %+v", c)
-		}
+	if c := r.check(`main ruleset evaluates scrub-anchor "com.apple/*"`); !c.OK {
+		t.Errorf("after the repair, status: %+v", c)
 	}
 	if err := r.fw.Down(ctx); err != nil {
 		t.Fatal(err)
@@ -760,10 +751,8 @@ func TestUpWithTheDNSFilterNoticesARedirectThatDidNotLoad(t *testing.T) {
 		t.Fatalf("Up: %v", err)
 	}
 	r.runner.after = nil
-	for _, c := range r.fw.Status(ctx) {
-		if c.What == "DNS filter redirect loaded" && c.OK {
-			t.Errorf("status: %+v", c)
-		}
+	if c := r.check("DNS filter redirect loaded"); c.OK {
+		t.Errorf("status: %+v", c)
 	}
 	if err := r.fw.Down(ctx); err != nil {
 		t.Fatal(err)
